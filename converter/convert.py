@@ -1,0 +1,101 @@
+"""tflm_train.convert: a Keras model becomes one trainable .tflite."""
+
+from .. import _core
+from ..errors import ConversionError
+from ..optimizers import SGD
+from ..policies import Full, Policy
+from . import keras_model, tflite_graph
+from .plan_writer import LOSSES, PLAN_METADATA_NAME, build_plan
+
+_LOSS_ALIASES = {
+    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
+    "mse": "mean_squared_error",
+    "mean_squared_error": "mean_squared_error",
+    "binary_crossentropy": "binary_crossentropy",
+}
+_LOSS_CLASSES = {
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "MeanSquaredError": "mean_squared_error",
+    "BinaryCrossentropy": "binary_crossentropy",
+}
+
+
+def _loss_name(loss):
+    if isinstance(loss, str):
+        if loss not in _LOSS_ALIASES:
+            raise ConversionError(f"loss '{loss}' is not supported; use one of {sorted(_LOSS_ALIASES)}")
+        return _LOSS_ALIASES[loss]
+    kind = type(loss).__name__
+    if kind not in _LOSS_CLASSES:
+        raise ConversionError(f"loss {kind} is not supported; use one of {sorted(_LOSS_ALIASES)}")
+    config = loss.get_config()
+    if config.get("from_logits") or config.get("label_smoothing"):
+        raise ConversionError("from_logits and label_smoothing are not supported: end the model in "
+                              "softmax/sigmoid instead")
+    return _LOSS_CLASSES[kind]
+
+
+def _check_loss_fits(loss, ops):
+    last = ops[-1].kind
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy") and last != 5:
+        raise ConversionError(f"{loss} needs a model whose last layer ends in softmax")
+    if loss == "binary_crossentropy" and last != 3:
+        raise ConversionError("binary_crossentropy needs a model whose last layer ends in sigmoid")
+
+
+def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1):
+    """Converts a Keras model into a trainable .tflite (bytes).
+
+    The result runs inference in stock TFLite/TFLM unchanged and carries a
+    training plan that tflm_train's C++ trainer reads.
+
+    Args:
+      model: a built Keras Sequential or Functional model of Dense, Activation,
+        ReLU, Softmax, Flatten, Reshape and Dropout layers (Dropout is dropped).
+      loss: "sparse_categorical_crossentropy" or "categorical_crossentropy"
+        (model ends in softmax), "mse", or "binary_crossentropy" (ends in sigmoid);
+        the matching Keras loss objects are accepted too.
+      optimizer: a `tflm_train.SGD` (or a `keras.optimizers.SGD`).
+      trainable: None for every layer Keras marks trainable; a list of layer
+        names; or an int N for the last N weight layers.
+      policy: a sparsity policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`.
+      batch_size: samples per update the on-device arena is planned for.
+
+    Raises:
+      ConversionError: for an unsupported layer, loss or option (the message names it).
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise ConversionError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not model.built:
+        raise ConversionError("the model is not built: give it an Input or call it once")
+    loss = _loss_name(loss)
+    if not isinstance(optimizer, SGD):
+        optimizer = SGD.from_keras(optimizer)
+    policy = Full() if policy is None else policy
+    if not isinstance(policy, Policy):
+        raise ConversionError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
+    if int(batch_size) != batch_size or not 1 <= batch_size <= 65536:
+        raise ConversionError(f"batch_size must be an integer from 1 to 65536, got {batch_size!r}")
+
+    keras_model.check_layers(model)
+    graph = tflite_graph.read(keras_model.to_tflite(model))
+    ops = tflite_graph.plan_ops(graph, keras_model.dense_layers(model))
+    _check_loss_fits(loss, ops)
+    tflite_graph.mark_trainable(graph, ops, trainable)
+    input_tensor, output_tensor = tflite_graph.io_tensors(graph)
+
+    def assemble(memory):
+        plan = build_plan(ops, input_tensor, output_tensor, loss, optimizer, policy, int(batch_size), memory)
+        tflite_graph.add_metadata(graph, PLAN_METADATA_NAME, plan)
+        return tflite_graph.write(graph)
+
+    # The memory plan is what the C++ planner measures for this very file.
+    memory = _core.measure_arena(assemble(None))
+    return assemble(memory)
+
+
+__all__ = ["convert", "LOSSES"]

@@ -1,0 +1,173 @@
+"""TFLite side of conversion: read the graph TensorFlow's converter produced,
+map it to plan ops, and give every trainable tensor a buffer of its own."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConversionError
+
+_OP_KINDS = {"FULLY_CONNECTED": 0, "RELU": 1, "RELU6": 2, "LOGISTIC": 3, "TANH": 4, "SOFTMAX": 5, "RESHAPE": 6}
+_FUSED = {0: 0, 1: 1, 3: 2}  # TFLite ActivationFunctionType NONE/RELU/RELU6 -> plan FusedActivation
+
+
+@dataclass
+class PlanOp:
+    kind: int
+    inputs: list
+    output: int
+    weights: int = -1
+    bias: int = -1
+    activation: int = 0
+    trainable: bool = False
+    name: str = ""
+    keras_layer: object = field(default=None, repr=False)
+
+
+def _schema():
+    from tensorflow.lite.python import schema_py_generated
+    return schema_py_generated
+
+
+def read(tflite_bytes):
+    from tensorflow.lite.tools import flatbuffer_utils
+    return flatbuffer_utils.read_model_from_bytearray(bytearray(tflite_bytes))
+
+
+def write(model):
+    from tensorflow.lite.tools import flatbuffer_utils
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _op_name(model, op):
+    schema = _schema()
+    code = model.operatorCodes[op.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return names.get(number, f"op#{number}")
+
+
+def _tensor_data(model, index):
+    t = model.subgraphs[0].tensors[index]
+    data = model.buffers[t.buffer].data
+    return None if data is None else np.frombuffer(bytes(bytearray(data)), np.float32)
+
+
+def _new_buffer(model, raw):
+    schema = _schema()
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(bytes(raw), np.uint8)
+    model.buffers.append(buffer)
+    return len(model.buffers) - 1
+
+
+def _own_buffer(model, tensor_index):
+    """Moves a tensor's data to a fresh buffer if another tensor shares it."""
+    sg = model.subgraphs[0]
+    buffer = sg.tensors[tensor_index].buffer
+    users = sum(1 for s in model.subgraphs for t in s.tensors if t.buffer == buffer)
+    if users > 1:
+        sg.tensors[tensor_index].buffer = _new_buffer(model, _tensor_data(model, tensor_index).tobytes())
+
+
+def _add_bias_tensor(model, name, values):
+    schema = _schema()
+    tensor = schema.TensorT()
+    tensor.shape = np.array([len(values)], np.int32)
+    tensor.type = schema.TensorType.FLOAT32
+    tensor.name = name.encode()
+    tensor.buffer = _new_buffer(model, np.asarray(values, np.float32).tobytes())
+    model.subgraphs[0].tensors.append(tensor)
+    return len(model.subgraphs[0].tensors) - 1
+
+
+def plan_ops(model, dense):
+    """Plan ops for subgraph 0, in the converter's (topological) order.
+
+    `dense` is keras_model.dense_layers(): each FULLY_CONNECTED op is matched to the
+    Dense layer whose kernel it holds (TFLite stores it transposed, [out, in]); an
+    omitted all-zero bias is materialized and shared buffers are split, so every
+    weight and bias owns exactly one buffer.
+    """
+    sg = model.subgraphs[0]
+    unmatched = list(dense)
+    ops = []
+    for op in sg.operators:
+        name = _op_name(model, op)
+        if name not in _OP_KINDS:
+            raise ConversionError(f"TensorFlow's converter produced a {name} op, which the trainer does not "
+                                  f"support (supported ops: {', '.join(_OP_KINDS)})")
+        inputs = [int(i) for i in op.inputs]
+        out = int(op.outputs[0])
+        out_name = sg.tensors[out].name.decode()
+        plan_op = PlanOp(kind=_OP_KINDS[name], inputs=[inputs[0]], output=out, name=out_name)
+        options = op.builtinOptions
+        if name == "FULLY_CONNECTED":
+            fused = int(options.fusedActivationFunction)
+            if fused not in _FUSED or options.keepNumDims:
+                raise ConversionError(f"FULLY_CONNECTED '{out_name}' has an unsupported fused activation "
+                                      f"or keep_num_dims")
+            plan_op.activation = _FUSED[fused]
+            plan_op.weights = inputs[1]
+            kernel_t = _tensor_data(model, inputs[1])
+            match = next((d for d in unmatched if kernel_t is not None and d[1].size == kernel_t.size
+                          and np.array_equal(d[1].T.reshape(-1), kernel_t)), None)
+            if match is None:
+                raise ConversionError(f"could not match FULLY_CONNECTED '{out_name}' to a Keras Dense layer")
+            unmatched.remove(match)
+            layer, _, bias = match
+            plan_op.name = layer.name
+            plan_op.keras_layer = layer
+            if bias is not None:
+                if len(inputs) < 3 or inputs[2] < 0:
+                    inputs_list = list(op.inputs) + [-1] * (3 - len(op.inputs))
+                    inputs_list[2] = _add_bias_tensor(model, f"{layer.name}/bias", bias)
+                    op.inputs = np.array(inputs_list, np.int32)
+                    inputs = inputs_list
+                elif not np.array_equal(_tensor_data(model, inputs[2]), bias):
+                    raise ConversionError(f"bias of '{layer.name}' in the .tflite differs from Keras'")
+                plan_op.bias = int(inputs[2])
+        elif name == "SOFTMAX" and float(options.beta) != 1.0:
+            raise ConversionError(f"SOFTMAX '{out_name}' has beta {options.beta}; only 1 is supported")
+        ops.append(plan_op)
+    return ops
+
+
+def mark_trainable(model, ops, trainable):
+    """Sets PlanOp.trainable from the user's choice and un-shares those buffers."""
+    weighted = [op for op in ops if op.weights >= 0]
+    names = [op.name for op in weighted]
+    if trainable is None:
+        chosen = {op.name for op in weighted if op.keras_layer.trainable}
+    elif isinstance(trainable, int) and not isinstance(trainable, bool):
+        if not 1 <= trainable <= len(weighted):
+            raise ConversionError(f"trainable={trainable}: the model has {len(weighted)} weight layers")
+        chosen = set(names[-trainable:])
+    else:
+        chosen = set([trainable] if isinstance(trainable, str) else trainable)
+        unknown = chosen - set(names)
+        if unknown:
+            raise ConversionError(f"trainable names unknown layers {sorted(unknown)}; weight layers: {names}")
+    if not chosen:
+        raise ConversionError("no layer would train: choose at least one weight layer")
+    for op in weighted:
+        op.trainable = op.name in chosen
+        if op.trainable:
+            _own_buffer(model, op.weights)
+            if op.bias >= 0:
+                _own_buffer(model, op.bias)
+
+
+def add_metadata(model, name, payload):
+    """Adds (or replaces) a metadata entry holding `payload`."""
+    schema = _schema()
+    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()]
+    entry = schema.MetadataT()
+    entry.name = name.encode()
+    entry.buffer = _new_buffer(model, payload)
+    model.metadata.append(entry)
+
+
+def io_tensors(model):
+    sg = model.subgraphs[0]
+    return int(sg.inputs[0]), int(sg.outputs[0])

@@ -1,0 +1,55 @@
+// Fully-connected forward and backward on one sample. Weights are TFLite's
+// [out, in] row-major; `rows` lists the output rows that get backward work, in
+// ascending order, so sparse backward touches only those rows.
+#ifndef TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
+#define TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
+
+#include <stdint.h>
+
+#include "kernels/activations.h"
+
+namespace tflm_train {
+namespace kernels {
+
+// y[o] = act(bias[o] + sum_i w[o, i] * x[i]); bias may be null.
+inline void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out,
+                           FusedAct act, float* y) {
+  for (int o = 0; o < n_out; ++o) {
+    const float* w_row = w + o * n_in;
+    float total = 0.0f;
+    for (int i = 0; i < n_in; ++i) total += x[i] * w_row[i];
+    if (bias != nullptr) total += bias[o];
+    y[o] = ApplyFusedAct(act, total);
+  }
+}
+
+// dx[i] += sum over kept rows o of w[o, i] * delta[o].
+inline void FullyConnectedInputGrad(const float* w, int n_in, const float* delta,
+                                    const int32_t* rows, int num_rows, float* dx) {
+  for (int r = 0; r < num_rows; ++r) {
+    const int o = rows[r];
+    const float d = delta[o];
+    const float* w_row = w + o * n_in;
+    for (int i = 0; i < n_in; ++i) dx[i] += w_row[i] * d;
+  }
+}
+
+// grad_w[o, :] += delta[o] * x for kept rows; grad_b += delta (dense, every row).
+inline void FullyConnectedAccumulateGrad(const float* x, int n_in, const float* delta,
+                                         const int32_t* rows, int num_rows, int n_out,
+                                         float* grad_w, float* grad_b) {
+  for (int r = 0; r < num_rows; ++r) {
+    const int o = rows[r];
+    const float d = delta[o];
+    float* g_row = grad_w + o * n_in;
+    for (int i = 0; i < n_in; ++i) g_row[i] += d * x[i];
+  }
+  if (grad_b != nullptr) {
+    for (int o = 0; o < n_out; ++o) grad_b[o] += delta[o];
+  }
+}
+
+}  // namespace kernels
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_

@@ -1,0 +1,79 @@
+#include "sparsity_policy.h"
+
+#include <math.h>
+
+namespace tflm_train {
+namespace {
+
+int32_t ClampK(float s, int32_t n) {
+  const float kept = roundf(s * static_cast<float>(n));
+  if (!(kept >= 1.0f)) return 1;  // also catches NaN
+  if (kept >= static_cast<float>(n)) return n;
+  return static_cast<int32_t>(kept);
+}
+
+bool InUnit(float v) { return v >= 0.0f && v <= 1.0f; }
+
+}  // namespace
+
+float TotalError(const float* delta, int n) {
+  float y = 0.0f;
+  for (int i = 0; i < n; ++i) y += fabsf(delta[i]);
+  return y;
+}
+
+float UpdateYmax(const PolicyParams& policy, float y, float* ymax) {
+  const float decayed = *ymax * policy.ymax_decay;
+  *ymax = y > decayed ? y : decayed;
+  return *ymax;
+}
+
+int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y, float ymax) {
+  switch (policy.kind) {
+    case PolicyKind::kStaticTopK:
+      return ClampK(policy.ratio, n);
+    case PolicyKind::kTinyProp:
+    case PolicyKind::kTinyPropV2: {
+      const float ratio = ymax > 0.0f ? y / ymax : 0.0f;
+      float damping = 1.0f;  // zeta^position by repeated float32 multiplication
+      for (int p = 0; p < position; ++p) damping *= policy.zeta;
+      const float s = (policy.s_min + (policy.s_max - policy.s_min) * ratio) * damping;
+      return ClampK(s, n);
+    }
+    default:
+      return n;
+  }
+}
+
+bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out) {
+  if (policy.kind != PolicyKind::kTinyPropV2) return true;
+  const float alpha = ymax_out > 0.0f ? y_out / ymax_out : 0.0f;
+  const float d = (policy.d_min + alpha * (policy.d_max - policy.d_min)) * policy.beta;
+  return d > policy.tau;
+}
+
+const char* CheckPolicy(const PolicyParams& p) {
+  if (static_cast<uint8_t>(p.kind) > static_cast<uint8_t>(PolicyKind::kTinyPropV2)) {
+    return "unknown policy kind";
+  }
+  if (p.kind == PolicyKind::kStaticTopK && !(p.ratio > 0.0f && p.ratio <= 1.0f)) {
+    return "StaticTopK ratio must be in (0, 1]";
+  }
+  if (p.kind == PolicyKind::kTinyProp || p.kind == PolicyKind::kTinyPropV2) {
+    if (!InUnit(p.s_min) || !InUnit(p.s_max) || p.s_min > p.s_max) {
+      return "TinyProp needs 0 <= s_min <= s_max <= 1";
+    }
+    if (!(p.zeta > 0.0f && p.zeta <= 1.0f)) return "TinyProp zeta must be in (0, 1]";
+    if (!(p.ymax_decay > 0.0f && p.ymax_decay <= 1.0f)) {
+      return "TinyProp ymax_decay must be in (0, 1]";
+    }
+  }
+  if (p.kind == PolicyKind::kTinyPropV2) {
+    if (!isfinite(p.d_min) || !isfinite(p.d_max) || !isfinite(p.beta) || !isfinite(p.tau)) {
+      return "TinyPropV2 d_min, d_max, beta and tau must be finite";
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace tflm_train

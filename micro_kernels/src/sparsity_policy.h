@@ -1,0 +1,32 @@
+// How many outputs of a trainable layer get backward work (k), and the
+// TinyPropV2 per-sample gate. The arithmetic is float32 in a fixed order, as
+// ALGORITHM.md specifies, so the Python reference can reproduce it exactly.
+#ifndef TFLM_TRAIN_SPARSITY_POLICY_H_
+#define TFLM_TRAIN_SPARSITY_POLICY_H_
+
+#include <stdint.h>
+
+#include "tflm_train/trainer.h"
+
+namespace tflm_train {
+
+// Sum of |delta| over the layer's n outputs: the layer's total error Y.
+float TotalError(const float* delta, int n);
+
+// Updates the running maximum (first decayed by ymax_decay) and returns it.
+float UpdateYmax(const PolicyParams& policy, float y, float* ymax);
+
+// k for a layer with n outputs at `position` trainable layers from the output,
+// given its error Y and its (already updated) running maximum.
+int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y, float ymax);
+
+// TinyPropV2: true when the sample should be trained (D > tau), from the output
+// layer's error and running maximum. Always true for the other policies.
+bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out);
+
+// Checks the parameters; returns a description of the first problem, or null.
+const char* CheckPolicy(const PolicyParams& policy);
+
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_SPARSITY_POLICY_H_

@@ -1,0 +1,560 @@
+// Trainer set-up: validate everything the model and plan say, then lay the
+// arena out. Nothing here runs per step.
+#include <math.h>
+#include <string.h>
+
+#include "arena_allocator.h"
+#include "model_reader.h"
+#include "sgd.h"
+#include "sparsity_policy.h"
+#include "trainer_internal.h"
+#include "tflm_train/trainer.h"
+
+namespace tflm_train {
+namespace {
+
+constexpr uint32_t kMaxBatchSize = 65536;
+
+// The op (before `before`) that writes `tensor`, or -1.
+int Producer(const plan::TrainingPlan* p, int tensor, int before) {
+  for (int i = 0; i < before; ++i) {
+    if (p->ops()->Get(i)->output() == tensor) return i;
+  }
+  return -1;
+}
+
+bool IsFused(const plan::TrainingPlan* p, int last_kind) {
+  const plan::LossKind loss = p->loss();
+  return ((loss == plan::LossKind::SparseCategoricalCrossentropy ||
+           loss == plan::LossKind::CategoricalCrossentropy) &&
+          last_kind == static_cast<int>(plan::OpKind::Softmax)) ||
+         (loss == plan::LossKind::BinaryCrossentropy &&
+          last_kind == static_cast<int>(plan::OpKind::Logistic));
+}
+
+PolicyParams PolicyFromPlan(const plan::Policy* p) {
+  PolicyParams out;
+  if (p == nullptr) return out;
+  out.kind = static_cast<PolicyKind>(p->kind());
+  out.ratio = p->ratio();
+  out.s_min = p->s_min();
+  out.s_max = p->s_max();
+  out.zeta = p->zeta();
+  out.ymax_decay = p->ymax_decay();
+  out.d_min = p->d_min();
+  out.d_max = p->d_max();
+  out.beta = p->beta();
+  out.tau = p->tau();
+  return out;
+}
+
+static_assert(static_cast<int>(OpKind::kReshape) == static_cast<int>(plan::OpKind::Reshape) &&
+                  static_cast<int>(OpKind::kSoftmax) == static_cast<int>(plan::OpKind::Softmax) &&
+                  static_cast<int>(OpKind::kFullyConnected) ==
+                      static_cast<int>(plan::OpKind::FullyConnected),
+              "step-code op kinds must equal the plan's");
+
+constexpr uint32_t kStateMagic = 0x31535454;  // "TTS1"
+
+}  // namespace
+
+const char* StatusName(Status status) {
+  switch (status) {
+    case Status::kOk: return "Ok";
+    case Status::kInvalidArgument: return "InvalidArgument";
+    case Status::kInvalidModel: return "InvalidModel";
+    case Status::kMissingPlan: return "MissingPlan";
+    case Status::kUnsupportedPlanVersion: return "UnsupportedPlanVersion";
+    case Status::kInvalidPlan: return "InvalidPlan";
+    case Status::kUnsupportedModel: return "UnsupportedModel";
+    case Status::kArenaTooSmall: return "ArenaTooSmall";
+    case Status::kBadInput: return "BadInput";
+    case Status::kBadLabel: return "BadLabel";
+    case Status::kNonFinite: return "NonFinite";
+    case Status::kNotInitialized: return "NotInitialized";
+  }
+  return "Unknown";
+}
+
+Status Trainer::Fail(Status status, const char* what, long long value, const char* tail) {
+  Message message(error_, sizeof(error_));
+  message.Add(what);
+  if (value >= 0) message.Add(value);
+  message.Add(tail);
+  return status;
+}
+
+Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t arena_size,
+                     const TrainerOptions& options) {
+  ready_ = false;
+  report_ = ArenaReport();
+  counters_ = Counters();
+  error_[0] = '\0';
+  if (model == nullptr) return Fail(Status::kInvalidArgument, "model is null");
+  if ((reinterpret_cast<uintptr_t>(model) & 15u) != 0) {
+    return Fail(Status::kInvalidArgument, "model bytes must start at a 16-byte aligned address");
+  }
+  ModelView view;
+  Message why(error_, sizeof(error_));
+  Status status = ReadModel(model, model_size, &view, &why);
+  if (status != Status::kOk) return status;
+  plan_ = view.plan;
+  model_ = model;
+  status = Validate(view, options);
+  if (status != Status::kOk) return status;
+
+  status = Layout(view, nullptr, 0);  // measure
+  if (status != Status::kOk) return status;
+  if (arena == nullptr || arena_size < report_.required_bytes) {
+    Message message(error_, sizeof(error_));
+    message.Add("arena of ").Add(static_cast<long long>(arena == nullptr ? 0 : arena_size))
+        .Add(" bytes is too small: this model needs ")
+        .Add(static_cast<long long>(report_.required_bytes)).Add(" bytes");
+    return Status::kArenaTooSmall;
+  }
+  if ((reinterpret_cast<uintptr_t>(arena) & 15u) != 0) {
+    return Fail(Status::kInvalidArgument, "arena must start at a 16-byte aligned address");
+  }
+  status = Layout(view, arena, arena_size);
+  if (status != Status::kOk) return status;
+  ready_ = true;
+  return Status::kOk;
+}
+
+Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
+  const plan::TrainingPlan* p = view.plan;
+  Message m(error_, sizeof(error_));
+  if (p->ops() == nullptr || p->ops()->size() == 0) {
+    m.Add("training plan lists no ops");
+    return Status::kInvalidPlan;
+  }
+  num_ops_ = static_cast<int>(p->ops()->size());
+  num_tensors_ = static_cast<int>(view.subgraph->tensors()->size());
+  num_trainable_ = 0;
+  first_trainable_op_ = -1;
+
+  for (int i = 0; i < num_ops_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    const int kind = static_cast<int>(op->kind());
+    if (kind > static_cast<int>(plan::OpKind::MAX)) {
+      m.Add("op ").Add(i).Add(" has kind ").Add(kind).Add(", which this trainer does not know");
+      return Status::kUnsupportedModel;
+    }
+    if (op->inputs() == nullptr || op->inputs()->size() != 1) {
+      m.Add("op ").Add(i).Add(" must read exactly one activation tensor");
+      return Status::kInvalidPlan;
+    }
+    const int in = op->inputs()->Get(0);
+    const int out = op->output();
+    const tflite::Tensor* in_t = TensorAt(view, in);
+    const tflite::Tensor* out_t = TensorAt(view, out);
+    if (in_t == nullptr || out_t == nullptr) {
+      m.Add("op ").Add(i).Add(" refers to a tensor outside the model's ").Add(num_tensors_)
+          .Add(" tensors");
+      return Status::kInvalidPlan;
+    }
+    if (in_t->type() != kTensorFloat32 || out_t->type() != kTensorFloat32) {
+      m.Add("op ").Add(i).Add(" works on a tensor that is not float32; only float models train");
+      return Status::kUnsupportedModel;
+    }
+    if (in != p->input() && Producer(p, in, i) < 0) {
+      m.Add("op ").Add(i).Add(" reads tensor ").Add(in).Add(" before any op writes it");
+      return Status::kInvalidPlan;
+    }
+    if (out == p->input() || out == in || Producer(p, out, i) >= 0) {
+      m.Add("op ").Add(i).Add(" writes tensor ").Add(out).Add(", which already has a value");
+      return Status::kInvalidPlan;
+    }
+    const int64_t n_in = TensorElements(in_t);
+    const int64_t n_out = TensorElements(out_t);
+    if (n_in == 0 || n_out == 0) {
+      m.Add("op ").Add(i).Add(" has a tensor with an empty, dynamic or oversized shape");
+      return Status::kUnsupportedModel;
+    }
+    const bool has_weights = op->weights() >= 0 || op->bias() >= 0;
+    if (op->kind() == plan::OpKind::FullyConnected) {
+      const tflite::Tensor* w_t = TensorAt(view, op->weights());
+      if (w_t == nullptr || w_t->shape() == nullptr || w_t->shape()->size() != 2 ||
+          w_t->shape()->Get(0) != n_out || w_t->shape()->Get(1) != n_in) {
+        m.Add("op ").Add(i).Add(" (FullyConnected) needs weights shaped [").Add(n_out).Add(", ")
+            .Add(n_in).Add("]");
+        return Status::kInvalidPlan;
+      }
+      if (static_cast<int>(op->activation()) > static_cast<int>(plan::FusedActivation::MAX)) {
+        m.Add("op ").Add(i).Add(" has an unknown fused activation");
+        return Status::kUnsupportedModel;
+      }
+      if (ConstantData(view, model_, op->weights(), n_out * n_in, &m) == nullptr ||
+          (op->bias() >= 0 && ConstantData(view, model_, op->bias(), n_out, &m) == nullptr)) {
+        return Status::kInvalidPlan;
+      }
+      if (op->trainable()) {
+        const int tensors[2] = {op->weights(), op->bias()};
+        for (int t : tensors) {
+          if (t < 0) continue;
+          const uint32_t buffer = TensorAt(view, t)->buffer();
+          if (BufferUsers(view, buffer) != 1) {
+            m.Add("trainable tensor ").Add(t).Add(" shares buffer ").Add(static_cast<long long>(buffer))
+                .Add(" with another tensor; each must own its buffer");
+            return Status::kInvalidPlan;
+          }
+        }
+        if (num_trainable_ == kMaxTrainableLayers) {
+          m.Add("model has more than ").Add(kMaxTrainableLayers).Add(" trainable layers");
+          return Status::kUnsupportedModel;
+        }
+        if (first_trainable_op_ < 0) first_trainable_op_ = i;
+        ++num_trainable_;
+      }
+    } else {
+      if (has_weights || op->trainable()) {
+        m.Add("op ").Add(i).Add(" has no weights, yet the plan gives it some or marks it trainable");
+        return Status::kInvalidPlan;
+      }
+      if (n_in != n_out) {
+        m.Add("op ").Add(i).Add(" must keep the element count (").Add(n_in).Add(" in, ").Add(n_out)
+            .Add(" out)");
+        return Status::kInvalidPlan;
+      }
+      if (op->kind() == plan::OpKind::Softmax && n_out % TensorLastDim(out_t) != 0) {
+        m.Add("op ").Add(i).Add(" (Softmax) has a shape whose last axis does not divide it");
+        return Status::kInvalidPlan;
+      }
+    }
+  }
+
+  const tflite::SubGraph* sg = view.subgraph;
+  if (sg->inputs() == nullptr || sg->inputs()->size() != 1 || sg->outputs() == nullptr ||
+      sg->outputs()->size() != 1) {
+    m.Add("model must have exactly one input and one output");
+    return Status::kUnsupportedModel;
+  }
+  const plan::Op* last = p->ops()->Get(num_ops_ - 1);
+  if (p->input() != sg->inputs()->Get(0) || p->output() != sg->outputs()->Get(0) ||
+      last->output() != p->output()) {
+    m.Add("plan's input/output tensors do not match the model's");
+    return Status::kInvalidPlan;
+  }
+  if (num_trainable_ == 0) {
+    m.Add("plan marks no layer trainable");
+    return Status::kInvalidPlan;
+  }
+
+  // Loss.
+  const int loss = static_cast<int>(p->loss());
+  const int last_kind = static_cast<int>(last->kind());
+  if (loss > static_cast<int>(plan::LossKind::MAX)) {
+    m.Add("plan names loss ").Add(loss).Add(", which this trainer does not know");
+    return Status::kUnsupportedModel;
+  }
+  const bool cross_entropy = p->loss() == plan::LossKind::SparseCategoricalCrossentropy ||
+                             p->loss() == plan::LossKind::CategoricalCrossentropy;
+  if (cross_entropy && last_kind != static_cast<int>(plan::OpKind::Softmax)) {
+    m.Add("categorical cross-entropy needs a model ending in Softmax");
+    return Status::kInvalidPlan;
+  }
+  if (p->loss() == plan::LossKind::BinaryCrossentropy &&
+      last_kind != static_cast<int>(plan::OpKind::Logistic)) {
+    m.Add("binary cross-entropy needs a model ending in a sigmoid (Logistic)");
+    return Status::kInvalidPlan;
+  }
+  const tflite::Tensor* out_t = TensorAt(view, p->output());
+  output_size_ = static_cast<size_t>(TensorElements(out_t));
+  if (cross_entropy && TensorLastDim(out_t) != static_cast<int32_t>(output_size_)) {
+    m.Add("cross-entropy needs one row of class scores per sample");
+    return Status::kUnsupportedModel;
+  }
+  input_size_ = static_cast<size_t>(TensorElements(TensorAt(view, p->input())));
+  loss_kind_ = static_cast<uint8_t>(loss);
+  target_size_ = p->loss() == plan::LossKind::SparseCategoricalCrossentropy ? 1 : output_size_;
+  loss_op_ = IsFused(p, last_kind) ? num_ops_ - 1 : num_ops_;
+
+  // Optimizer.
+  const plan::Optimizer* opt = p->optimizer();
+  if (opt == nullptr) {
+    m.Add("plan has no optimizer");
+    return Status::kInvalidPlan;
+  }
+  lr_ = opt->learning_rate();
+  momentum_ = opt->momentum();
+  weight_decay_ = opt->weight_decay();
+  schedule_ = static_cast<uint8_t>(opt->schedule());
+  decay_steps_ = opt->decay_steps();
+  warmup_steps_ = opt->warmup_steps();
+  alpha_ = opt->alpha();
+  warmup_initial_ = opt->warmup_initial();
+  if (!(lr_ >= 0.0f && isfinite(lr_)) || !(momentum_ >= 0.0f && momentum_ < 1.0f) ||
+      !(weight_decay_ >= 0.0f && isfinite(weight_decay_))) {
+    m.Add("optimizer needs a finite learning rate >= 0, momentum in [0, 1), weight decay >= 0");
+    return Status::kInvalidPlan;
+  }
+  if (schedule_ > static_cast<uint8_t>(plan::ScheduleKind::MAX)) {
+    m.Add("plan names an unknown learning-rate schedule");
+    return Status::kUnsupportedModel;
+  }
+  if (schedule_ == static_cast<uint8_t>(plan::ScheduleKind::CosineDecay) &&
+      (decay_steps_ == 0 || !(alpha_ >= 0.0f && alpha_ <= 1.0f) || !isfinite(warmup_initial_))) {
+    m.Add("cosine schedule needs decay_steps > 0, alpha in [0, 1] and a finite warm-up start");
+    return Status::kInvalidPlan;
+  }
+
+  // Policy and batch.
+  policy_ = options.override_policy ? options.policy : PolicyFromPlan(p->policy());
+  if (const char* problem = CheckPolicy(policy_)) {
+    m.Add(problem);
+    return options.override_policy ? Status::kInvalidArgument : Status::kInvalidPlan;
+  }
+  batch_size_ = options.batch_size != 0 ? options.batch_size : p->batch_size();
+  if (batch_size_ == 0 || batch_size_ > kMaxBatchSize) {
+    m.Add("batch size must be 1 to ").Add(static_cast<long long>(kMaxBatchSize));
+    return Status::kInvalidArgument;
+  }
+  accumulate_ = batch_size_ > 1;
+  error_[0] = '\0';
+  return Status::kOk;
+}
+
+Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size) {
+  const plan::TrainingPlan* p = view.plan;
+  ArenaAllocator a(arena, arena_size);
+  const bool commit = !a.measuring();
+  Message m(error_, sizeof(error_));
+
+  ops_ = a.Take<OpRuntime>(num_ops_);
+  layers_ = a.Take<TrainableLayer>(num_trainable_);
+  tensor_data_ = a.Take<float*>(num_tensors_);
+  tensor_grad_ = a.Take<float*>(num_tensors_);
+  if (commit) {
+    for (int t = 0; t < num_tensors_; ++t) tensor_data_[t] = tensor_grad_[t] = nullptr;
+  }
+  size_t mark = a.used();
+  report_.bookkeeping_bytes = mark;
+
+  // Forward activations: the input copy and every op's output (Reshape aliases).
+  input_ = a.Take<float>(input_size_);
+  if (commit) tensor_data_[p->input()] = input_;
+  for (int i = 0; i < num_ops_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    if (op->kind() == plan::OpKind::Reshape) {
+      if (commit) tensor_data_[op->output()] = tensor_data_[op->inputs()->Get(0)];
+      continue;
+    }
+    float* out = a.Take<float>(static_cast<size_t>(TensorElements(TensorAt(view, op->output()))));
+    if (commit) tensor_data_[op->output()] = out;
+  }
+  report_.activation_bytes = a.used() - mark;
+  mark = a.used();
+
+  // Error buffers, one region zeroed per sample: outputs of the ops that get backward.
+  size_t region_start = 0;
+  int32_t widest = 0;  // widest layer that gets backward, for the selection scratch
+  for (int i = first_trainable_op_; i < loss_op_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    const int in = op->inputs()->Get(0);
+    const int32_t n_out = static_cast<int32_t>(TensorElements(TensorAt(view, op->output())));
+    if (n_out > widest) widest = n_out;
+    if (op->kind() == plan::OpKind::Reshape && Producer(p, in, i) >= first_trainable_op_) {
+      if (commit) tensor_grad_[op->output()] = tensor_grad_[in];
+      continue;
+    }
+    float* grad = a.Take<float>(static_cast<size_t>(n_out));
+    if (region_start == 0) region_start = a.used() - static_cast<size_t>(n_out) * sizeof(float);
+    if (commit) tensor_grad_[op->output()] = grad;
+  }
+  error_region_floats_ = (a.used() - region_start) / sizeof(float);
+  if (commit) error_region_ = reinterpret_cast<float*>(arena + region_start);
+  size_t error_bytes = a.used() - mark;
+  mark = a.used();
+
+  // Per trainable layer: kept rows, batch accumulators, momentum.
+  size_t optimizer_bytes = 0, accumulator_bytes = 0, scratch_bytes = 0;
+  int layer = 0;
+  for (int i = 0; i < num_ops_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    if (!op->trainable()) continue;
+    const int32_t n_out = static_cast<int32_t>(TensorElements(TensorAt(view, op->output())));
+    const int32_t n_in = static_cast<int32_t>(TensorElements(TensorAt(view, op->inputs()->Get(0))));
+    const size_t n_w = static_cast<size_t>(n_out) * static_cast<size_t>(n_in);
+    const size_t n_b = op->bias() >= 0 ? static_cast<size_t>(n_out) : 0;
+    size_t before = a.used();
+    int32_t* rows = a.Take<int32_t>(static_cast<size_t>(n_out));
+    scratch_bytes += a.used() - before;
+    before = a.used();
+    float* w_grad = accumulate_ ? a.Take<float>(n_w) : nullptr;
+    float* b_grad = accumulate_ && n_b > 0 ? a.Take<float>(n_b) : nullptr;
+    accumulator_bytes += a.used() - before;
+    before = a.used();
+    float* w_vel = momentum_ > 0.0f ? a.Take<float>(n_w) : nullptr;
+    float* b_vel = momentum_ > 0.0f && n_b > 0 ? a.Take<float>(n_b) : nullptr;
+    optimizer_bytes += a.used() - before;
+    if (commit) {
+      TrainableLayer& l = layers_[layer];
+      l.op = i;
+      l.position = num_trainable_ - 1 - layer;
+      l.n_in = n_in;
+      l.n_out = n_out;
+      l.rows = rows;
+      l.weight_grad = w_grad;
+      l.bias_grad = b_grad;
+      l.weight_velocity = w_vel;
+      l.bias_velocity = b_vel;
+      l.k = 0;
+      l.ymax = 0.0f;
+      if (w_grad != nullptr) memset(w_grad, 0, n_w * sizeof(float));
+      if (b_grad != nullptr) memset(b_grad, 0, n_b * sizeof(float));
+      if (w_vel != nullptr) memset(w_vel, 0, n_w * sizeof(float));
+      if (b_vel != nullptr) memset(b_vel, 0, n_b * sizeof(float));
+    }
+    ++layer;
+  }
+  size_t before = a.used();
+  select_index_ = a.Take<int32_t>(static_cast<size_t>(widest));
+  select_mask_ = a.Take<uint8_t>(static_cast<size_t>(widest));
+  all_rows_ = a.Take<int32_t>(static_cast<size_t>(widest));
+  scratch_bytes += a.used() - before;
+  if (commit) {
+    for (int32_t r = 0; r < widest; ++r) all_rows_[r] = r;
+  }
+
+  if (a.overflow()) {
+    m.Add("model is too large to lay out in memory");
+    return Status::kUnsupportedModel;
+  }
+  report_.gradient_bytes = error_bytes + accumulator_bytes;
+  report_.optimizer_bytes = optimizer_bytes;
+  report_.scratch_bytes = scratch_bytes;
+  report_.required_bytes = a.used();
+  if (!commit) return Status::kOk;
+
+  // Op records, now that every buffer has its place.
+  layer = 0;
+  for (int i = 0; i < num_ops_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    OpRuntime& r = ops_[i];
+    const int in = op->inputs()->Get(0);
+    const tflite::Tensor* out_t = TensorAt(view, op->output());
+    r.kind = static_cast<OpKind>(op->kind());
+    r.n_in = static_cast<int32_t>(TensorElements(TensorAt(view, in)));
+    r.n_out = static_cast<int32_t>(TensorElements(out_t));
+    r.depth = TensorLastDim(out_t);
+    r.rows = r.n_out / r.depth;
+    r.in = tensor_data_[in];
+    r.out = tensor_data_[op->output()];
+    r.d_in = tensor_grad_[in];
+    r.d_out = tensor_grad_[op->output()];
+    r.weights = nullptr;
+    r.bias = nullptr;
+    r.layer = -1;
+    r.act = kernels::FusedAct::kNone;
+    if (op->kind() == plan::OpKind::Relu) r.act = kernels::FusedAct::kRelu;
+    if (op->kind() == plan::OpKind::Relu6) r.act = kernels::FusedAct::kRelu6;
+    if (op->kind() == plan::OpKind::FullyConnected) {
+      r.act = static_cast<kernels::FusedAct>(op->activation());
+      r.weights = ConstantData(view, model_, op->weights(),
+                               static_cast<int64_t>(r.n_out) * r.n_in, &m);
+      if (op->bias() >= 0) r.bias = ConstantData(view, model_, op->bias(), r.n_out, &m);
+      if (op->trainable()) {
+        r.layer = layer;
+        layers_[layer].weights = r.weights;
+        layers_[layer].bias = r.bias;
+        ++layer;
+      }
+    }
+  }
+  const plan::Op* last_backward = p->ops()->Get(loss_op_ - 1);
+  output_ = tensor_data_[p->output()];
+  logits_ = tensor_data_[last_backward->output()];
+  loss_grad_ = tensor_grad_[last_backward->output()];
+  error_[0] = '\0';
+  return Status::kOk;
+}
+
+void Trainer::ResetPolicyState() {
+  for (int i = 0; i < num_trainable_ && layers_ != nullptr; ++i) layers_[i].ymax = 0.0f;
+}
+
+size_t Trainer::layer_outputs(int i) const {
+  return ready_ && i >= 0 && i < num_trainable_ ? static_cast<size_t>(layers_[i].n_out) : 0;
+}
+
+float Trainer::layer_ymax(int i) const {
+  return ready_ && i >= 0 && i < num_trainable_ ? layers_[i].ymax : 0.0f;
+}
+
+float Trainer::LearningRate() const {
+  return ScheduledLearningRate(schedule_, lr_, counters_.steps, decay_steps_, warmup_steps_,
+                               alpha_, warmup_initial_);
+}
+
+// State layout: magic, layer count, momentum flag, counters, Ymax per layer,
+// then each layer's weight and bias velocities when momentum is on.
+size_t Trainer::StateBytes() const {
+  size_t bytes = 3 * sizeof(uint32_t) + sizeof(Counters) + num_trainable_ * sizeof(float);
+  if (momentum_ > 0.0f) {
+    for (int i = 0; i < num_trainable_; ++i) {
+      bytes += static_cast<size_t>(layers_[i].n_out) * layers_[i].n_in * sizeof(float);
+      if (layers_[i].bias != nullptr) bytes += layers_[i].n_out * sizeof(float);
+    }
+  }
+  return bytes;
+}
+
+namespace {
+
+struct StateCursor {
+  uint8_t* bytes;
+  size_t at;
+  void Put(const void* from, size_t n) { memcpy(bytes + at, from, n); at += n; }
+  void Get(void* to, size_t n) { memcpy(to, bytes + at, n); at += n; }
+};
+
+}  // namespace
+
+Status Trainer::SaveState(uint8_t* out, size_t out_size) {
+  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
+  if (out == nullptr || out_size != StateBytes()) {
+    return Fail(Status::kInvalidArgument, "state buffer must be exactly StateBytes() = ",
+                static_cast<long long>(StateBytes()), " bytes");
+  }
+  StateCursor c{out, 0};
+  const uint32_t header[3] = {kStateMagic, static_cast<uint32_t>(num_trainable_),
+                              momentum_ > 0.0f ? 1u : 0u};
+  c.Put(header, sizeof(header));
+  c.Put(&counters_, sizeof(counters_));
+  for (int i = 0; i < num_trainable_; ++i) c.Put(&layers_[i].ymax, sizeof(float));
+  if (momentum_ > 0.0f) {
+    for (int i = 0; i < num_trainable_; ++i) {
+      const TrainableLayer& l = layers_[i];
+      c.Put(l.weight_velocity, static_cast<size_t>(l.n_out) * l.n_in * sizeof(float));
+      if (l.bias != nullptr) c.Put(l.bias_velocity, l.n_out * sizeof(float));
+    }
+  }
+  return Status::kOk;
+}
+
+Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
+  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
+  if (in == nullptr || in_size != StateBytes()) {
+    return Fail(Status::kInvalidArgument, "state must be exactly StateBytes() = ",
+                static_cast<long long>(StateBytes()), " bytes for this model and optimizer");
+  }
+  StateCursor c{const_cast<uint8_t*>(in), 0};
+  uint32_t header[3];
+  c.Get(header, sizeof(header));
+  if (header[0] != kStateMagic || header[1] != static_cast<uint32_t>(num_trainable_) ||
+      header[2] != (momentum_ > 0.0f ? 1u : 0u)) {
+    return Fail(Status::kInvalidArgument, "state was saved by a trainer for another model");
+  }
+  c.Get(&counters_, sizeof(counters_));
+  for (int i = 0; i < num_trainable_; ++i) c.Get(&layers_[i].ymax, sizeof(float));
+  if (momentum_ > 0.0f) {
+    for (int i = 0; i < num_trainable_; ++i) {
+      TrainableLayer& l = layers_[i];
+      c.Get(l.weight_velocity, static_cast<size_t>(l.n_out) * l.n_in * sizeof(float));
+      if (l.bias != nullptr) c.Get(l.bias_velocity, l.n_out * sizeof(float));
+    }
+  }
+  return Status::kOk;
+}
+
+}  // namespace tflm_train

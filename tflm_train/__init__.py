@@ -1,0 +1,25 @@
+"""tflm_train: train TensorFlow Lite Micro models on the microcontroller.
+
+    model_bytes = tflm_train.convert(keras_model, loss="sparse_categorical_crossentropy",
+                                     optimizer=tflm_train.SGD(0.05))
+    trainer = tflm_train.MicroTrainer(model_bytes, policy=tflm_train.TinyPropV2())
+    trainer.fit(x, y, epochs=3)
+    trainer.save("trained.tflite")   # still runs in stock TFLM
+"""
+
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback
+from .converter import ModelInfo, convert, read_model_info
+from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidModelError,
+                     MissingPlanError, NonFiniteError, TrainerError, UnsupportedPlanVersionError)
+from .optimizers import SGD, CosineDecay
+from .policies import Full, StaticTopK, TinyProp, TinyPropV2
+from .trainer import MicroTrainer, StepResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "convert", "read_model_info", "ModelInfo", "MicroTrainer", "StepResult", "SGD", "CosineDecay",
+    "Full", "StaticTopK", "TinyProp", "TinyPropV2", "Callback", "History", "LambdaCallback", "EarlyStopping",
+    "TrainerError", "ConversionError", "InvalidModelError", "MissingPlanError", "UnsupportedPlanVersionError",
+    "ArenaTooSmallError", "BadInputError", "BadLabelError", "NonFiniteError",
+]

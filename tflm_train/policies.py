@@ -1,0 +1,89 @@
+"""Sparsity policies: which outputs of each trainable layer get a backward pass.
+
+The math is ALGORITHM.md's; the C++ trainer runs it. A policy is stored in the
+plan at conversion (`convert(..., policy=...)`) and can be overridden per
+trainer (`MicroTrainer(model, policy=...)`).
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+_KINDS = {"Full": 0, "StaticTopK": 1, "TinyProp": 2, "TinyPropV2": 3}
+
+
+class Policy:
+    """Base class of the four policies."""
+
+    def to_dict(self):
+        """All parameters, as the C++ trainer takes them (defaults for unused ones)."""
+        values = dict(ratio=1.0, s_min=0.1, s_max=0.9, zeta=0.5, ymax_decay=1.0,
+                      d_min=0.0, d_max=1.0, beta=1.0, tau=0.5)
+        values.update(asdict(self))
+        values["kind"] = _KINDS[type(self).__name__]
+        return values
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Full(Policy):
+    """Plain backprop: every output of every layer (the baseline)."""
+
+
+@dataclass(frozen=True)
+class StaticTopK(Policy):
+    """meProp: keep the round(ratio * n) largest errors of each layer."""
+
+    ratio: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio!r}")
+
+
+@dataclass(frozen=True)
+class TinyProp(Policy):
+    """TinyProp: a per-sample, per-layer ratio from the layer's error (ALGORITHM.md)."""
+
+    s_min: float = 0.1
+    s_max: float = 0.9
+    zeta: float = 0.5
+    ymax_decay: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.s_min <= self.s_max <= 1.0:
+            raise ValueError("TinyProp needs 0 <= s_min <= s_max <= 1")
+        if not 0.0 < self.zeta <= 1.0:
+            raise ValueError(f"zeta must be in (0, 1], got {self.zeta!r}")
+        if not 0.0 < self.ymax_decay <= 1.0:
+            raise ValueError(f"ymax_decay must be in (0, 1], got {self.ymax_decay!r}")
+
+
+@dataclass(frozen=True)
+class TinyPropV2(TinyProp):
+    """TinyPropV2: TinyProp plus a per-sample gate that skips samples with D <= tau."""
+
+    d_min: float = 0.0
+    d_max: float = 1.0
+    beta: float = 1.0
+    tau: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not all(math.isfinite(v) for v in (self.d_min, self.d_max, self.beta, self.tau)):
+            raise ValueError("d_min, d_max, beta and tau must be finite")
+
+
+def policy_from_dict(values):
+    """The policy a plan or the C++ trainer describes."""
+    kind = {v: k for k, v in _KINDS.items()}[int(values["kind"])]
+    if kind == "Full":
+        return Full()
+    if kind == "StaticTopK":
+        return StaticTopK(values["ratio"])
+    tinyprop = {k: values[k] for k in ("s_min", "s_max", "zeta", "ymax_decay")}
+    if kind == "TinyProp":
+        return TinyProp(**tinyprop)
+    return TinyPropV2(**tinyprop, **{k: values[k] for k in ("d_min", "d_max", "beta", "tau")})
