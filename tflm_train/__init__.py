@@ -7,6 +7,14 @@
     trainer.save("trained.tflite")   # still runs in stock TFLM
 """
 
+import os as _os
+
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "converter")):
+    raise ImportError(
+        "tflm_train is being imported from its source tree, which lacks the compiled trainer. "
+        "Install it (`pip install .`) and run from outside the checkout; run the tests with `pytest`, "
+        "not `python -m pytest` (which puts the checkout first on sys.path).")
+
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .converter import ModelInfo, convert, read_model_info
 from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidModelError,

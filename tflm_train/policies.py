@@ -87,3 +87,27 @@ def policy_from_dict(values):
     if kind == "TinyProp":
         return TinyProp(**tinyprop)
     return TinyPropV2(**tinyprop, **{k: values[k] for k in ("d_min", "d_max", "beta", "tau")})
+
+
+_NAMES = {"full": Full, "static": StaticTopK, "statictopk": StaticTopK, "tinyprop": TinyProp,
+          "tinypropv2": TinyPropV2}
+
+
+def parse_policy(text):
+    """A policy from text: "full", "static:0.3", "tinyprop", "tinypropv2:tau=0.4,s_min=0.2"."""
+    name, _, args = text.strip().partition(":")
+    cls = _NAMES.get(name.lower().replace("_", "").replace("-", ""))
+    if cls is None:
+        raise ValueError(f"unknown policy '{name}'; use one of full, static:RATIO, tinyprop[:k=v,...], "
+                         "tinypropv2[:k=v,...]")
+    if not args:
+        return cls()
+    if cls is StaticTopK and "=" not in args:
+        return StaticTopK(float(args))
+    values = {}
+    for item in args.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"policy parameter '{item}' must be key=value")
+        values[key.strip()] = float(value)
+    return cls(**values)

