@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -173,6 +174,50 @@ class PyTrainer {
     return d;
   }
 
+  // Many consecutive batches in one call (fit's fast path): per batch, its mean
+  // loss, correct count, trained/skipped samples and MACs. Stops at the first
+  // failing batch and raises, after the batches before it have trained.
+  py::dict TrainSteps(const FloatArray& x, const FloatArray& y, uint32_t batch_size) {
+    const size_t n = CheckBatch(x, trainer_.input_size(), "x");
+    if (CheckBatch(y, trainer_.target_size(), "y") != n) {
+      throw py::value_error("x and y hold different numbers of samples");
+    }
+    if (batch_size == 0 || batch_size > trainer_.batch_size()) {
+      throw py::value_error("batch_size must be 1 to the trainer's batch size");
+    }
+    const size_t batches = (n + batch_size - 1) / batch_size;
+    py::array_t<float> loss(batches), correct(batches);
+    py::array_t<uint32_t> trained(batches), skipped(batches);
+    py::array_t<uint64_t> fwd(batches), bwd(batches);
+    Status s = Status::kOk;
+    {
+      py::gil_scoped_release release;
+      for (size_t b = 0; b < batches && s == Status::kOk; ++b) {
+        const size_t first = b * batch_size;
+        const uint32_t count = static_cast<uint32_t>(std::min<size_t>(batch_size, n - first));
+        tflm_train::StepResult step;
+        s = trainer_.TrainStep(x.data() + first * trainer_.input_size(), trainer_.input_size(),
+                               y.data() + first * trainer_.target_size(), trainer_.target_size(), count,
+                               &step, nullptr);
+        loss.mutable_data()[b] = step.loss;
+        correct.mutable_data()[b] = step.correct;
+        trained.mutable_data()[b] = step.trained;
+        skipped.mutable_data()[b] = step.skipped;
+        fwd.mutable_data()[b] = step.forward_macs;
+        bwd.mutable_data()[b] = step.backward_macs;
+      }
+    }
+    if (s != Status::kOk) Raise(s, trainer_.error_message());
+    py::dict d;
+    d["loss"] = loss;
+    d["correct"] = correct;
+    d["trained"] = trained;
+    d["skipped"] = skipped;
+    d["forward_macs"] = fwd;
+    d["backward_macs"] = bwd;
+    return d;
+  }
+
   // Per-sample loss and correctness without training.
   py::tuple Evaluate(const FloatArray& x, const FloatArray& y) {
     const size_t n = CheckBatch(x, trainer_.input_size(), "x");
@@ -279,6 +324,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("arena_size") = 0, py::arg("batch_size") = 0, py::arg("policy") = py::none())
       .def("predict", &PyTrainer::Predict)
       .def("train_step", &PyTrainer::TrainStep)
+      .def("train_steps", &PyTrainer::TrainSteps, py::arg("x"), py::arg("y"), py::arg("batch_size"))
       .def("evaluate", &PyTrainer::Evaluate)
       .def("model_bytes", &PyTrainer::ModelBytes)
       .def("save_state", &PyTrainer::SaveState)

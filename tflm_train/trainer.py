@@ -34,6 +34,12 @@ class StepResult:
     sample_k: np.ndarray        # (samples, layers)
 
 
+def _overrides(callback, hook):
+    """True when a callback (by subclass or LambdaCallback) defines `hook`."""
+    method = getattr(callback, hook)
+    return getattr(method, "__func__", method) is not getattr(Callback, hook)
+
+
 def _as_float_array(name, values):
     array = np.asarray(values)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) \
@@ -202,6 +208,11 @@ class MicroTrainer:
             cb.on_train_begin()
         n = len(x)
         batches = (n + batch_size - 1) // batch_size
+        # Batches go to C++ in chunks unless a callback hooks every batch, which then
+        # runs between batches exactly as in Keras.
+        per_batch_hooks = any(_overrides(cb, "on_train_batch_begin") or _overrides(cb, "on_train_batch_end")
+                              for cb in callbacks)
+        chunk = 1 if per_batch_hooks else max(1, 512 // batch_size)
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
@@ -211,24 +222,32 @@ class MicroTrainer:
             order = self._rng.permutation(n) if shuffle else np.arange(n)
             loss_sum = correct = skipped = fwd = bwd = 0.0
             seen = 0
-            for b in range(batches):
-                index = order[b * batch_size:(b + 1) * batch_size]
-                for cb in callbacks:
-                    cb.on_train_batch_begin(b)
-                r = self._core.train_step(x[index], y[index])
-                seen += len(index)
-                loss_sum += float(r["loss"]) * len(index)
-                correct += float(r["correct"])
-                skipped += int(r["skipped"])
-                fwd += int(r["forward_macs"])
-                bwd += int(r["backward_macs"])
-                batch_logs = {"loss": loss_sum / seen}
-                if self.info.loss in _CLASSIFYING:
-                    batch_logs["accuracy"] = correct / seen
-                for cb in callbacks:
-                    cb.on_train_batch_end(b, batch_logs)
+            for first in range(0, batches, chunk):
+                last = min(first + chunk, batches)
+                index = order[first * batch_size:last * batch_size]
+                if per_batch_hooks:
+                    for cb in callbacks:
+                        cb.on_train_batch_begin(first)
+                r = self._core.train_steps(x[index], y[index], batch_size)
+                sizes = np.minimum(batch_size, n - np.arange(first, last) * batch_size)
+                if per_batch_hooks:  # running logs after every batch
+                    for i, b in enumerate(range(first, last)):
+                        seen += int(sizes[i])
+                        loss_sum += float(r["loss"][i]) * sizes[i]
+                        correct += float(r["correct"][i])
+                        batch_logs = self._running_logs(loss_sum, correct, seen)
+                        for cb in callbacks:
+                            cb.on_train_batch_end(b, batch_logs)
+                else:
+                    seen += int(sizes.sum())
+                    loss_sum += float(np.dot(r["loss"].astype(np.float64), sizes))
+                    correct += float(r["correct"].sum(dtype=np.float64))
+                    batch_logs = self._running_logs(loss_sum, correct, seen)
+                skipped += int(r["skipped"].sum())
+                fwd += int(r["forward_macs"].sum())
+                bwd += int(r["backward_macs"].sum())
                 if bar:
-                    bar.update(b + 1, batch_logs)
+                    bar.update(last, batch_logs)
                 if self.stop_training:
                     break
             logs = dict(batch_logs, skipped=skipped / seen, forward_macs=int(fwd), backward_macs=int(bwd))
@@ -246,6 +265,12 @@ class MicroTrainer:
         for cb in callbacks:
             cb.on_train_end()
         return history
+
+    def _running_logs(self, loss_sum, correct, seen):
+        logs = {"loss": loss_sum / seen}
+        if self.info.loss in _CLASSIFYING:
+            logs["accuracy"] = correct / seen
+        return logs
 
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
         """Mean loss (and accuracy for classification losses), as Keras' evaluate."""

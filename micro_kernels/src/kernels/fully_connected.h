@@ -11,13 +11,22 @@
 namespace tflm_train {
 namespace kernels {
 
-// y[o] = act(bias[o] + sum_i w[o, i] * x[i]); bias may be null.
+// y[o] = act(bias[o] + sum_i w[o, i] * x[i]); bias may be null. Four partial sums
+// in a fixed order break the add latency chain on hosts and stay deterministic.
 inline void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out,
                            FusedAct act, float* y) {
+  const int n4 = n_in & ~3;
   for (int o = 0; o < n_out; ++o) {
     const float* w_row = w + o * n_in;
-    float total = 0.0f;
-    for (int i = 0; i < n_in; ++i) total += x[i] * w_row[i];
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int i = 0; i < n4; i += 4) {
+      s0 += x[i] * w_row[i];
+      s1 += x[i + 1] * w_row[i + 1];
+      s2 += x[i + 2] * w_row[i + 2];
+      s3 += x[i + 3] * w_row[i + 3];
+    }
+    for (int i = n4; i < n_in; ++i) s0 += x[i] * w_row[i];
+    float total = (s0 + s1) + (s2 + s3);
     if (bias != nullptr) total += bias[o];
     y[o] = ApplyFusedAct(act, total);
   }
