@@ -489,6 +489,7 @@ float Trainer::LearningRate() const {
 // State layout: magic, layer count, momentum flag, counters, Ymax per layer,
 // then each layer's weight and bias velocities when momentum is on.
 size_t Trainer::StateBytes() const {
+  if (!ready_) return 0;  // layers_ is not laid out until Init succeeds
   size_t bytes = 3 * sizeof(uint32_t) + sizeof(Counters) + num_trainable_ * sizeof(float);
   if (momentum_ > 0.0f) {
     for (int i = 0; i < num_trainable_; ++i) {

@@ -84,7 +84,7 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // model: the .tflite bytes, 4-byte aligned and writable (weights change in place).
+  // model: the .tflite bytes, 16-byte aligned and writable (weights change in place).
   // arena: 16-byte aligned scratch owned by the caller for the trainer's lifetime.
   // Passing arena == nullptr measures: Init returns kArenaTooSmall and fills arena_report().
   Status Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t arena_size,
@@ -107,6 +107,7 @@ class Trainer {
   void ResetPolicyState();
 
   // Trainer state beyond the weights: step counter, counters, Ymax, momentum.
+  // StateBytes() is 0 until Init succeeds.
   size_t StateBytes() const;
   Status SaveState(uint8_t* out, size_t out_size);
   Status LoadState(const uint8_t* in, size_t in_size);
