@@ -84,7 +84,7 @@ def read_model_info(model_bytes):
         weights = op.Weights()
         ops.append(OpInfo(
             kind=OP_NAMES[op.Kind()] if op.Kind() < len(OP_NAMES) else f"kind#{op.Kind()}",
-            name=(op.Name() or b"").decode(),
+            name=(op.Name() or b"").decode(errors="replace"),
             activation=ACTIVATION_NAMES[op.Activation()] if op.Activation() < 3 else "?",
             trainable=bool(op.Trainable()),
             input_shape=_shape(tensors.Tensors(op.Inputs(0))),

@@ -61,24 +61,30 @@ def _new_buffer(model, raw):
     return len(model.buffers) - 1
 
 
-def _own_buffer(model, tensor_index):
-    """Moves a tensor's data to a fresh buffer if another tensor shares it."""
-    sg = model.subgraphs[0]
-    buffer = sg.tensors[tensor_index].buffer
-    users = sum(1 for s in model.subgraphs for t in s.tensors if t.buffer == buffer)
-    if users > 1:
-        sg.tensors[tensor_index].buffer = _new_buffer(model, _tensor_data(model, tensor_index).tobytes())
-
-
-def _add_bias_tensor(model, name, values):
+def _add_tensor(model, name, values):
+    """A new float32 constant tensor with a buffer of its own; returns its index."""
     schema = _schema()
+    values = np.ascontiguousarray(values, np.float32)
     tensor = schema.TensorT()
-    tensor.shape = np.array([len(values)], np.int32)
+    tensor.shape = np.array(values.shape, np.int32)
     tensor.type = schema.TensorType.FLOAT32
     tensor.name = name.encode()
-    tensor.buffer = _new_buffer(model, np.asarray(values, np.float32).tobytes())
+    tensor.buffer = _new_buffer(model, values.tobytes())
     model.subgraphs[0].tensors.append(tensor)
     return len(model.subgraphs[0].tensors) - 1
+
+
+def _set_data(model, tensor_index, values):
+    buffer = model.buffers[model.subgraphs[0].tensors[tensor_index].buffer]
+    buffer.data = np.frombuffer(np.ascontiguousarray(values, np.float32).tobytes(), np.uint8)
+
+
+def _is_private(model, tensor_index):
+    """True when exactly one operator input reads the tensor and no other tensor shares its buffer."""
+    readers = sum(1 for s in model.subgraphs for op in s.operators for i in op.inputs if i == tensor_index)
+    buffer = model.subgraphs[0].tensors[tensor_index].buffer
+    users = sum(1 for s in model.subgraphs for t in s.tensors if t.buffer == buffer)
+    return readers == 1 and users == 1
 
 
 def plan_ops(model, dense):
@@ -86,8 +92,8 @@ def plan_ops(model, dense):
 
     `dense` is keras_model.dense_layers(): each FULLY_CONNECTED op is matched to the
     Dense layer whose kernel it holds (TFLite stores it transposed, [out, in]); an
-    omitted all-zero bias is materialized and shared buffers are split, so every
-    weight and bias owns exactly one buffer.
+    omitted all-zero bias is materialized and shared tensors/buffers are split, so
+    every weight and bias is one tensor owning one buffer, read by one op.
     """
     sg = model.subgraphs[0]
     unmatched = list(dense)
@@ -108,25 +114,31 @@ def plan_ops(model, dense):
                 raise ConversionError(f"FULLY_CONNECTED '{out_name}' has an unsupported fused activation "
                                       f"or keep_num_dims")
             plan_op.activation = _FUSED[fused]
-            plan_op.weights = inputs[1]
             kernel_t = _tensor_data(model, inputs[1])
             match = next((d for d in unmatched if kernel_t is not None and d[1].size == kernel_t.size
                           and np.array_equal(d[1].T.reshape(-1), kernel_t)), None)
             if match is None:
                 raise ConversionError(f"could not match FULLY_CONNECTED '{out_name}' to a Keras Dense layer")
             unmatched.remove(match)
-            layer, _, bias = match
+            layer, kernel, bias = match
             plan_op.name = layer.name
             plan_op.keras_layer = layer
+            # Weights and bias get tensors of their own holding Keras' exact values:
+            # TensorFlow's converter may share identical constants between layers and
+            # folds a linear layer's bias into the next layer's, which training must undo.
+            inputs = list(inputs) + [-1] * (3 - len(inputs))
+            if not _is_private(model, inputs[1]):
+                inputs[1] = _add_tensor(model, f"{layer.name}/kernel", kernel.T)
             if bias is not None:
-                if len(inputs) < 3 or inputs[2] < 0:
-                    inputs_list = list(op.inputs) + [-1] * (3 - len(op.inputs))
-                    inputs_list[2] = _add_bias_tensor(model, f"{layer.name}/bias", bias)
-                    op.inputs = np.array(inputs_list, np.int32)
-                    inputs = inputs_list
-                elif not np.array_equal(_tensor_data(model, inputs[2]), bias):
-                    raise ConversionError(f"bias of '{layer.name}' in the .tflite differs from Keras'")
-                plan_op.bias = int(inputs[2])
+                if inputs[2] < 0 or not _is_private(model, inputs[2]):
+                    inputs[2] = _add_tensor(model, f"{layer.name}/bias", bias)
+                else:
+                    _set_data(model, inputs[2], bias)
+            else:
+                inputs[2] = -1  # a bias folded in from a linear layer before it
+            op.inputs = np.array(inputs, np.int32)
+            plan_op.weights = int(inputs[1])
+            plan_op.bias = int(inputs[2])
         elif name == "SOFTMAX" and float(options.beta) != 1.0:
             raise ConversionError(f"SOFTMAX '{out_name}' has beta {options.beta}; only 1 is supported")
         ops.append(plan_op)
@@ -134,7 +146,7 @@ def plan_ops(model, dense):
 
 
 def mark_trainable(model, ops, trainable):
-    """Sets PlanOp.trainable from the user's choice and un-shares those buffers."""
+    """Sets PlanOp.trainable from the user's choice."""
     weighted = [op for op in ops if op.weights >= 0]
     names = [op.name for op in weighted]
     if trainable is None:
@@ -152,10 +164,6 @@ def mark_trainable(model, ops, trainable):
         raise ConversionError("no layer would train: choose at least one weight layer")
     for op in weighted:
         op.trainable = op.name in chosen
-        if op.trainable:
-            _own_buffer(model, op.weights)
-            if op.bias >= 0:
-                _own_buffer(model, op.bias)
 
 
 def add_metadata(model, name, payload):

@@ -125,8 +125,9 @@ class KerasReference:
     """Keras' own training step: GradientTape + keras.optimizers.SGD, as the
     C++ trainer must reproduce it."""
 
-    def __init__(self, model, sgd, loss):
+    def __init__(self, model, sgd, loss, training=True):
         self.model = model
+        self.training = training  # False for models with Dropout (the converter drops it)
         self.optimizer = sgd.to_keras()
         self.loss_fn = keras_loss(loss)
         self.optimizer.build(model.trainable_variables)
@@ -136,7 +137,7 @@ class KerasReference:
 
     def step(self, x, y):
         with tf.GradientTape() as tape:
-            out = self.model(tf.constant(x), training=True)
+            out = self.model(tf.constant(x), training=self.training)
             loss = self.loss_fn(tf.constant(y), out)
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
@@ -155,3 +156,87 @@ def assert_weights_close(got, want, rtol, atol, context=""):
 
 def convert(model, loss="sparse_categorical_crossentropy", optimizer=None, **kwargs):
     return tflm_train.convert(model, loss=loss, optimizer=optimizer or tflm_train.SGD(0.1), **kwargs)
+
+
+# --- the conversion battery -------------------------------------------------------------
+# Each entry: name -> (builder, loss). Builders return a built Keras model whose
+# biases are random (set by the caller) and use every supported layer kind.
+
+def _seq(*layers, name):
+    return keras.Sequential(list(layers), name=name)
+
+
+def _battery_mlp():
+    return _seq(keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="h"),
+                keras.layers.Dense(4, activation="softmax", name="out"), name="mlp")
+
+
+def _battery_flatten_2d():
+    return _seq(keras.Input((4, 5)), keras.layers.Flatten(name="flat"),
+                keras.layers.Dense(8, activation="tanh", name="h"),
+                keras.layers.Dense(3, activation="sigmoid", name="out"), name="flatten_2d")
+
+
+def _battery_reshape_softmax_rows():
+    return _seq(keras.Input((6,)), keras.layers.Dense(12, activation="relu6", name="h"),
+                keras.layers.Reshape((3, 4), name="rows"), keras.layers.Softmax(name="row_softmax"),
+                keras.layers.Flatten(name="flat"), keras.layers.Dense(2, activation="linear", name="out"),
+                name="reshape_softmax_rows")
+
+
+def _battery_activation_layers_dropout():
+    return _seq(keras.Input((10,)), keras.layers.Dense(10, name="h0"), keras.layers.Activation("relu", name="a0"),
+                keras.layers.Dropout(0.3, name="drop"), keras.layers.Dense(6, name="h1"),
+                keras.layers.Activation("tanh", name="a1"), keras.layers.Dense(5, name="h2"),
+                keras.layers.Activation("sigmoid", name="a2"), keras.layers.Activation("linear", name="a3"),
+                keras.layers.Dense(3, name="out"), keras.layers.Softmax(name="probs"),
+                name="activation_layers_dropout")
+
+
+def _battery_relu_layers_no_bias():
+    return _seq(keras.Input((9,)), keras.layers.Dense(7, use_bias=False, name="h0"), keras.layers.ReLU(name="r0"),
+                keras.layers.Dense(5, use_bias=False, name="h1"), keras.layers.ReLU(max_value=6.0, name="r1"),
+                keras.layers.Dense(2, activation="sigmoid", use_bias=False, name="out"),
+                name="relu_layers_no_bias")
+
+
+def _battery_functional():
+    inp = keras.Input((10,), name="x")
+    h = keras.layers.Dense(8, activation="relu6", name="h0")(inp)
+    h = keras.layers.Dense(8, activation="sigmoid", name="h1")(h)
+    h = keras.layers.Dropout(0.2, name="drop")(h)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
+    return keras.Model(inp, out, name="functional")
+
+
+def _battery_deep_regression():
+    return _seq(keras.Input((5,)), keras.layers.Dense(32, activation="tanh", name="h0"),
+                keras.layers.Dense(16, activation="linear", name="h1"),
+                keras.layers.Dense(8, activation="relu", name="h2"),
+                keras.layers.Dense(1, name="out"), name="deep_regression")
+
+
+def _battery_reshape_input():
+    return _seq(keras.Input((12,)), keras.layers.Reshape((3, 4), name="to_3x4"), keras.layers.Flatten(name="flat"),
+                keras.layers.Dense(6, activation="relu", name="h"),
+                keras.layers.Dense(4, activation="softmax", name="out"), name="reshape_input")
+
+
+BATTERY = {
+    "mlp": (_battery_mlp, "sparse_categorical_crossentropy"),
+    "flatten_2d": (_battery_flatten_2d, "binary_crossentropy"),
+    "reshape_softmax_rows": (_battery_reshape_softmax_rows, "mse"),
+    "activation_layers_dropout": (_battery_activation_layers_dropout, "categorical_crossentropy"),
+    "relu_layers_no_bias": (_battery_relu_layers_no_bias, "binary_crossentropy"),
+    "functional": (_battery_functional, "sparse_categorical_crossentropy"),
+    "deep_regression": (_battery_deep_regression, "mse"),
+    "reshape_input": (_battery_reshape_input, "categorical_crossentropy"),
+}
+
+
+def build_battery_model(name, seed=0):
+    keras.utils.set_random_seed(seed)
+    builder, loss = BATTERY[name]
+    model = builder()
+    randomize_biases(model, np.random.default_rng(seed + 100))
+    return model, loss

@@ -1,6 +1,7 @@
 """MicroTrainer: the compiled C++ trainer (micro_kernels) driven from Python
 with Keras' fit/evaluate/predict."""
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,11 @@ class MicroTrainer:
     """
 
     def __init__(self, model_bytes, arena_size=None, *, policy=None, batch_size=None, seed=0):
-        if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+        if isinstance(model_bytes, (str, os.PathLike)):
             with open(model_bytes, "rb") as f:
                 model_bytes = f.read()
+        elif not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+            raise TypeError(f"model_bytes must be bytes or a path to a .tflite, got {type(model_bytes).__name__}")
         if policy is not None and not isinstance(policy, Policy):
             raise TypeError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
         if arena_size is not None and (int(arena_size) != arena_size or arena_size <= 0):

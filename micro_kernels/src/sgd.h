@@ -1,5 +1,5 @@
 // SGD as Keras applies it, and its learning-rate schedules.
-//   weight decay:  w <- w - w*wd*lr            (before the gradient step)
+//   weight decay:  w <- w - w*(wd*lr)          (before the gradient step)
 //   m == 0:        w <- w - g*lr
 //   m > 0:         v <- -g*lr + v*m;  w <- w + v
 #ifndef TFLM_TRAIN_SGD_H_
@@ -26,7 +26,7 @@ inline void SgdUpdate(const SgdStep& s, const float* g, float g_scale, int n, fl
                       float* velocity) {
   for (int i = 0; i < n; ++i) {
     float wi = w[i];
-    if (s.weight_decay != 0.0f) wi = wi - wi * s.weight_decay * s.lr;
+    if (s.weight_decay != 0.0f) wi = wi - wi * (s.weight_decay * s.lr);
     const float gi = g != nullptr ? g[i] * g_scale : 0.0f;
     if (velocity != nullptr) {
       velocity[i] = -gi * s.lr + velocity[i] * s.momentum;
@@ -43,7 +43,7 @@ inline void SgdUpdateRankOne(const SgdStep& s, float delta, const float* x, int 
                              float* velocity) {
   for (int i = 0; i < n; ++i) {
     float wi = w[i];
-    if (s.weight_decay != 0.0f) wi = wi - wi * s.weight_decay * s.lr;
+    if (s.weight_decay != 0.0f) wi = wi - wi * (s.weight_decay * s.lr);
     const float gi = delta * x[i];
     if (velocity != nullptr) {
       velocity[i] = -gi * s.lr + velocity[i] * s.momentum;

@@ -188,10 +188,22 @@ Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
           (op->bias() >= 0 && ConstantData(view, model_, op->bias(), n_out, &m) == nullptr)) {
         return Status::kInvalidPlan;
       }
+      if (op->weights() == op->bias()) {
+        m.Add("op ").Add(i).Add(" uses one tensor as both weights and bias");
+        return Status::kInvalidPlan;
+      }
       if (op->trainable()) {
         const int tensors[2] = {op->weights(), op->bias()};
         for (int t : tensors) {
           if (t < 0) continue;
+          for (int j = 0; j < num_ops_; ++j) {
+            const plan::Op* other = p->ops()->Get(j);
+            if (j != i && (other->weights() == t || other->bias() == t)) {
+              m.Add("trainable tensor ").Add(t).Add(" is also used by op ").Add(j)
+                  .Add("; each trainable tensor must belong to one op");
+              return Status::kInvalidPlan;
+            }
+          }
           const uint32_t buffer = TensorAt(view, t)->buffer();
           if (BufferUsers(view, buffer) != 1) {
             m.Add("trainable tensor ").Add(t).Add(" shares buffer ").Add(static_cast<long long>(buffer))

@@ -16,8 +16,9 @@
 namespace tflm_train {
 namespace {
 
-// Updates larger than this are treated as divergence: the step is refused so
-// that no weight can overflow to Inf.
+// Updates larger than this are treated as divergence and refused. It is below
+// half a float32 ulp at FLT_MAX, so adding such a step to any finite weight
+// cannot round to Inf.
 constexpr float kMaxUpdate = 1e30f;
 
 float MaxAbs(const float* v, int n) {
@@ -29,9 +30,15 @@ float MaxAbs(const float* v, int n) {
   return m;
 }
 
-bool UpdateIsSafe(float lr, float max_grad, float max_input) {
+// The gradient step of one tensor is at most lr * max_grad * max_input; with
+// momentum the velocity adds momentum * max|v|. Weight decay shrinks a weight
+// as long as wd*lr <= 1 (checked once per step).
+bool UpdateIsSafe(float lr, float max_grad, float max_input, float momentum, const float* velocity,
+                  int n) {
   const float step = lr * max_grad;
-  return step <= kMaxUpdate && step * max_input <= kMaxUpdate;
+  if (!(step <= kMaxUpdate && step * max_input <= kMaxUpdate)) return false;
+  if (velocity == nullptr) return true;
+  return momentum * MaxAbs(velocity, n) + step * max_input <= kMaxUpdate;
 }
 
 }  // namespace
@@ -225,10 +232,17 @@ Status Trainer::Backward(SampleResult* r) {
 // gradient buffer. Rows that were not kept are not touched unless momentum or
 // weight decay move every weight anyway.
 Status Trainer::ApplyDirectUpdate(float lr) {
+  if (!(weight_decay_ * lr <= 1.0f)) {
+    return Fail(Status::kNonFinite, "weight_decay * learning_rate exceeds 1; step refused, weights unchanged");
+  }
   for (int l = 0; l < num_trainable_; ++l) {
     const TrainableLayer& layer = layers_[l];
     const OpRuntime& op = ops_[layer.op];
-    if (!UpdateIsSafe(lr, MaxAbs(op.d_out, layer.n_out), MaxAbs(op.in, layer.n_in))) {
+    const float max_delta = MaxAbs(op.d_out, layer.n_out);
+    if (!UpdateIsSafe(lr, max_delta, MaxAbs(op.in, layer.n_in), momentum_, layer.weight_velocity,
+                      layer.n_out * layer.n_in) ||
+        !UpdateIsSafe(lr, max_delta, 1.0f, momentum_, layer.bias_velocity,
+                      layer.bias != nullptr ? layer.n_out : 0)) {
       return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
     }
   }
@@ -266,17 +280,19 @@ Status Trainer::ApplyDirectUpdate(float lr) {
 // actually trained.
 Status Trainer::ApplyAccumulatedUpdate(float lr, uint32_t trained) {
   const float scale = 1.0f / static_cast<float>(trained);
-  for (int l = 0; l < num_trainable_; ++l) {
+  bool safe = weight_decay_ * lr <= 1.0f;
+  for (int l = 0; l < num_trainable_ && safe; ++l) {
     const TrainableLayer& layer = layers_[l];
-    float max_grad = MaxAbs(layer.weight_grad, layer.n_out * layer.n_in);
-    if (layer.bias_grad != nullptr) {
-      const float b = MaxAbs(layer.bias_grad, layer.n_out);
-      if (!(b <= max_grad)) max_grad = b;
-    }
-    if (!UpdateIsSafe(lr, max_grad * scale, 1.0f)) {
-      ClearAccumulators();
-      return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
-    }
+    const int n_w = layer.n_out * layer.n_in;
+    safe = UpdateIsSafe(lr, MaxAbs(layer.weight_grad, n_w) * scale, 1.0f, momentum_,
+                        layer.weight_velocity, n_w) &&
+           (layer.bias_grad == nullptr ||
+            UpdateIsSafe(lr, MaxAbs(layer.bias_grad, layer.n_out) * scale, 1.0f, momentum_,
+                         layer.bias_velocity, layer.n_out));
+  }
+  if (!safe) {
+    ClearAccumulators();
+    return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
   }
   const SgdStep step{lr, momentum_, weight_decay_};
   for (int l = 0; l < num_trainable_; ++l) {
@@ -318,6 +334,9 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
                                 target_len);
     if (status != Status::kOk) return status;
   }
+  // A refused step must leave the policy state as it was, like the weights.
+  float saved_ymax[kMaxTrainableLayers];
+  for (int l = 0; l < num_trainable_; ++l) saved_ymax[l] = layers_[l].ymax;
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;
@@ -331,6 +350,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     if (status == Status::kOk && !r->skipped && !accumulate_) status = ApplyDirectUpdate(lr);
     if (status != Status::kOk) {
       if (accumulate_) ClearAccumulators();
+      for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
       return status;
     }
     loss_sum += r->loss;
@@ -346,7 +366,10 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   }
   if (accumulate_ && result->trained > 0) {
     Status status = ApplyAccumulatedUpdate(lr, result->trained);
-    if (status != Status::kOk) return status;
+    if (status != Status::kOk) {
+      for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
+      return status;
+    }
   }
   result->samples = num_samples;
   result->updated = result->trained > 0;

@@ -6,36 +6,36 @@ import flatbuffers
 from flatbuffers.compat import import_numpy
 np = import_numpy()
 
-class OperatorCodeUnused(object):
+class Opaque(object):
     __slots__ = ['_tab']
 
     @classmethod
     def GetRootAs(cls, buf, offset=0):
         n = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, offset)
-        x = OperatorCodeUnused()
+        x = Opaque()
         x.Init(buf, n + offset)
         return x
 
     @classmethod
-    def GetRootAsOperatorCodeUnused(cls, buf, offset=0):
+    def GetRootAsOpaque(cls, buf, offset=0):
         """This method is deprecated. Please switch to GetRootAs."""
         return cls.GetRootAs(buf, offset)
     @classmethod
-    def OperatorCodeUnusedBufferHasIdentifier(cls, buf, offset, size_prefixed=False):
+    def OpaqueBufferHasIdentifier(cls, buf, offset, size_prefixed=False):
         return flatbuffers.util.BufferHasIdentifier(buf, offset, b"\x54\x46\x4C\x33", size_prefixed=size_prefixed)
 
-    # OperatorCodeUnused
+    # Opaque
     def Init(self, buf, pos):
         self._tab = flatbuffers.table.Table(buf, pos)
 
-def OperatorCodeUnusedStart(builder):
+def OpaqueStart(builder):
     builder.StartObject(0)
 
 def Start(builder):
-    OperatorCodeUnusedStart(builder)
+    OpaqueStart(builder)
 
-def OperatorCodeUnusedEnd(builder):
+def OpaqueEnd(builder):
     return builder.EndObject()
 
 def End(builder):
-    return OperatorCodeUnusedEnd(builder)
+    return OpaqueEnd(builder)
