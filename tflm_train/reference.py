@@ -39,6 +39,13 @@ TinyPropV2 gate then skips (that is the only backward work a skipped sample does
 with the usual "last N layers trainable" there is none). `selection_ops` is always 0:
 the reference selects with a stable sort, whose comparison count says nothing about
 the C++ quickselect; the C++ reports its own count.
+
+Comparing with another implementation: `ambiguities` lists every decision that
+float32 rounding differences in the errors could flip (the k-th and (k+1)-th largest
+|delta| within `ambiguity_rtol` * max|delta|, S*n that close to a rounding midpoint, D
+that close to tau), and `last_selection` holds the kept indices of the last step. A
+real case: a confidently wrong softmax output has two errors |p_c - 1| and p_j that
+differ only by the leftover probability, which rounding can reorder.
 """
 
 import math
@@ -113,27 +120,61 @@ class PolicyArithmetic:
         decayed = _F32(_F32(ymax) * self.ymax_decay)
         return _F32(y) if _F32(y) > decayed else decayed
 
+    def ratio_s(self, position, y, ymax):
+        """TinyProp's S for a layer `position` trainable layers from the output, and
+        whether Y/Ymax was exactly 1 (then S is exact in any implementation)."""
+        y, ymax = _F32(y), _F32(ymax)
+        ratio = _F32(y / ymax) if ymax > 0 else _F32(0.0)
+        damping = _F32(1.0)
+        for _ in range(position):
+            damping = _F32(damping * self.zeta)
+        s = _F32(_F32(self.s_min + _F32(_F32(self.s_max - self.s_min) * ratio)) * damping)
+        return s, bool(ratio == 1.0 or ymax == 0)
+
     def kept(self, n, position, y, ymax):
         if self.kind is StaticTopK:
             return clamp_k(self.ratio, n)
         if self.kind in (TinyProp, TinyPropV2):
-            y, ymax = _F32(y), _F32(ymax)
-            ratio = _F32(y / ymax) if ymax > 0 else _F32(0.0)
-            damping = _F32(1.0)
-            for _ in range(position):
-                damping = _F32(damping * self.zeta)
-            s = _F32(_F32(self.s_min + _F32(_F32(self.s_max - self.s_min) * ratio)) * damping)
-            return clamp_k(s, n)
+            return clamp_k(self.ratio_s(position, y, ymax)[0], n)
         return int(n)
+
+    def gate_value(self, y_out, ymax_out):
+        """TinyPropV2's D (float32), and whether alpha was exactly 0 or 1."""
+        y_out, ymax_out = _F32(y_out), _F32(ymax_out)
+        alpha = _F32(y_out / ymax_out) if ymax_out > 0 else _F32(0.0)
+        d = _F32(_F32(self.d_min + _F32(alpha * _F32(self.d_max - self.d_min))) * self.beta)
+        return d, bool(alpha == 1.0 or alpha == 0.0)
 
     def gate_trains(self, y_out, ymax_out):
         """TinyPropV2's gate: D > tau (always True for the other policies)."""
         if self.kind is not TinyPropV2:
             return True
-        y_out, ymax_out = _F32(y_out), _F32(ymax_out)
-        alpha = _F32(y_out / ymax_out) if ymax_out > 0 else _F32(0.0)
-        d = _F32(_F32(self.d_min + _F32(alpha * _F32(self.d_max - self.d_min))) * self.beta)
-        return bool(d > self.tau)
+        return bool(self.gate_value(y_out, ymax_out)[0] > self.tau)
+
+    def ambiguities(self, n, position, y, ymax, delta, k, rtol, gate_only=False):
+        """Decisions of this layer that float32 rounding differences in the errors
+        (relative `rtol`) could flip: the k-th/(k+1)-th largest |delta| closer than
+        rtol * max|delta| (the selected set is then not well defined across
+        implementations), S*n within rtol of a rounding midpoint, D within rtol of tau."""
+        found = []
+        if self.kind is TinyPropV2 and position == 0:
+            d, exact = self.gate_value(y, ymax)
+            if not exact and abs(float(d) - float(self.tau)) <= rtol * max(abs(float(d)), abs(float(self.tau))):
+                found.append(("gate", dict(D=float(d), tau=float(self.tau))))
+        if gate_only:
+            return found
+        if self.kind in (TinyProp, TinyPropV2):
+            s, exact = self.ratio_s(position, y, ymax)
+            v = float(_F32(s * _F32(n)))
+            below, above = (max(1, min(int(n), int(math.floor(v)) + j)) for j in (0, 1))
+            if not exact and abs(v - (math.floor(v) + 0.5)) <= rtol * v and below != above:
+                found.append(("k_rounding", dict(s_times_n=v)))
+        if k < n:
+            mags = np.sort(np.abs(np.asarray(delta, np.float32).ravel()))[::-1]
+            kept, dropped = float(mags[k - 1]), float(mags[k])
+            if kept != 0.0 and kept - dropped <= rtol * float(mags[0]):
+                found.append(("selection_tie", dict(kth=kept, next=dropped, largest=float(mags[0]), k=k)))
+        return found
 
 
 def top_k_mask(delta, k):
@@ -294,7 +335,7 @@ class ReferenceTrainer:
       seed: seeds the shuffling in `fit`, as MicroTrainer's.
     """
 
-    def __init__(self, model, *, loss, optimizer, policy=None, trainable=None, seed=0):
+    def __init__(self, model, *, loss, optimizer, policy=Full(), trainable=None, seed=0):
         import keras
 
         if not isinstance(model, keras.Model):
@@ -314,7 +355,6 @@ class ReferenceTrainer:
         chosen = _choose_trainable(weight_ops, trainable)
         self._weight_ops = weight_ops
         self._layers = [weight_ops[i] for i in chosen]          # trainable, forward order
-        self._first_trainable = chosen[0]                          # index into weight_ops
         self._variables = [v for op in self._layers for v in op.variables]
         self._tf_variables = [_tf_variable(v) for v in self._variables]
         self._ymax = [_F32(0.0) for _ in self._layers]
@@ -322,6 +362,15 @@ class ReferenceTrainer:
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
                              backward_macs=0, selection_ops=0)
         self.stop_training = False
+        # Decisions float32 rounding could flip (see PolicyArithmetic.ambiguities): the
+        # exact comparison with another implementation is only meaningful without them.
+        self.ambiguity_rtol = 1e-5
+        self.ambiguities = []
+        self._sample = 0
+        self._kept_rows = []
+        # Per sample of the last step, per trainable layer: the kept flat indices of the
+        # layer's error (None where the sample was skipped before reaching the layer).
+        self.last_selection = []
 
     # --- properties -----------------------------------------------------------------
     @property
@@ -332,6 +381,23 @@ class ReferenceTrainer:
     def ymax(self):
         """TinyProp's running maximum error per trainable layer (float32 values)."""
         return [float(v) for v in self._ymax]
+
+    @ymax.setter
+    def ymax(self, values):
+        if len(values) != len(self._layers):
+            raise ValueError(f"need {len(self._layers)} values, one per trainable layer")
+        self._ymax = [_F32(v) for v in values]
+
+    def set_weights(self, weights):
+        """Sets Dense layers from {layer name: (kernel [in, out], bias or None)}, e.g.
+        micro_weights(MicroTrainer.model_bytes); layers not named keep theirs."""
+        for op in self._weight_ops:
+            if op.name not in weights:
+                continue
+            kernel, bias = weights[op.name]
+            op.kernel.assign(np.asarray(kernel, np.float32))
+            if op.bias is not None:
+                op.bias.assign(np.asarray(bias, np.float32))
 
     @property
     def trainable_layers(self):
@@ -388,6 +454,12 @@ class ReferenceTrainer:
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         return x, y
 
+    def _note_ambiguities(self, op, n, position, y, ymax, delta, k, gate_only=False):
+        for kind, detail in self._policy.ambiguities(n, position, y, ymax, delta, k, self.ambiguity_rtol,
+                                                     gate_only):
+            self.ambiguities.append(dict(step=self.counters["steps"], sample=self._sample, layer=op.name,
+                                         kind=kind, **detail))
+
     # --- one sample -------------------------------------------------------------------
     def _train_sample(self, x, y):
         """Forward, loss, gate and sparse backward of one sample.
@@ -414,6 +486,7 @@ class ReferenceTrainer:
         backward_macs += sum(op.frozen_input_grad_macs for op in self._weight_ops[last + 1:])
         n_layers = len(self._layers)
         k_out = [0] * n_layers
+        kept_rows = self._kept_rows = [None] * n_layers
         grads = [None] * len(self._variables)
         delta = tape.gradient(loss, records[last][1])
         var_at = 0
@@ -432,12 +505,17 @@ class ReferenceTrainer:
             position = n_layers - 1 - l
             self._ymax[l] = self._policy.update_ymax(y_l, self._ymax[l])
             if position == 0 and not self._policy.gate_trains(y_l, self._ymax[l]):
+                self._note_ambiguities(op, int(delta_np.size), 0, y_l, self._ymax[l], delta_np,
+                                       int(delta_np.size), gate_only=True)
                 del tape
                 return loss_value, correct, True, [0] * n_layers, None, forward_macs, backward_macs
             n = int(delta_np.size)
             k = self._policy.kept(n, position, y_l, self._ymax[l])
             k_out[l] = k
-            delta_hat = tf.constant(delta_np * top_k_mask(delta_np, k))
+            self._note_ambiguities(op, n, position, y_l, self._ymax[l], delta_np, k)
+            mask = top_k_mask(delta_np, k)
+            kept_rows[l] = np.flatnonzero(mask.ravel())
+            delta_hat = tf.constant(delta_np * mask)
             sources = [_tf_variable(op.kernel)]
             first = l == 0
             if not first:
@@ -446,7 +524,8 @@ class ReferenceTrainer:
             grads[var_slots[l]] = got[0]
             backward_macs += k * op.fan_in                       # weight gradient
             if op.bias is not None:
-                grads[var_slots[l] + 1] = tape.gradient(z, _tf_variable(op.bias), output_gradients=tf.constant(delta_np))
+                grads[var_slots[l] + 1] = tape.gradient(z, _tf_variable(op.bias),
+                                                        output_gradients=tf.constant(delta_np))
             if not first:
                 backward_macs += k * op.fan_in                   # input gradient
                 # Frozen weight layers between this and the previous trainable layer.
@@ -472,8 +551,11 @@ class ReferenceTrainer:
         ks = np.zeros((n, len(self._layers)), np.int32)
         fwd = bwd = trained = 0
         correct = 0.0
+        self.last_selection = []
         for s in range(n):
+            self._sample = s
             loss, c, skip, k, grads, f, b = self._train_sample(x[s:s + 1], y[s:s + 1])
+            self.last_selection.append(self._kept_rows)
             losses[s], skipped[s], ks[s] = loss, skip, k
             correct += c
             fwd += f

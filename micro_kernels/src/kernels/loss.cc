@@ -6,13 +6,20 @@ namespace tflm_train {
 namespace kernels {
 namespace {
 
-// log(sum(exp(z))) computed stably.
-float LogSumExp(const float* z, int n) {
+// -log softmax(z)[i] = log(sum_j exp(z_j - max)) - (z_i - max). Keeping the max
+// out of the sum keeps small losses (confident samples) accurate.
+struct LogSoftmax {
+  float max_v;
+  float log_sum;
+  float NegLogProb(const float* z, int i) const { return log_sum - (z[i] - max_v); }
+};
+
+LogSoftmax MakeLogSoftmax(const float* z, int n) {
   float max_v = z[0];
   for (int i = 1; i < n; ++i) if (z[i] > max_v) max_v = z[i];
   float sum = 0.0f;
   for (int i = 0; i < n; ++i) sum += expf(z[i] - max_v);
-  return max_v + logf(sum);
+  return {max_v, logf(sum)};
 }
 
 int ArgMax(const float* v, int n) {
@@ -30,13 +37,13 @@ float LossAndGradient(LossKind kind, const float* logits, const float* output, i
       const int label = static_cast<int>(target[0]);
       for (int i = 0; i < n; ++i) grad[i] = output[i] - (i == label ? 1.0f : 0.0f);
       *correct = ArgMax(output, n) == label ? 1.0f : 0.0f;
-      return LogSumExp(logits, n) - logits[label];
+      return MakeLogSoftmax(logits, n).NegLogProb(logits, label);
     }
     case LossKind::kCategoricalCrossentropy: {
-      const float lse = LogSumExp(logits, n);
+      const LogSoftmax log_softmax = MakeLogSoftmax(logits, n);
       float loss = 0.0f;
       for (int i = 0; i < n; ++i) {
-        loss += target[i] * (lse - logits[i]);
+        loss += target[i] * log_softmax.NegLogProb(logits, i);
         grad[i] = output[i] - target[i];
       }
       *correct = ArgMax(output, n) == ArgMax(target, n) ? 1.0f : 0.0f;
