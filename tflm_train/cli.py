@@ -131,6 +131,13 @@ def cmd_compare(args):
     print("\nplots: " + ", ".join(paths))
 
 
+def cmd_export(args):
+    from .export import export
+
+    size = export(args.model, args.output, name=args.name)
+    print(f"wrote {args.output} ({size} bytes as {args.name}[], {args.name}_len)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tflm-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +183,12 @@ def build_parser():
     p.add_argument("--out-dir", default="compare_out")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(run=cmd_compare)
+
+    p = sub.add_parser("export", help="trainable .tflite -> C/C++ source (aligned, writable array) for firmware")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="output source file, e.g. model_data.cc")
+    p.add_argument("--name", default="g_model", help="array name (default g_model)")
+    p.set_defaults(run=cmd_export)
     return parser
 
 

@@ -54,22 +54,9 @@ import numpy as np
 
 from .optimizers import SGD
 from .policies import Full, Policy, StaticTopK, TinyProp, TinyPropV2
-from .trainer import StepResult
+from .converter.convert import loss_name as _loss_name
+from .trainer import _CLASSIFYING, StepResult
 
-_LOSS_ALIASES = {
-    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-    "categorical_crossentropy": "categorical_crossentropy",
-    "mse": "mean_squared_error",
-    "mean_squared_error": "mean_squared_error",
-    "binary_crossentropy": "binary_crossentropy",
-}
-_LOSS_CLASSES = {
-    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
-    "CategoricalCrossentropy": "categorical_crossentropy",
-    "MeanSquaredError": "mean_squared_error",
-    "BinaryCrossentropy": "binary_crossentropy",
-}
-_CLASSIFYING = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 _PASS_THROUGH = ("InputLayer", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax")
 
 _F32 = np.float32
@@ -205,20 +192,6 @@ def _flat_layers(model):
 def _tf_variable(v):
     """The tf.Variable behind a Keras variable (what a GradientTape watches)."""
     return getattr(v, "value", v)
-
-
-def _loss_name(loss):
-    if isinstance(loss, str):
-        if loss not in _LOSS_ALIASES:
-            raise ValueError(f"loss '{loss}' is not supported; use one of {sorted(_LOSS_ALIASES)}")
-        return _LOSS_ALIASES[loss]
-    kind = type(loss).__name__
-    if kind not in _LOSS_CLASSES:
-        raise ValueError(f"loss {kind} is not supported; use one of {sorted(_LOSS_ALIASES)}")
-    config = loss.get_config()
-    if config.get("from_logits") or config.get("label_smoothing"):
-        raise ValueError("from_logits and label_smoothing are not supported")
-    return _LOSS_CLASSES[kind]
 
 
 class _WeightOp:

@@ -9,6 +9,10 @@ Status ReadModel(const uint8_t* data, size_t size, ModelView* view, Message* why
     why->Add("model is empty or shorter than a flatbuffer header");
     return Status::kInvalidModel;
   }
+  if (size >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    why->Add("model is larger than a flatbuffer can be (2 GB)");
+    return Status::kInvalidModel;
+  }
   if (!tflite::ModelBufferHasIdentifier(data)) {
     why->Add("model bytes do not carry the .tflite identifier TFL3");
     return Status::kInvalidModel;

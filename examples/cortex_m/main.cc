@@ -1,0 +1,165 @@
+// Trains an MNIST MLP on a Cortex-M4F (QEMU mps2-an386) with each sparsity policy,
+// in place in the model array, with a fixed arena and no heap. Prints per-step loss
+// (float bits), skip decision and k per layer, then per policy: mean loss, test
+// accuracy, a checksum of the trained model bytes, instructions per step (SysTick
+// under -icount shift=0) and the ratio to full backprop. Exits 0 on success.
+#include <string.h>
+
+#include "board.h"
+#include "data.h"
+#include "tflm_train/trainer.h"
+
+extern "C" uint32_t __data_start__, __data_load__;
+
+namespace {
+
+using board::Line;
+using tflm_train::PolicyKind;
+using tflm_train::Status;
+
+struct PolicyRun {
+  const char* name;
+  tflm_train::PolicyParams params;
+  uint64_t step_ticks = 0, forward_ticks = 0;
+};
+
+uint32_t FloatBits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+// FNV-1a over the model bytes: the host computes the same over MicroTrainer.model_bytes.
+uint32_t Checksum(const unsigned char* p, unsigned int n) {
+  uint32_t h = 2166136261u;
+  for (unsigned int i = 0; i < n; ++i) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+// Puts the untrained model back: its bytes are still in the .data load image in flash.
+void RestoreModel() {
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(g_model) - reinterpret_cast<uintptr_t>(&__data_start__);
+  memcpy(g_model, reinterpret_cast<const unsigned char*>(&__data_load__) + offset, g_model_len);
+}
+
+// Instructions per SysTick tick: times a loop of known length (2 instructions per turn).
+uint32_t CalibrateInstructionsPerTick() {
+  constexpr uint32_t kTurns = 1000000;
+  uint32_t n = kTurns;
+  uint64_t t0 = board::Ticks();
+  __asm__ volatile(
+      "1: subs %0, %0, #1\n"
+      "   bne 1b\n"
+      : "+r"(n)
+      :
+      : "cc");
+  uint64_t ticks = board::Ticks() - t0;
+  uint32_t per_tick = static_cast<uint32_t>((2ull * kTurns + ticks / 2) / ticks);
+  Line().Str("CAL loop_instructions=").U(2ull * kTurns).Str(" ticks=").U(ticks)
+      .Str(" instructions_per_tick=").U(per_tick).Print();
+  return per_tick;
+}
+
+bool Fail(const char* what, tflm_train::Trainer& t) {
+  Line().Str("FAIL: ").Str(what).Str(": ").Str(t.error_message()).Print();
+  return false;
+}
+
+bool Run(PolicyRun& run) {
+  RestoreModel();
+  tflm_train::TrainerOptions options;
+  options.override_policy = true;
+  options.policy = run.params;
+  tflm_train::Trainer trainer;
+  if (trainer.Init(g_model, g_model_len, g_arena, g_arena_len, options) != Status::kOk) {
+    return Fail("Init", trainer);
+  }
+  Line().Str("ARENA ").Str(run.name).Str(" required=").U(trainer.arena_report().required_bytes)
+      .Str(" given=").U(g_arena_len).Print();
+  const int layers = trainer.num_trainable_layers();
+  float loss_sum = 0.0f;
+  uint32_t train_correct = 0;
+  for (unsigned int i = 0; i < g_num_train; ++i) {
+    const float* x = g_train_x + i * g_input_len;
+    const float* y = g_train_y + i;
+    float loss = 0.0f, correct = 0.0f;
+    uint64_t t0 = board::Ticks();
+    if (trainer.EvaluateSample(x, g_input_len, y, 1, &loss, &correct) != Status::kOk) {
+      return Fail("EvaluateSample", trainer);
+    }
+    uint64_t t1 = board::Ticks();
+    tflm_train::StepResult step;
+    tflm_train::SampleResult sample;
+    if (trainer.TrainStep(x, g_input_len, y, 1, 1, &step, &sample) != Status::kOk) {
+      return Fail("TrainStep", trainer);
+    }
+    uint64_t t2 = board::Ticks();
+    run.forward_ticks += t1 - t0;
+    run.step_ticks += t2 - t1;
+    loss_sum += step.loss;
+    train_correct += step.correct > 0.5f ? 1 : 0;
+    Line line;
+    line.Str("STEP ").Str(run.name).Str(" ").U(i).Str(" loss=").Hex(FloatBits(step.loss))
+        .Str(" skipped=").U(sample.skipped ? 1 : 0).Str(" k=");
+    for (int l = 0; l < layers; ++l) line.Str(l ? "," : "").I(sample.k[l]);
+    line.Str(" ticks=").U(t2 - t1).Print();
+  }
+  uint32_t test_correct = 0;
+  float test_loss_sum = 0.0f;
+  for (unsigned int i = 0; i < g_num_test; ++i) {
+    float loss = 0.0f, correct = 0.0f;
+    if (trainer.EvaluateSample(g_test_x + i * g_input_len, g_input_len, g_test_y + i, 1, &loss, &correct) !=
+        Status::kOk) {
+      return Fail("EvaluateSample", trainer);
+    }
+    test_loss_sum += loss;
+    test_correct += correct > 0.5f ? 1 : 0;
+  }
+  const tflm_train::Counters& c = trainer.counters();
+  Line().Str("RESULT ").Str(run.name).Str(" steps=").U(c.steps).Str(" skipped=").U(c.skipped)
+      .Str(" train_loss_mean=").Fixed(static_cast<int64_t>(loss_sum / g_num_train * 1000.0f))
+      .Str(" train_acc=").U(train_correct).Str("/").U(g_num_train)
+      .Str(" test_loss_mean=").Fixed(static_cast<int64_t>(test_loss_sum / g_num_test * 1000.0f))
+      .Str(" test_acc=").U(test_correct).Str("/").U(g_num_test)
+      .Str(" checksum=").Hex(Checksum(g_model, g_model_len)).Print();
+  Line().Str("MACS ").Str(run.name).Str(" forward=").U(c.forward_macs).Str(" backward=").U(c.backward_macs)
+      .Str(" selection=").U(c.selection_ops).Print();
+  return true;
+}
+
+}  // namespace
+
+int main() {
+  board::Write("tflm_train on Cortex-M4F (QEMU mps2-an386)\n");
+  board::StartTicks();
+  const uint32_t per_tick = CalibrateInstructionsPerTick();
+  Line().Str("MODEL bytes=").U(g_model_len).Str(" arena=").U(g_arena_len).Str(" train=").U(g_num_train)
+      .Str(" test=").U(g_num_test).Print();
+
+  static PolicyRun runs[4];
+  runs[0].name = "full";
+  runs[0].params.kind = PolicyKind::kFull;
+  runs[1].name = "static0.3";
+  runs[1].params.kind = PolicyKind::kStaticTopK;
+  runs[1].params.ratio = 0.3f;
+  runs[2].name = "tinyprop";
+  runs[2].params.kind = PolicyKind::kTinyProp;
+  runs[3].name = "tinypropv2";
+  runs[3].params.kind = PolicyKind::kTinyPropV2;
+  for (PolicyRun& run : runs) {
+    if (!Run(run)) return 1;
+  }
+  const uint64_t full = runs[0].step_ticks;
+  board::Write("instructions per training step (SysTick ticks x instructions_per_tick, mean over the steps):\n");
+  for (const PolicyRun& run : runs) {
+    const uint64_t step = run.step_ticks * per_tick / g_num_train;
+    const uint64_t fwd = run.forward_ticks * per_tick / g_num_train;
+    Line line;
+    line.Str("COST ").Str(run.name).Str(" instructions_per_step=").U(step).Str(" forward_loss_instructions=")
+        .U(fwd).Str(" backward_update_instructions=").U(step > fwd ? step - fwd : 0).Str(" ratio_to_full=")
+        .Fixed(static_cast<int64_t>((run.step_ticks * 1000 + full / 2) / full));
+    line.Print();
+  }
+  board::Write("PASS\n");
+  return 0;
+}
