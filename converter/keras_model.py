@@ -23,6 +23,29 @@ def flat_layers(model):
     return out
 
 
+def choose_trainable(names, trainable_by_default, trainable):
+    """The set of weight-layer names that train.
+
+    names: weight layers in order; trainable_by_default: their Keras `trainable`
+    flags (used when `trainable` is None); trainable: None, a list of names (or one
+    name), or an int N for the last N weight layers.
+    """
+    if trainable is None:
+        chosen = {n for n, flag in zip(names, trainable_by_default) if flag}
+    elif isinstance(trainable, int) and not isinstance(trainable, bool):
+        if not 1 <= trainable <= len(names):
+            raise ConversionError(f"trainable={trainable}: the model has {len(names)} weight layers")
+        chosen = set(names[-trainable:])
+    else:
+        chosen = set([trainable] if isinstance(trainable, str) else trainable)
+        unknown = chosen - set(names)
+        if unknown:
+            raise ConversionError(f"trainable names unknown layers {sorted(unknown)}; weight layers: {names}")
+    if not chosen:
+        raise ConversionError("no layer would train: choose at least one weight layer")
+    return chosen
+
+
 def _activation_name(fn):
     import keras
 

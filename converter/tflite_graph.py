@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConversionError
+from . import keras_model
 
 _OP_KINDS = {"FULLY_CONNECTED": 0, "RELU": 1, "RELU6": 2, "LOGISTIC": 3, "TANH": 4, "SOFTMAX": 5, "RESHAPE": 6}
 _FUSED = {0: 0, 1: 1, 3: 2}  # TFLite ActivationFunctionType NONE/RELU/RELU6 -> plan FusedActivation
@@ -148,20 +149,8 @@ def plan_ops(model, dense):
 def mark_trainable(model, ops, trainable):
     """Sets PlanOp.trainable from the user's choice."""
     weighted = [op for op in ops if op.weights >= 0]
-    names = [op.name for op in weighted]
-    if trainable is None:
-        chosen = {op.name for op in weighted if op.keras_layer.trainable}
-    elif isinstance(trainable, int) and not isinstance(trainable, bool):
-        if not 1 <= trainable <= len(weighted):
-            raise ConversionError(f"trainable={trainable}: the model has {len(weighted)} weight layers")
-        chosen = set(names[-trainable:])
-    else:
-        chosen = set([trainable] if isinstance(trainable, str) else trainable)
-        unknown = chosen - set(names)
-        if unknown:
-            raise ConversionError(f"trainable names unknown layers {sorted(unknown)}; weight layers: {names}")
-    if not chosen:
-        raise ConversionError("no layer would train: choose at least one weight layer")
+    chosen = keras_model.choose_trainable([op.name for op in weighted],
+                                          [op.keras_layer.trainable for op in weighted], trainable)
     for op in weighted:
         op.trainable = op.name in chosen
 

@@ -55,6 +55,7 @@ import numpy as np
 from .optimizers import SGD
 from .policies import Full, Policy, StaticTopK, TinyProp, TinyPropV2
 from .converter.convert import loss_name as _loss_name
+from .converter.keras_model import choose_trainable, flat_layers
 from .trainer import _CLASSIFYING, StepResult
 
 _PASS_THROUGH = ("InputLayer", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax")
@@ -177,18 +178,6 @@ def top_k_mask(delta, k):
 
 # --- the model as a chain of ops ------------------------------------------------------
 
-def _flat_layers(model):
-    import keras
-
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_flat_layers(layer))
-        else:
-            out.append(layer)
-    return out
-
-
 def _tf_variable(v):
     """The tf.Variable behind a Keras variable (what a GradientTape watches)."""
     return getattr(v, "value", v)
@@ -259,7 +248,7 @@ class _PassOp:
 
 def _build_ops(model):
     ops = []
-    for layer in _flat_layers(model):
+    for layer in flat_layers(model):
         kind = type(layer).__name__
         if kind == "Dense":
             ops.append(_DenseOp(layer))
@@ -273,20 +262,7 @@ def _build_ops(model):
 
 def _choose_trainable(weight_ops, trainable):
     """Indices into weight_ops, as tflm_train.convert chooses them."""
-    names = [op.name for op in weight_ops]
-    if trainable is None:
-        chosen = {op.name for op in weight_ops if op.layer.trainable}
-    elif isinstance(trainable, int) and not isinstance(trainable, bool):
-        if not 1 <= trainable <= len(weight_ops):
-            raise ValueError(f"trainable={trainable}: the model has {len(weight_ops)} weight layers")
-        chosen = set(names[-trainable:])
-    else:
-        chosen = set([trainable] if isinstance(trainable, str) else trainable)
-        unknown = chosen - set(names)
-        if unknown:
-            raise ValueError(f"trainable names unknown layers {sorted(unknown)}; weight layers: {names}")
-    if not chosen:
-        raise ValueError("no layer would train: choose at least one weight layer")
+    chosen = choose_trainable([op.name for op in weight_ops], [op.layer.trainable for op in weight_ops], trainable)
     return [i for i, op in enumerate(weight_ops) if op.name in chosen]
 
 
