@@ -1,4 +1,4 @@
-"""tflm-train: convert, inspect, train and compare trainable TFLM models."""
+"""tflm-train: convert, inspect, train, compare and export trainable TFLM models."""
 
 import argparse
 import os
