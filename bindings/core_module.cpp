@@ -126,10 +126,7 @@ class PyTrainer {
   }
 
   py::dict TrainStep(const FloatArray& x, const FloatArray& y) {
-    const size_t n = CheckBatch(x, trainer_.input_size(), "x");
-    if (CheckBatch(y, trainer_.target_size(), "y") != n) {
-      throw py::value_error("x and y hold different numbers of samples");
-    }
+    const size_t n = CheckPair(x, y);
     const int layers = trainer_.num_trainable_layers();
     std::vector<tflm_train::SampleResult> samples(n);
     tflm_train::StepResult step;
@@ -178,10 +175,7 @@ class PyTrainer {
   // loss, correct count, trained/skipped samples and MACs. Stops at the first
   // failing batch and raises, after the batches before it have trained.
   py::dict TrainSteps(const FloatArray& x, const FloatArray& y, uint32_t batch_size) {
-    const size_t n = CheckBatch(x, trainer_.input_size(), "x");
-    if (CheckBatch(y, trainer_.target_size(), "y") != n) {
-      throw py::value_error("x and y hold different numbers of samples");
-    }
+    const size_t n = CheckPair(x, y);
     if (batch_size == 0 || batch_size > trainer_.batch_size()) {
       throw py::value_error("batch_size must be 1 to the trainer's batch size");
     }
@@ -220,10 +214,7 @@ class PyTrainer {
 
   // Per-sample loss and correctness without training.
   py::tuple Evaluate(const FloatArray& x, const FloatArray& y) {
-    const size_t n = CheckBatch(x, trainer_.input_size(), "x");
-    if (CheckBatch(y, trainer_.target_size(), "y") != n) {
-      throw py::value_error("x and y hold different numbers of samples");
-    }
+    const size_t n = CheckPair(x, y);
     py::array_t<float> loss(n), correct(n);
     float* l = loss.mutable_data();
     float* c = correct.mutable_data();
@@ -294,6 +285,15 @@ class PyTrainer {
                             std::to_string(width) + ") with at least one sample");
     }
     return static_cast<size_t>(a.shape(0));
+  }
+
+  // Checks inputs (samples, input_size) and labels (samples, target_size); returns samples.
+  size_t CheckPair(const FloatArray& x, const FloatArray& y) const {
+    const size_t n = CheckBatch(x, trainer_.input_size(), "x");
+    if (CheckBatch(y, trainer_.target_size(), "y") != n) {
+      throw py::value_error("x and y hold different numbers of samples");
+    }
+    return n;
   }
 
   AlignedBytes model_;

@@ -80,12 +80,21 @@ def _set_data(model, tensor_index, values):
     buffer.data = np.frombuffer(np.ascontiguousarray(values, np.float32).tobytes(), np.uint8)
 
 
-def _is_private(model, tensor_index):
-    """True when exactly one operator input reads the tensor and no other tensor shares its buffer."""
-    readers = sum(1 for s in model.subgraphs for op in s.operators for i in op.inputs if i == tensor_index)
-    buffer = model.subgraphs[0].tensors[tensor_index].buffer
-    users = sum(1 for s in model.subgraphs for t in s.tensors if t.buffer == buffer)
-    return readers == 1 and users == 1
+def _private_tensor(model, tensor_index, name, values):
+    """A tensor holding `values` that only this op reads and that owns its buffer.
+
+    A tensor other ops also read is replaced by a new one; a tensor that merely
+    shares its buffer gets a buffer of its own; otherwise the data is overwritten
+    in place. Returns the tensor index to use."""
+    if tensor_index < 0 or sum(1 for s in model.subgraphs for op in s.operators
+                               for i in op.inputs if i == tensor_index) > 1:
+        return _add_tensor(model, name, values)
+    tensor = model.subgraphs[0].tensors[tensor_index]
+    if sum(1 for s in model.subgraphs for t in s.tensors if t.buffer == tensor.buffer) > 1:
+        tensor.buffer = _new_buffer(model, np.ascontiguousarray(values, np.float32).tobytes())
+    else:
+        _set_data(model, tensor_index, values)
+    return tensor_index
 
 
 def plan_ops(model, dense):
@@ -128,13 +137,9 @@ def plan_ops(model, dense):
             # TensorFlow's converter may share identical constants between layers and
             # folds a linear layer's bias into the next layer's, which training must undo.
             inputs = list(inputs) + [-1] * (3 - len(inputs))
-            if not _is_private(model, inputs[1]):
-                inputs[1] = _add_tensor(model, f"{layer.name}/kernel", kernel.T)
+            inputs[1] = _private_tensor(model, inputs[1], f"{layer.name}/kernel", kernel.T)
             if bias is not None:
-                if inputs[2] < 0 or not _is_private(model, inputs[2]):
-                    inputs[2] = _add_tensor(model, f"{layer.name}/bias", bias)
-                else:
-                    _set_data(model, inputs[2], bias)
+                inputs[2] = _private_tensor(model, inputs[2], f"{layer.name}/bias", bias)
             else:
                 inputs[2] = -1  # a bias folded in from a linear layer before it
             op.inputs = np.array(inputs, np.int32)
@@ -156,13 +161,17 @@ def mark_trainable(model, ops, trainable):
 
 
 def add_metadata(model, name, payload):
-    """Adds (or replaces) a metadata entry holding `payload`."""
+    """Sets the metadata entry `name` to `payload`, reusing its buffer if it exists."""
     schema = _schema()
-    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()]
-    entry = schema.MetadataT()
-    entry.name = name.encode()
-    entry.buffer = _new_buffer(model, payload)
-    model.metadata.append(entry)
+    model.metadata = model.metadata or []
+    entry = next((m for m in model.metadata if m.name == name.encode()), None)
+    if entry is None:
+        entry = schema.MetadataT()
+        entry.name = name.encode()
+        entry.buffer = _new_buffer(model, payload)
+        model.metadata.append(entry)
+    else:
+        model.buffers[entry.buffer].data = np.frombuffer(bytes(payload), np.uint8)
 
 
 def io_tensors(model):

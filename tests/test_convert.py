@@ -344,3 +344,33 @@ def test_identical_constant_biases_frozen_layer_stays_frozen():
     np.testing.assert_array_equal(after["d0"][0], before["d0"][0], err_msg="kernel of frozen d0 changed")
     np.testing.assert_array_equal(after["d0"][1], before["d0"][1], err_msg="bias of frozen d0 changed")
     assert not np.array_equal(after["d1"][1], before["d1"][1])
+
+
+def test_converted_file_has_no_orphaned_buffers():
+    """The converter un-shares constants and writes the plan twice (measure, then final);
+    neither may leave dead data in the file: every non-empty buffer is used by a tensor or
+    the metadata, and every weight/bias tensor owns its buffer."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    keras.utils.set_random_seed(31)
+    init = keras.initializers.Constant(0.1)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(6, activation="relu", bias_initializer=init, name="d0"),
+        keras.layers.Dense(6, activation="relu", bias_initializer=init, name="d1"),
+        keras.layers.Dense(5, activation="linear", bias_initializer=init, name="lin"),
+        keras.layers.Dense(3, activation="softmax", name="out"),
+    ])
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(H.convert(model)))
+    used = {t.buffer for s in graph.subgraphs for t in s.tensors} | {m.buffer for m in graph.metadata}
+    for i, b in enumerate(graph.buffers):
+        if b.data is not None and len(b.data):
+            assert i in used, f"buffer {i} ({len(b.data)} bytes) is referenced by nothing"
+    users = {}
+    for t in graph.subgraphs[0].tensors:
+        users[t.buffer] = users.get(t.buffer, 0) + 1
+    for op in graph.subgraphs[0].operators:
+        if len(op.inputs) >= 2:  # FULLY_CONNECTED weights and bias (RESHAPE's shape too)
+            for t in op.inputs[1:]:
+                if t >= 0 and graph.subgraphs[0].tensors[t].buffer:
+                    assert users[graph.subgraphs[0].tensors[t].buffer] == 1

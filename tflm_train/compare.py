@@ -113,11 +113,11 @@ def _full_macs(info, samples):
 
 
 def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policies=DEFAULT_POLICIES, epochs=3,
-            batch_size=1, trainable=None, seed=0, verbose=1):
+            batch_size=1, seed=0, verbose=1):
     """Keras `fit` (full backprop) against the C++ trainer under each policy.
 
     Every method starts from the same initial weights and sees the samples in
-    the same order. Returns a CompareResult (`.table()`, `.save_plots(dir)`).
+    the same order; layers the Keras model marks non-trainable stay frozen in all. Returns a CompareResult (`.table()`, `.save_plots(dir)`).
     """
     import keras
 
@@ -127,8 +127,6 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
 
     reference = keras.models.clone_model(model)
     reference.set_weights(initial)
-    if trainable is not None:
-        raise ValueError("compare trains every layer; freeze layers in the Keras model instead")
     reference.compile(optimizer=optimizer.to_keras(), loss=loss, metrics=["accuracy"])
     keras_result = MethodResult("keras fit (full)")
     start = time.perf_counter()
