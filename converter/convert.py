@@ -53,14 +53,20 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
     training plan that tflm_train's C++ trainer reads.
 
     Args:
-      model: a built Keras Sequential or Functional model of Dense, Activation,
-        ReLU, Softmax, Flatten, Reshape and Dropout layers (Dropout is dropped).
+      model: a built Keras Sequential or Functional model (channels_last) of
+        Dense, Conv1D, Conv2D, DepthwiseConv2D and SeparableConv2D layers (a
+        BatchNormalization right after a linear one is folded into it);
+        MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D,
+        ZeroPadding1D/2D and Add (two equal shapes); Activation (linear, relu,
+        relu6, sigmoid, tanh, softmax), ReLU, Softmax, Flatten, Reshape and
+        Dropout layers (Dropout is dropped).
       loss: "sparse_categorical_crossentropy" or "categorical_crossentropy"
         (model ends in softmax), "mse", or "binary_crossentropy" (ends in sigmoid);
         the matching Keras loss objects are accepted too.
       optimizer: a `tflm_train.SGD` (or a `keras.optimizers.SGD`).
       trainable: None for every layer Keras marks trainable; a list of layer
-        names; or an int N for the last N weight layers.
+        names; or an int N for the last N weight layers (a SeparableConv2D
+        counts once and trains both its halves).
       policy: a sparsity policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`.
       batch_size: samples per update the on-device arena is planned for.
 
@@ -84,9 +90,10 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
 
     keras_model.check_layers(model)
     graph = tflite_graph.read(keras_model.to_tflite(model))
-    ops = tflite_graph.plan_ops(graph, keras_model.dense_layers(model))
+    units = keras_model.weight_units(model)
+    ops = tflite_graph.plan_ops(graph, units)
     _check_loss_fits(loss, ops)
-    tflite_graph.mark_trainable(graph, ops, trainable)
+    tflite_graph.mark_trainable(ops, units, trainable)
     input_tensor, output_tensor = tflite_graph.io_tensors(graph)
 
     def assemble(memory):

@@ -10,8 +10,10 @@ from ..policies import policy_from_dict
 from ..tflite.Model import Model
 from .plan_writer import LOSSES, PLAN_METADATA_NAME
 
-OP_NAMES = ("FullyConnected", "Relu", "Relu6", "Logistic", "Tanh", "Softmax", "Reshape")
+OP_NAMES = ("FullyConnected", "Relu", "Relu6", "Logistic", "Tanh", "Softmax", "Reshape", "Conv2D",
+            "DepthwiseConv2D", "MaxPool2D", "AveragePool2D", "Mean", "Pad", "Add")
 ACTIVATION_NAMES = ("none", "relu", "relu6")
+PADDING_NAMES = ("same", "valid")
 LOSS_NAMES = {v: k for k, v in LOSSES.items()}
 
 
@@ -25,15 +27,38 @@ class OpInfo:
     output_shape: tuple
     weight_shape: tuple = None
     has_bias: bool = False
+    bias_size: int = 0          # elements of the bias tensor (0 without one)
+    stride: tuple = (1, 1)      # (h, w): convolutions and pooling
+    dilation: tuple = (1, 1)    # (h, w): convolutions
+    padding: str = "valid"      # "same" or "valid": convolutions and pooling
+    filter: tuple = (0, 0)      # (h, w): pooling window
+    depth_multiplier: int = 1   # DepthwiseConv2D
+    pad_before: tuple = None    # Pad: per input axis
+    pad_after: tuple = None
 
     @property
     def parameters(self):
-        if self.weight_shape is None:
-            return 0
-        n = 1
-        for d in self.weight_shape:
-            n *= d
-        return n + (self.weight_shape[0] if self.has_bias else 0)
+        return 0 if self.weight_shape is None else _size(self.weight_shape) + self.bias_size
+
+    @property
+    def options(self):
+        """The op's window options in short, e.g. "3x3/2 same d2" (empty for other ops)."""
+        if self.kind in ("Conv2D", "DepthwiseConv2D"):
+            text = f"{self.weight_shape[1]}x{self.weight_shape[2]}/{_pair(self.stride)} {self.padding}"
+            if self.dilation != (1, 1):
+                text += f" d{_pair(self.dilation)}"
+            if self.depth_multiplier != 1:
+                text += f" m{self.depth_multiplier}"
+            return text
+        if self.kind in ("MaxPool2D", "AveragePool2D"):
+            return f"{self.filter[0]}x{self.filter[1]}/{_pair(self.stride)} {self.padding}"
+        if self.kind == "Pad":
+            return " ".join(f"{b},{a}" for b, a in zip(self.pad_before, self.pad_after))
+        return ""
+
+
+def _pair(hw):
+    return str(hw[0]) if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
 
 
 @dataclass
@@ -61,6 +86,13 @@ def _shape(tensor):
     return tuple(int(tensor.Shape(i)) for i in range(tensor.ShapeLength()))
 
 
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def plan_bytes(model_bytes):
     """The raw plan flatbuffer inside a .tflite, or None."""
     model = Model.GetRootAs(model_bytes, 0)
@@ -82,6 +114,7 @@ def read_model_info(model_bytes):
     for i in range(plan.OpsLength()):
         op = plan.Ops(i)
         weights = op.Weights()
+        bias_shape = _shape(tensors.Tensors(op.Bias())) if op.Bias() >= 0 else None
         ops.append(OpInfo(
             kind=OP_NAMES[op.Kind()] if op.Kind() < len(OP_NAMES) else f"kind#{op.Kind()}",
             name=(op.Name() or b"").decode(errors="replace"),
@@ -90,7 +123,15 @@ def read_model_info(model_bytes):
             input_shape=_shape(tensors.Tensors(op.Inputs(0))),
             output_shape=_shape(tensors.Tensors(op.Output())),
             weight_shape=_shape(tensors.Tensors(weights)) if weights >= 0 else None,
-            has_bias=op.Bias() >= 0))
+            has_bias=bias_shape is not None,
+            bias_size=_size(bias_shape) if bias_shape is not None else 0,
+            stride=(op.StrideH(), op.StrideW()),
+            dilation=(op.DilationH(), op.DilationW()),
+            padding=PADDING_NAMES[op.Padding()] if op.Padding() < 2 else "?",
+            filter=(op.FilterH(), op.FilterW()),
+            depth_multiplier=op.DepthMultiplier(),
+            pad_before=None if op.PadBeforeIsNone() else tuple(int(v) for v in op.PadBeforeAsNumpy()),
+            pad_after=None if op.PadAfterIsNone() else tuple(int(v) for v in op.PadAfterAsNumpy())))
     o = plan.Optimizer()
     schedule = None
     if o.Schedule() == 1:

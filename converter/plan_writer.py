@@ -29,6 +29,9 @@ def build_plan(ops, input_tensor, output_tensor, loss, sgd, policy, batch_size, 
     for op in ops:
         name = b.CreateString(op.name)
         inputs = _int_vector(b, op.inputs)
+        pads = None
+        if op.pad_before is not None:  # Pad only
+            pads = _int_vector(b, op.pad_before), _int_vector(b, op.pad_after)
         Op.Start(b)
         Op.AddKind(b, op.kind)
         Op.AddInputs(b, inputs)
@@ -38,6 +41,17 @@ def build_plan(ops, input_tensor, output_tensor, loss, sgd, policy, batch_size, 
         Op.AddActivation(b, op.activation)
         Op.AddTrainable(b, op.trainable)
         Op.AddName(b, name)
+        Op.AddStrideH(b, op.stride_h)
+        Op.AddStrideW(b, op.stride_w)
+        Op.AddDilationH(b, op.dilation_h)
+        Op.AddDilationW(b, op.dilation_w)
+        Op.AddPadding(b, op.padding)
+        Op.AddFilterH(b, op.filter_h)
+        Op.AddFilterW(b, op.filter_w)
+        Op.AddDepthMultiplier(b, op.depth_multiplier)
+        if pads is not None:
+            Op.AddPadBefore(b, pads[0])
+            Op.AddPadAfter(b, pads[1])
         op_offsets.append(Op.End(b))
     TrainingPlan.StartOpsVector(b, len(op_offsets))
     for offset in reversed(op_offsets):

@@ -98,9 +98,9 @@ def test_trained_bytes_still_run_in_tflm(battery, name):
 
 # --- unsupported layers --------------------------------------------------------------------
 
-def _conv2d():
-    return keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, name="my_conv"),
-                             keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+def _lstm():
+    return keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(4, name="my_lstm"),
+                             keras.layers.Dense(3, activation="softmax")])
 
 
 def _leaky():
@@ -124,8 +124,10 @@ def _activation_gelu():
                              keras.layers.Dense(3, activation="softmax")])
 
 
-def _batch_norm():
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(5), keras.layers.BatchNormalization(name="my_bn"),
+def _batch_norm_after_relu():
+    # Batch norm folds only into a linear layer before it (see test_convert_cnn.py).
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"),
+                             keras.layers.BatchNormalization(name="my_bn"),
                              keras.layers.Dense(3, activation="softmax")])
 
 
@@ -141,12 +143,12 @@ def _softmax_axis():
 
 
 @pytest.mark.parametrize("builder, layer_name, layer_type", [
-    (_conv2d, "my_conv", "Conv2D"),
+    (_lstm, "my_lstm", "LSTM"),
     (_leaky, "my_leaky", "LeakyReLU"),
     (_dense_elu, "my_elu_dense", "Dense"),
     (_relu_negative_slope, "my_sloped_relu", "ReLU"),
     (_activation_gelu, "my_gelu", "Activation"),
-    (_batch_norm, "my_bn", "BatchNormalization"),
+    (_batch_norm_after_relu, "my_bn", "BatchNormalization"),
     (_dense_rank3, "my_rank3_dense", "Dense"),
     (_softmax_axis, "my_axis1_softmax", "Softmax"),
 ])

@@ -2,21 +2,50 @@
 the C++ trainer (MicroTrainer) is checked against.
 
 Everything that is a gradient is computed here with TensorFlow on the Keras model
-itself (tf.GradientTape over the layers' own variables), never by the C++:
+itself (tf.GradientTape), never by the C++:
 
-- Per sample, the model runs layer by layer (training=False: Dropout is the
-  identity, as in the converted model). A Dense layer is split into its linear part
-  `z = x @ kernel + bias` (its pre-activation, the point where the layer's error
-  `delta = dL/dz` is taken) and its activation `a = f(z)`.
-- The loss is Keras' own (keras.losses functions). A softmax/sigmoid output carries
-  its logits (Keras' `_keras_logits`), so the cross-entropies are computed and
+- The model (Sequential or Functional, nested models opened up; a chain or any DAG of
+  the layers tflm_train.convert supports) runs layer by layer through Keras' own graph
+  runner (`keras_model.run_graph`) with training=False: Dropout is the identity, as in
+  the converted model. Its weights are the converter's weight units
+  (`keras_model.weight_units`, so both train the same parameters): one per Dense,
+  Conv1D, Conv2D and DepthwiseConv2D layer, two per SeparableConv2D
+  ("<layer>/depthwise" without bias, then "<layer>/pointwise" with the layer's bias
+  and activation), each with the BatchNormalization that follows it folded in.
+- A unit is split into its linear part `z` (its pre-activation, the point where the
+  layer's error `delta = dL/dz` is taken) and its activation `a = f(z)`. Dense:
+  `x @ kernel + bias`; Conv1D/Conv2D: `keras.ops.conv` with the layer's strides,
+  padding and dilation, plus bias (Conv1D's "causal" padding is the explicit left
+  padding Keras applies, then "valid"); DepthwiseConv2D: `keras.ops.depthwise_conv`,
+  plus bias; SeparableConv2D: the depthwise half (no bias, no activation), then the
+  pointwise half, a 1x1 `keras.ops.conv` plus bias. A folded BatchNormalization layer
+  is the identity (the unit it is folded into is linear: check_layers demands it).
+- Variables: a unit without batch norm trains the Keras layer's own variables, so the
+  Keras model is trained in place. A unit with a folded batch norm owns new variables
+  holding the folded kernel and bias (`WeightUnit.values()`, taken when the trainer is
+  made); the Keras layer and its BatchNormalization are then never updated, and
+  `get_weights` is where the trained (folded) values are. The batch norm after a
+  SeparableConv2D folds into its pointwise half only: the depthwise half still trains
+  the layer's `depthwise_kernel` in place, the pointwise half its folded copies.
+- The loss is Keras' own (keras.losses functions; a rank-3+ output's per-element
+  losses are averaged per sample, as Keras' loss objects do). A softmax/sigmoid output
+  carries its logits (Keras' `_keras_logits`), so the cross-entropies are computed and
   differentiated in the logits form, as Keras does.
-- Backward goes trainable layer by trainable layer, from the output: `delta_L` is
-  `dL/dz_L` from the tape; the policy picks `k`; the top-k of `|delta|` (ties: lower
-  flat index) gives `delta_hat`; the tape then gives, with `delta_hat` as the output
-  gradient of `z_l`, the kernel gradient and the error of the previous trainable layer
-  (`dL/dz_{l-1}`, through its activation and any frozen layers in between, dense
-  again); the bias gradient takes the dense `delta`.
+- Sparse backward, for chains and DAGs alike: in the forward pass the graph continues
+  after every trainable unit's `z` from a watched constant copy `z_cut` (no gradient
+  flows back through the copy), which cuts the tape into segments at the trainable
+  units. The trainable units are then processed from the last to the first in
+  execution order. Unit l's error is
+  `delta_l = d/dz_cut_l [loss + sum over later trainable units m of <z_m, delta_hat_m>]`
+  (tape.gradient of [loss, z_m...] with output gradients [1, delta_hat_m...]): the loss
+  gradient plus every later unit's kept error sent back (densely: through activations,
+  pooling, padding, Add and frozen units) to this unit's output. In a chain that is the
+  next trainable unit's `delta_hat` sent back through its kernel, as ALGORITHM.md
+  states; where the graph branches, the contributions of all paths add. The policy
+  picks `k` from `n = delta.size` (a convolution's whole output map, H*W*C); the top-k
+  of `|delta|` (ties: the lower flat index, in NHWC order) gives `delta_hat`; the kernel
+  gradient is the tape's with `delta_hat` as the output gradient of `z_l`; the bias
+  gradient takes the dense `delta`.
 - Gradients are summed over the batch's trained samples, divided by their number and
   applied with Keras' own SGD (`tflm_train.SGD.to_keras()`), so momentum, weight decay
   and schedules are Keras'. A batch whose samples were all skipped applies nothing,
@@ -29,16 +58,24 @@ repeated float32 product, round is round-half-away-from-zero (C's roundf). That
 makes k and the skip decisions comparable exactly; the errors they are computed from
 come from TensorFlow, so they can differ from the C++ by float32 rounding.
 
-Effort accounting (ALGORITHM.md): forward MACs are sum(n_in * n_out) over Dense
-layers per sample; backward MACs per trainable layer are k * n_in (weight gradient)
-plus k * n_in (input gradient, not for the first trainable layer); a frozen Dense
-layer after the first trainable layer costs n_out * n_in (dense input gradient).
-Frozen Dense layers *behind* the last trainable layer have to be passed before the
-last trainable layer's error exists, so they are paid even by a sample the
-TinyPropV2 gate then skips (that is the only backward work a skipped sample does;
-with the usual "last N layers trainable" there is none). `selection_ops` is always 0:
-the reference selects with a stable sort, whose comparison count says nothing about
-the C++ quickselect; the C++ reports its own count.
+Effort accounting (ALGORITHM.md; the C++ counts identically, this is the contract).
+Per sample, a weight unit's `fan_in` is n_in (dense), KH*KW*C_in (Conv2D, Conv1D with
+KH = 1, and the pointwise half with KH = KW = 1) or KH*KW (depthwise), and `n_out` is
+its number of output elements (H_out*W_out*C_out; depthwise C_out = C_in*multiplier).
+- Forward MACs: the sum of n_out * fan_in over ALL weight units (padded taps
+  included).
+- A tensor "needs a gradient" iff it is a trainable unit's output or is computed from
+  one. Backward MACs of a trained sample: every trainable unit k * fan_in (weight
+  gradient) plus k * fan_in if its input needs a gradient (so never for the first
+  trainable unit); every frozen unit whose input needs a gradient n_out * fan_in (its
+  dense input gradient); frozen units whose input needs none cost nothing (a frozen
+  prefix has no backward work at all).
+- A sample the TinyPropV2 gate skips pays only the frozen units that come after the
+  last trainable unit in execution order and whose input needs a gradient: they have
+  to be passed before the last trainable unit's error exists (with the usual "last N
+  layers trainable" there are none).
+- `selection_ops` is always 0: the reference selects with a stable sort, whose
+  comparison count says nothing about the C++ quickselect; the C++ reports its own.
 
 Comparing with another implementation: `ambiguities` lists every decision that
 float32 rounding differences in the errors could flip (the k-th and (k+1)-th largest
@@ -46,6 +83,12 @@ float32 rounding differences in the errors could flip (the k-th and (k+1)-th lar
 that close to tau), and `last_selection` holds the kept indices of the last step. A
 real case: a confidently wrong softmax output has two errors |p_c - 1| and p_j that
 differ only by the leftover probability, which rounding can reorder.
+
+Weights are exchanged as {unit name: (kernel, bias or None)} (`get_weights`,
+`set_weights`, `micro_weights`) in one of three kernel layouts: "keras" (Keras'
+layout for every unit), "tflite" (TFLite's: dense [out, in], convolutions OHWI,
+depthwise [1, KH, KW, C*mult]) and "micro" (what `micro_weights` reads from a .tflite:
+dense in Keras' [in, out], as before convolutions existed, convolutions in TFLite's).
 """
 
 import math
@@ -55,12 +98,12 @@ import numpy as np
 from .optimizers import SGD
 from .policies import Full, Policy, StaticTopK, TinyProp, TinyPropV2
 from .converter.convert import loss_name as _loss_name
-from .converter.keras_model import choose_trainable, flat_layers
+from .converter.keras_model import WEIGHT_LAYERS, check_layers, trace, run_graph, trainable_units, weight_units
 from .trainer import _CLASSIFYING, StepResult
 
-_PASS_THROUGH = ("InputLayer", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax")
-
 _F32 = np.float32
+
+LAYOUTS = ("keras", "tflite", "micro")
 
 
 # --- the policies' scalar arithmetic, float32 in ALGORITHM.md's order ---------------
@@ -176,46 +219,62 @@ def top_k_mask(delta, k):
     return mask.reshape(np.shape(delta))
 
 
-# --- the model as a chain of ops ------------------------------------------------------
+# --- the model's weight units -------------------------------------------------------------
 
 def _tf_variable(v):
     """The tf.Variable behind a Keras variable (what a GradientTape watches)."""
     return getattr(v, "value", v)
 
 
-class _WeightOp:
-    """A layer with weights, split into its linear part z and its activation.
+class WeightDict(dict):
+    """{unit name: (kernel, bias or None)} that remembers its kernels' layout:
+    "keras", "tflite" or "micro" (see the module docstring). `set_weights` reads the
+    layout from it, so no shape has to be guessed."""
 
-    Per-layer facts the step needs: `n_out` (error elements per sample), `fan_in`
-    (MACs per kept output element, for both weight and input gradient), and
-    `forward_macs` per sample. Convolutions will add their own subclasses.
+    def __init__(self, *args, layout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layout = layout
+
+
+class _Unit:
+    """A weight unit (keras_model.WeightUnit) as the reference runs it: its linear
+    part z, its activation, the variables it trains, and its per-sample sizes.
+
+    `fan_in`: MACs per output element (n_in, KH*KW*C_in or KH*KW); `n_out`: output
+    elements per sample; `forward_macs` = n_out * fan_in (also the cost of the dense
+    input gradient of a frozen unit); `input_needs_grad`: whether the unit's input is
+    computed from a trainable unit's output. The last three are set by the trainer.
     """
 
-    def __init__(self, layer):
-        self.layer = layer
-        self.name = layer.name
+    def __init__(self, unit, trainable):
+        import keras
 
-    @property
-    def variables(self):
-        raise NotImplementedError
-
-
-class _DenseOp(_WeightOp):
-    def __init__(self, layer):
-        super().__init__(layer)
-        self.n_in = int(layer.kernel.shape[0])
-        self.n_out = int(layer.kernel.shape[1])
-        self.fan_in = self.n_in
-        self.forward_macs = self.n_in * self.n_out
-        self.frozen_input_grad_macs = self.n_out * self.n_in
-
-    @property
-    def kernel(self):
-        return self.layer.kernel
-
-    @property
-    def bias(self):
-        return self.layer.bias if self.layer.use_bias else None
+        self.unit = unit
+        self.name = unit.name
+        self.kind = unit.kind
+        self.layer = unit.layer
+        self.trainable = bool(trainable)
+        self.folded = unit.batchnorm is not None
+        if self.folded:
+            kernel, bias = unit.values()
+            stem = self.name.replace("/", "_")
+            self.kernel = keras.Variable(kernel, name=f"{stem}_folded_kernel")
+            self.bias = keras.Variable(bias, name=f"{stem}_folded_bias")
+        else:
+            self.kernel = getattr(self.layer, unit.kernel_variable)
+            self.bias = self.layer.bias if unit.has_own_bias else None
+        shape = tuple(int(d) for d in self.kernel.shape)
+        self.keras_shape = shape
+        self.tflite_shape = unit.tflite_kernel(np.zeros(shape, np.float32)).shape
+        if self.kind == "dense":
+            self.fan_in = shape[0]
+        elif self.kind in ("depthwise", "separable_depthwise"):
+            self.fan_in = shape[0] * shape[1]
+        else:
+            self.fan_in = int(np.prod(shape[:-1]))
+        self.n_out = None
+        self.forward_macs = None
+        self.input_needs_grad = False
 
     @property
     def variables(self):
@@ -224,46 +283,99 @@ class _DenseOp(_WeightOp):
     def linear(self, x):
         from keras import ops
 
-        z = ops.matmul(x, self.kernel)
+        layer, kernel = self.layer, self.kernel
+        if self.kind == "dense":
+            z = ops.matmul(x, kernel)
+        elif self.kind in ("conv1d", "conv2d"):
+            padding = layer.padding
+            if padding == "causal":                      # Keras' Conv1D: pad on the left, then valid
+                left = int(layer.dilation_rate[0]) * (int(layer.kernel_size[0]) - 1)
+                x = ops.pad(x, [[0, 0], [left, 0], [0, 0]])
+                padding = "valid"
+            z = ops.conv(x, kernel, strides=list(layer.strides), padding=padding,
+                         dilation_rate=layer.dilation_rate, data_format="channels_last")
+        elif self.kind in ("depthwise", "separable_depthwise"):
+            z = ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+                                   dilation_rate=layer.dilation_rate, data_format="channels_last")
+        else:                                            # separable_pointwise: 1x1, stride 1
+            z = ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
         if self.bias is not None:
             z = ops.add(z, self.bias)
         return z
 
     def activate(self, z):
-        return z if self.layer.activation is None else self.layer.activation(z)
+        if self.kind == "separable_depthwise" or self.layer.activation is None:
+            return z
+        return self.layer.activation(z)
+
+    def keras_kernel(self, kernel, layout):
+        """A kernel given in `layout` (None: recognized by its shape) in Keras' layout."""
+        w = np.asarray(kernel, np.float32)
+        if layout == "micro":
+            layout = "keras" if self.kind == "dense" else "tflite"
+        if layout is None:
+            as_keras, as_tflite = w.shape == self.keras_shape, w.shape == tuple(self.tflite_shape)
+            if as_keras and as_tflite and self.kind not in ("dense", "depthwise", "separable_depthwise"):
+                # dense: Keras' [in, out] wins (micro_weights' and get_weights()' layout);
+                # depthwise: both layouts hold the same data in the same order.
+                raise ValueError(f"the kernel of '{self.name}' has shape {w.shape}, which is both its Keras and "
+                                 "its TFLite shape: pass layout='keras' or layout='tflite'")
+            layout = "keras" if as_keras else "tflite" if as_tflite else None
+        if layout == "keras" and w.shape == self.keras_shape:
+            return w
+        if layout == "tflite" and w.shape == tuple(self.tflite_shape):
+            return self.unit.keras_kernel(w)
+        raise ValueError(f"the kernel of '{self.name}' has shape {w.shape}; its Keras shape is {self.keras_shape} "
+                         f"and its TFLite shape {tuple(self.tflite_shape)}")
+
+    def kernel_in(self, layout):
+        kernel = np.asarray(self.kernel.numpy(), np.float32)
+        if layout == "tflite" or (layout == "micro" and self.kind != "dense"):
+            return self.unit.tflite_kernel(kernel)
+        return kernel
 
 
-class _PassOp:
-    """A layer without weights (activation, reshape, flatten, dropout at inference)."""
+def _build_units(model, trainable):
+    """The model's _Units in execution order, checked; the units of each layer (by
+    id); the ids of the folded BatchNormalization layers."""
+    from .errors import ConversionError
 
-    def __init__(self, layer):
-        self.layer = layer
-        self.name = layer.name
-
-    def __call__(self, x):
-        if type(self.layer).__name__ == "Dropout":
-            return x
-        return self.layer(x, training=False) if type(self.layer).__name__ != "InputLayer" else x
-
-
-def _build_ops(model):
-    ops = []
-    for layer in flat_layers(model):
-        kind = type(layer).__name__
-        if kind == "Dense":
-            ops.append(_DenseOp(layer))
-        elif kind in _PASS_THROUGH:
-            if kind != "InputLayer":
-                ops.append(_PassOp(layer))
-        else:
-            raise ValueError(f"layer '{layer.name}' ({kind}) is not supported by the reference trainer")
-    return ops
-
-
-def _choose_trainable(weight_ops, trainable):
-    """Indices into weight_ops, as tflm_train.convert chooses them."""
-    chosen = choose_trainable([op.name for op in weight_ops], [op.layer.trainable for op in weight_ops], trainable)
-    return [i for i, op in enumerate(weight_ops) if op.name in chosen]
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError("the reference trainer needs a model with exactly one input and one output")
+    shape = tuple(model.inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"the input shape {tuple(model.inputs[0].shape)} must be fully known")
+    try:
+        check_layers(model)
+        nodes = trace(model)
+        seen = set()
+        for node in nodes:
+            if type(node.layer).__name__ in WEIGHT_LAYERS + ("BatchNormalization",):
+                if id(node.layer) in seen:
+                    raise ValueError(f"layer '{node.layer.name}' ({type(node.layer).__name__}) is called more "
+                                     "than once (shared weights), which the reference trainer does not support")
+                seen.add(id(node.layer))
+        units = weight_units(model)
+        if not units:
+            raise ValueError("the model has no weight layer (Dense, Conv1D, Conv2D, DepthwiseConv2D, "
+                             "SeparableConv2D)")
+        chosen = {id(u) for u in trainable_units(units, trainable)}
+    except ConversionError as e:
+        raise ValueError(f"the reference trainer cannot train this model: {e}") from None
+    built = [_Unit(u, id(u) in chosen) for u in units]
+    of_layer = {}
+    for i, u in enumerate(built):
+        of_layer.setdefault(id(u.layer), []).append(i)
+    # Which tensors need a gradient: a trainable unit's output and whatever is computed from one.
+    needs = {}
+    for node in nodes:
+        flowing = any(needs[id(p)] for p in node.inputs if p is not None)
+        for i in of_layer.get(id(node.layer), ()):
+            built[i].input_needs_grad = flowing
+            flowing = flowing or built[i].trainable
+        needs[id(node)] = flowing
+    folded = {id(u.batchnorm) for u in units if u.batchnorm is not None}
+    return built, of_layer, folded
 
 
 # --- the trainer -------------------------------------------------------------------------
@@ -272,15 +384,23 @@ class ReferenceTrainer:
     """Trains a Keras model with ALGORITHM.md's algorithm, in TensorFlow.
 
     Args:
-      model: a built Keras Sequential/Functional chain of Dense, Activation, ReLU,
-        Softmax, Flatten, Reshape and Dropout layers. Its weights are updated in place.
+      model: a built Keras Sequential/Functional model (a chain or a DAG, nested models
+        allowed) of the layers tflm_train.convert supports (keras_model.SUPPORTED_LAYERS:
+        Dense, Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, BatchNormalization folded
+        into the linear weight layer before it, pooling, global average pooling, zero
+        padding, Add, activations, Flatten, Reshape, Dropout), with one input of fully
+        known shape and one output. Anything else (and a weight layer called more than
+        once) is a ValueError. The weights of units without batch norm are updated in
+        place; units with a folded batch norm train their own copies (see the module
+        docstring).
       loss: as for tflm_train.convert ("sparse_categorical_crossentropy",
         "categorical_crossentropy", "mse", "binary_crossentropy" or the Keras loss objects).
       optimizer: a tflm_train.SGD (or a keras.optimizers.SGD); the Keras SGD that
         applies the updates is `optimizer.to_keras()`.
       policy: Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...).
-      trainable: None (every Dense layer Keras marks trainable), a list of layer names,
-        or an int N (the last N Dense layers), as tflm_train.convert.
+      trainable: None (every weight layer Keras marks trainable), a list of layer names,
+        or an int N (the last N weight layers), as tflm_train.convert; both halves of a
+        SeparableConv2D train together.
       seed: seeds the shuffling in `fit`, as MicroTrainer's.
     """
 
@@ -297,15 +417,21 @@ class ReferenceTrainer:
         self.sgd = optimizer
         self.optimizer = optimizer.to_keras()
         self._policy = PolicyArithmetic(Full() if policy is None else policy)
-        self._ops = _build_ops(model)
-        weight_ops = [op for op in self._ops if isinstance(op, _WeightOp)]
-        if not weight_ops:
-            raise ValueError("the model has no Dense layer")
-        chosen = _choose_trainable(weight_ops, trainable)
-        self._weight_ops = weight_ops
-        self._layers = [weight_ops[i] for i in chosen]          # trainable, forward order
-        self._variables = [v for op in self._layers for v in op.variables]
+        self._units, self._units_of_layer, self._folded_bn = _build_units(model, trainable)
+        self._trainable_index = [i for i, u in enumerate(self._units) if u.trainable]
+        self._layers = [self._units[i] for i in self._trainable_index]   # trainable, forward order
+        self._variables = [v for u in self._layers for v in u.variables]
         self._tf_variables = [_tf_variable(v) for v in self._variables]
+        # Sizes from one forward pass at batch size 1, then the effort constants.
+        _, records = self._forward(np.zeros((1,) + tuple(int(d) for d in model.inputs[0].shape[1:]), np.float32))
+        for u, (z, _) in zip(self._units, records):
+            u.n_out = int(np.prod(z.shape[1:]))
+            u.forward_macs = u.n_out * u.fan_in
+        last = self._trainable_index[-1]
+        paid = [i for i, u in enumerate(self._units) if not u.trainable and u.input_needs_grad]
+        self._forward_macs = sum(u.forward_macs for u in self._units)
+        self._frozen_macs = sum(self._units[i].forward_macs for i in paid)
+        self._skip_macs = sum(self._units[i].forward_macs for i in paid if i > last)
         self._ymax = [_F32(0.0) for _ in self._layers]
         self._rng = np.random.default_rng(seed)
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
@@ -317,8 +443,8 @@ class ReferenceTrainer:
         self.ambiguities = []
         self._sample = 0
         self._kept_rows = []
-        # Per sample of the last step, per trainable layer: the kept flat indices of the
-        # layer's error (None where the sample was skipped before reaching the layer).
+        # Per sample of the last step, per trainable unit: the kept flat indices of the
+        # unit's error (None where the sample was skipped before reaching the unit).
         self.last_selection = []
 
     # --- properties -----------------------------------------------------------------
@@ -328,7 +454,7 @@ class ReferenceTrainer:
 
     @property
     def ymax(self):
-        """TinyProp's running maximum error per trainable layer (float32 values)."""
+        """TinyProp's running maximum error per trainable unit (float32 values)."""
         return [float(v) for v in self._ymax]
 
     @ymax.setter
@@ -337,21 +463,16 @@ class ReferenceTrainer:
             raise ValueError(f"need {len(self._layers)} values, one per trainable layer")
         self._ymax = [_F32(v) for v in values]
 
-    def set_weights(self, weights):
-        """Sets Dense layers from {layer name: (kernel [in, out], bias or None)}, e.g.
-        micro_weights(MicroTrainer.model_bytes); layers not named keep theirs."""
-        for op in self._weight_ops:
-            if op.name not in weights:
-                continue
-            kernel, bias = weights[op.name]
-            op.kernel.assign(np.asarray(kernel, np.float32))
-            if op.bias is not None:
-                op.bias.assign(np.asarray(bias, np.float32))
+    @property
+    def weight_units(self):
+        """Names of all weight units (trainable or not), in execution order."""
+        return [u.name for u in self._units]
 
     @property
     def trainable_layers(self):
-        """Names of the trainable layers, in forward order."""
-        return [op.name for op in self._layers]
+        """Names of the trainable weight units, in forward order ("<layer>/depthwise" and
+        "<layer>/pointwise" for a SeparableConv2D)."""
+        return [u.name for u in self._layers]
 
     @property
     def learning_rate(self):
@@ -364,23 +485,88 @@ class ReferenceTrainer:
         """Forgets TinyProp's running maxima."""
         self._ymax = [_F32(0.0) for _ in self._layers]
 
+    def get_weights(self, layout="keras"):
+        """{unit name: (kernel, bias or None)} of every weight unit, as numpy, in
+        `layout`: "keras" (Keras' layouts), "tflite" (TFLite's: dense [out, in],
+        convolutions OHWI, depthwise [1, KH, KW, C*mult]) or "micro" (micro_weights':
+        dense [in, out], convolutions TFLite's). A unit with a folded batch norm gives its
+        folded kernel and bias. The result is a WeightDict that remembers its layout."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        return WeightDict({u.name: (u.kernel_in(layout),
+                                    None if u.bias is None else np.asarray(u.bias.numpy(), np.float32))
+                           for u in self._units}, layout=layout)
+
+    def set_weights(self, weights, layout=None):
+        """Sets weight units from {unit name: (kernel, bias or None)}; units not named
+        keep theirs. Takes get_weights()' output in any layout and micro_weights(
+        MicroTrainer.model_bytes). The kernels' layout is `layout`, else the one a
+        WeightDict carries, else recognized by shape: a dense kernel whose shape fits both
+        layouts (square) is taken as Keras' [in, out]; a convolution kernel that fits
+        both (KH == KW == C_in == C_out) needs `layout`. A folded-batch-norm unit takes
+        folded values (as get_weights gives them)."""
+        layout = layout if layout is not None else getattr(weights, "layout", None)
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        unknown = sorted(set(weights) - {u.name for u in self._units})
+        if unknown:
+            raise ValueError(f"no weight units named {unknown}; units: {[u.name for u in self._units]}")
+        staged = []
+        for u in self._units:
+            if u.name not in weights:
+                continue
+            kernel, bias = weights[u.name]
+            kernel = u.keras_kernel(kernel, layout)
+            if u.bias is not None:
+                if bias is None:
+                    raise ValueError(f"unit '{u.name}' has a bias; none was given")
+                bias = np.asarray(bias, np.float32)
+                if bias.shape != tuple(u.bias.shape):
+                    raise ValueError(f"the bias of '{u.name}' has shape {bias.shape}, not {tuple(u.bias.shape)}")
+            staged.append((u, kernel, bias))
+        for u, kernel, bias in staged:                  # all checked before anything changes
+            u.kernel.assign(kernel)
+            if u.bias is not None:
+                u.bias.assign(bias)
+
     # --- forward --------------------------------------------------------------------
-    def _forward(self, x):
-        """Output and, per weight op, (input, z) in forward order."""
-        records = []
-        h = x
-        for op in self._ops:
-            if isinstance(op, _WeightOp):
-                z = op.linear(h)
-                records.append((h, z))
-                h = op.activate(z)
-            else:
-                h = op(h)
-        return h, records
+    def _forward(self, x, tape=None):
+        """The model's output and, per weight unit in execution order, (z, z_cut). With
+        a tape, the graph continues after every trainable unit's z from z_cut, a watched
+        constant copy (so the tape is cut into segments there); else z_cut is None."""
+        import tensorflow as tf
+
+        records = [None] * len(self._units)
+
+        def call(layer, *args, **kwargs):
+            indices = self._units_of_layer.get(id(layer))
+            if indices is not None:
+                h = args[0]
+                for i in indices:
+                    unit = self._units[i]
+                    z = unit.linear(h)
+                    cut = None
+                    if tape is not None and unit.trainable:
+                        cut = tf.constant(np.asarray(z))      # a fresh tensor: tf.constant(z) would be z itself
+                        tape.watch(cut)
+                    records[i] = (z, cut)
+                    h = unit.activate(z if cut is None else cut)
+                return h
+            if id(layer) in self._folded_bn or type(layer).__name__ == "Dropout":
+                return args[0]
+            return layer(*args, **{**kwargs, "training": False})
+
+        out = run_graph(self.model, tf.convert_to_tensor(np.asarray(x, np.float32)), call)
+        return out, records
 
     def _sample_loss(self, y, out):
         """Keras' per-sample loss (logits form for softmax/sigmoid outputs)."""
-        return self._loss_fn(y, out)
+        from keras import ops
+
+        loss = self._loss_fn(y, out)
+        if len(loss.shape) > 1:                         # rank-3+ outputs: the mean over each sample's elements
+            loss = ops.mean(loss, axis=tuple(range(1, len(loss.shape))))
+        return loss
 
     def _correct(self, y, out):
         out = np.asarray(out, np.float32).reshape(len(out), -1)
@@ -413,76 +599,70 @@ class ReferenceTrainer:
     def _train_sample(self, x, y):
         """Forward, loss, gate and sparse backward of one sample.
 
-        Returns (loss, correct, skipped, k per layer, grads or None, forward MACs,
-        backward MACs)."""
+        Returns (loss, correct, skipped, k per trainable unit, grads or None, forward
+        MACs, backward MACs)."""
         import tensorflow as tf
 
         with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
             tape.watch(self._tf_variables)
-            out, records = self._forward(x)
+            out, records = self._forward(x, tape)
             loss = self._sample_loss(y, out)
         loss_value = float(np.asarray(loss).reshape(-1)[0])
         correct = float(self._correct(y, out.numpy())[0])
-        forward_macs = sum(op.forward_macs for op in self._weight_ops)
+        forward_macs = self._forward_macs
         if not math.isfinite(loss_value):
             raise FloatingPointError("loss is not finite")
 
-        index = {id(op): i for i, op in enumerate(self._weight_ops)}
-        trainable_positions = [index[id(op)] for op in self._layers]
-        last = trainable_positions[-1]
-        backward_macs = 0
-        # Frozen weight layers behind the last trainable one: passed (densely) to reach it.
-        backward_macs += sum(op.frozen_input_grad_macs for op in self._weight_ops[last + 1:])
         n_layers = len(self._layers)
+        # Frozen units behind the last trainable one: passed (densely) to reach it, even on a skip.
+        backward_macs = self._skip_macs
         k_out = [0] * n_layers
         kept_rows = self._kept_rows = [None] * n_layers
         grads = [None] * len(self._variables)
-        delta = tape.gradient(loss, records[last][1])
-        var_at = 0
-        var_slots = []
-        for op in self._layers:
+        var_slots, var_at = [], 0
+        for unit in self._layers:
             var_slots.append(var_at)
-            var_at += len(op.variables)
+            var_at += len(unit.variables)
+        z_of = [records[i][0] for i in self._trainable_index]
+        delta_hats = [None] * n_layers
         for l in range(n_layers - 1, -1, -1):
-            op = self._layers[l]
-            pos_w = trainable_positions[l]
-            z = records[pos_w][1]
+            unit = self._layers[l]
+            z, cut = records[self._trainable_index[l]]
+            # The loss gradient plus every later trainable unit's kept error, sent back to this unit.
+            delta = tape.gradient([loss] + z_of[l + 1:], cut,
+                                  output_gradients=[tf.ones_like(loss)] + delta_hats[l + 1:],
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
             delta_np = np.asarray(delta, np.float32)
             if not np.all(np.isfinite(delta_np)):
                 raise FloatingPointError("gradient is not finite")
             y_l = total_error(delta_np)
             position = n_layers - 1 - l
             self._ymax[l] = self._policy.update_ymax(y_l, self._ymax[l])
-            if position == 0 and not self._policy.gate_trains(y_l, self._ymax[l]):
-                self._note_ambiguities(op, int(delta_np.size), 0, y_l, self._ymax[l], delta_np,
-                                       int(delta_np.size), gate_only=True)
-                del tape
-                return loss_value, correct, True, [0] * n_layers, None, forward_macs, backward_macs
+            if position == 0:
+                if not self._policy.gate_trains(y_l, self._ymax[l]):
+                    self._note_ambiguities(unit, int(delta_np.size), 0, y_l, self._ymax[l], delta_np,
+                                           int(delta_np.size), gate_only=True)
+                    del tape
+                    return loss_value, correct, True, [0] * n_layers, None, forward_macs, backward_macs
+                # Trained: every frozen unit whose input needs a gradient is passed densely.
+                backward_macs = self._frozen_macs
             n = int(delta_np.size)
             k = self._policy.kept(n, position, y_l, self._ymax[l])
             k_out[l] = k
-            self._note_ambiguities(op, n, position, y_l, self._ymax[l], delta_np, k)
+            self._note_ambiguities(unit, n, position, y_l, self._ymax[l], delta_np, k)
             mask = top_k_mask(delta_np, k)
             kept_rows[l] = np.flatnonzero(mask.ravel())
-            delta_hat = tf.constant(delta_np * mask)
-            sources = [_tf_variable(op.kernel)]
-            first = l == 0
-            if not first:
-                sources.append(records[trainable_positions[l - 1]][1])
-            got = tape.gradient(z, sources, output_gradients=delta_hat)
-            grads[var_slots[l]] = got[0]
-            backward_macs += k * op.fan_in                       # weight gradient
-            if op.bias is not None:
-                grads[var_slots[l] + 1] = tape.gradient(z, _tf_variable(op.bias),
+            delta_hats[l] = tf.constant(delta_np * mask)
+            grads[var_slots[l]] = tape.gradient(z, _tf_variable(unit.kernel), output_gradients=delta_hats[l])
+            backward_macs += k * unit.fan_in                       # weight gradient
+            if unit.bias is not None:
+                grads[var_slots[l] + 1] = tape.gradient(z, _tf_variable(unit.bias),
                                                         output_gradients=tf.constant(delta_np))
-            if not first:
-                backward_macs += k * op.fan_in                   # input gradient
-                # Frozen weight layers between this and the previous trainable layer.
-                backward_macs += sum(o.frozen_input_grad_macs
-                                     for o in self._weight_ops[trainable_positions[l - 1] + 1:pos_w])
-                delta = got[1]
+            if unit.input_needs_grad:
+                backward_macs += k * unit.fan_in                   # input gradient
         del tape
         return loss_value, correct, False, k_out, grads, forward_macs, backward_macs
+
 
     # --- Keras-style API ----------------------------------------------------------------
     def train_step(self, x, y):
@@ -582,18 +762,19 @@ class ReferenceTrainer:
             return result
         return result["loss"] if len(result) == 1 else list(result.values())
 
-    def get_weights(self):
-        """{layer name: (kernel [in, out], bias or None)} of every Dense layer, as numpy."""
-        return {op.name: (np.asarray(op.kernel.numpy()),
-                          None if op.bias is None else np.asarray(op.bias.numpy()))
-                for op in self._weight_ops}
-
 
 def micro_weights(model_bytes):
-    """{layer name: (kernel [in, out], bias or None)} of every FullyConnected op in a
-    trainable .tflite (e.g. MicroTrainer.model_bytes), in Keras' layout, for comparing
-    a trained micro model with the reference. Reads the flatbuffer only."""
+    """{op name: (kernel, bias or None)} of every weight op (FullyConnected, Conv2D,
+    DepthwiseConv2D) in a trainable .tflite (e.g. MicroTrainer.model_bytes), for
+    comparing a trained micro model with the reference. Dense kernels come in Keras'
+    layout [in, out] (as always); convolution kernels in TFLite's, as stored: Conv2D
+    OHWI [C_out, KH, KW, C_in] (a Conv1D is a Conv2D with KH = 1), DepthwiseConv2D
+    [1, KH, KW, C*mult]. The names are the weight units' ("<layer>/depthwise",
+    "<layer>/pointwise" for a SeparableConv2D), so the result goes straight into
+    ReferenceTrainer.set_weights and compares with ReferenceTrainer.get_weights("micro").
+    Returns a WeightDict with layout "micro". Reads the flatbuffer only."""
     from .converter.plan_reader import plan_bytes
+    from .plan.OpKind import OpKind
     from .plan.TrainingPlan import TrainingPlan
     from .tflite.Model import Model
 
@@ -615,16 +796,18 @@ def micro_weights(model_bytes):
         shape = tuple(int(t.Shape(i)) for i in range(t.ShapeLength()))
         return np.frombuffer(data, np.float32).reshape(shape).copy()
 
-    out = {}
+    out = WeightDict(layout="micro")
     for i in range(plan.OpsLength()):
         op = plan.Ops(i)
         if op.Weights() < 0:
             continue
-        w = tensor_values(op.Weights())                     # [out, in]
+        w = tensor_values(op.Weights())                     # TFLite's layout
         b = tensor_values(op.Bias()) if op.Bias() >= 0 else None
-        out[(op.Name() or b"").decode()] = (w.T.copy(), b)
+        if op.Kind() == OpKind.FullyConnected:
+            w = w.T.copy()                                  # [out, in] -> Keras' [in, out]
+        out[(op.Name() or b"").decode()] = (w, b)
     return out
 
 
-__all__ = ["ReferenceTrainer", "PolicyArithmetic", "micro_weights", "total_error", "roundf", "clamp_k",
-           "top_k_mask"]
+__all__ = ["ReferenceTrainer", "PolicyArithmetic", "WeightDict", "micro_weights", "total_error", "roundf",
+           "clamp_k", "top_k_mask"]

@@ -24,6 +24,14 @@ class ArenaAllocator {
     return reinterpret_cast<T*>(base_ + start);
   }
 
+  // Rounds the used size up to the next block start, so that sections measured
+  // with used() carry their own alignment padding.
+  void Align() {
+    const size_t start = (used_ + 15u) & ~static_cast<size_t>(15u);
+    if (start < used_) overflow_ = true;
+    used_ = start;
+  }
+
   size_t used() const { return used_; }
   bool overflow() const { return overflow_; }
   bool measuring() const { return base_ == nullptr; }

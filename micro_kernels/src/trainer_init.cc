@@ -5,6 +5,7 @@
 
 #include "arena_allocator.h"
 #include "model_reader.h"
+#include "op_prepare.h"
 #include "sgd.h"
 #include "sparsity_policy.h"
 #include "trainer_internal.h"
@@ -48,11 +49,6 @@ PolicyParams PolicyFromPlan(const plan::Policy* p) {
   return out;
 }
 
-static_assert(static_cast<int>(OpKind::kReshape) == static_cast<int>(plan::OpKind::Reshape) &&
-                  static_cast<int>(OpKind::kSoftmax) == static_cast<int>(plan::OpKind::Softmax) &&
-                  static_cast<int>(OpKind::kFullyConnected) ==
-                      static_cast<int>(plan::OpKind::FullyConnected),
-              "step-code op kinds must equal the plan's");
 
 constexpr uint32_t kStateMagic = 0x31535454;  // "TTS1"
 
@@ -128,111 +124,78 @@ Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
     m.Add("training plan lists no ops");
     return Status::kInvalidPlan;
   }
+  if (p->ops()->size() > static_cast<uint32_t>(kMaxOps)) {
+    m.Add("plan has more than ").Add(kMaxOps).Add(" ops");
+    return Status::kUnsupportedModel;
+  }
   num_ops_ = static_cast<int>(p->ops()->size());
   num_tensors_ = static_cast<int>(view.subgraph->tensors()->size());
   num_trainable_ = 0;
-  first_trainable_op_ = -1;
 
   for (int i = 0; i < num_ops_; ++i) {
     const plan::Op* op = p->ops()->Get(i);
-    const int kind = static_cast<int>(op->kind());
-    if (kind > static_cast<int>(plan::OpKind::MAX)) {
-      m.Add("op ").Add(i).Add(" has kind ").Add(kind).Add(", which this trainer does not know");
-      return Status::kUnsupportedModel;
-    }
-    if (op->inputs() == nullptr || op->inputs()->size() != 1) {
-      m.Add("op ").Add(i).Add(" must read exactly one activation tensor");
+    const int n_inputs = OpInputCount(op);
+    if (op->inputs() == nullptr || static_cast<int>(op->inputs()->size()) != n_inputs) {
+      m.Add("op ").Add(i).Add(" must read exactly ").Add(n_inputs).Add(" activation tensor(s)");
       return Status::kInvalidPlan;
     }
-    const int in = op->inputs()->Get(0);
     const int out = op->output();
-    const tflite::Tensor* in_t = TensorAt(view, in);
-    const tflite::Tensor* out_t = TensorAt(view, out);
-    if (in_t == nullptr || out_t == nullptr) {
-      m.Add("op ").Add(i).Add(" refers to a tensor outside the model's ").Add(num_tensors_)
-          .Add(" tensors");
-      return Status::kInvalidPlan;
+    for (int j = 0; j <= n_inputs; ++j) {
+      const int t = j < n_inputs ? op->inputs()->Get(j) : out;
+      const tflite::Tensor* tensor = TensorAt(view, t);
+      if (tensor == nullptr) {
+        m.Add("op ").Add(i).Add(" refers to a tensor outside the model's ").Add(num_tensors_)
+            .Add(" tensors");
+        return Status::kInvalidPlan;
+      }
+      if (tensor->type() != kTensorFloat32) {
+        m.Add("op ").Add(i).Add(" works on a tensor that is not float32; only float models train");
+        return Status::kUnsupportedModel;
+      }
+      if (TensorElements(tensor) == 0) {
+        m.Add("op ").Add(i).Add(" has a tensor with an empty, dynamic or oversized shape");
+        return Status::kUnsupportedModel;
+      }
+      if (j < n_inputs && t != p->input() && Producer(p, t, i) < 0) {
+        m.Add("op ").Add(i).Add(" reads tensor ").Add(t).Add(" before any op writes it");
+        return Status::kInvalidPlan;
+      }
+      if (j < n_inputs && t == out) {
+        m.Add("op ").Add(i).Add(" writes tensor ").Add(out).Add(", which it also reads");
+        return Status::kInvalidPlan;
+      }
     }
-    if (in_t->type() != kTensorFloat32 || out_t->type() != kTensorFloat32) {
-      m.Add("op ").Add(i).Add(" works on a tensor that is not float32; only float models train");
-      return Status::kUnsupportedModel;
-    }
-    if (in != p->input() && Producer(p, in, i) < 0) {
-      m.Add("op ").Add(i).Add(" reads tensor ").Add(in).Add(" before any op writes it");
-      return Status::kInvalidPlan;
-    }
-    if (out == p->input() || out == in || Producer(p, out, i) >= 0) {
+    if (out == p->input() || Producer(p, out, i) >= 0) {
       m.Add("op ").Add(i).Add(" writes tensor ").Add(out).Add(", which already has a value");
       return Status::kInvalidPlan;
     }
-    const int64_t n_in = TensorElements(in_t);
-    const int64_t n_out = TensorElements(out_t);
-    if (n_in == 0 || n_out == 0) {
-      m.Add("op ").Add(i).Add(" has a tensor with an empty, dynamic or oversized shape");
+    OpRuntime r;
+    const Status status = PrepareOp(view, model_, i, &r, &m);
+    if (status != Status::kOk) return status;
+    if (!op->trainable()) continue;
+    const int tensors[2] = {op->weights(), op->bias()};
+    for (int t : tensors) {
+      if (t < 0) continue;
+      for (int j = 0; j < num_ops_; ++j) {
+        const plan::Op* other = p->ops()->Get(j);
+        if (j != i && (other->weights() == t || other->bias() == t)) {
+          m.Add("trainable tensor ").Add(t).Add(" is also used by op ").Add(j)
+              .Add("; each trainable tensor must belong to one op");
+          return Status::kInvalidPlan;
+        }
+      }
+      const uint32_t buffer = TensorAt(view, t)->buffer();
+      if (BufferUsers(view, buffer) != 1) {
+        m.Add("trainable tensor ").Add(t).Add(" shares buffer ").Add(static_cast<long long>(buffer))
+            .Add(" with another tensor; each must own its buffer");
+        return Status::kInvalidPlan;
+      }
+    }
+    if (num_trainable_ == kMaxTrainableLayers) {
+      m.Add("model has more than ").Add(kMaxTrainableLayers).Add(" trainable layers");
       return Status::kUnsupportedModel;
     }
-    const bool has_weights = op->weights() >= 0 || op->bias() >= 0;
-    if (op->kind() == plan::OpKind::FullyConnected) {
-      const tflite::Tensor* w_t = TensorAt(view, op->weights());
-      if (w_t == nullptr || w_t->shape() == nullptr || w_t->shape()->size() != 2 ||
-          w_t->shape()->Get(0) != n_out || w_t->shape()->Get(1) != n_in) {
-        m.Add("op ").Add(i).Add(" (FullyConnected) needs weights shaped [").Add(n_out).Add(", ")
-            .Add(n_in).Add("]");
-        return Status::kInvalidPlan;
-      }
-      if (static_cast<int>(op->activation()) > static_cast<int>(plan::FusedActivation::MAX)) {
-        m.Add("op ").Add(i).Add(" has an unknown fused activation");
-        return Status::kUnsupportedModel;
-      }
-      if (ConstantData(view, model_, op->weights(), n_out * n_in, &m) == nullptr ||
-          (op->bias() >= 0 && ConstantData(view, model_, op->bias(), n_out, &m) == nullptr)) {
-        return Status::kInvalidPlan;
-      }
-      if (op->weights() == op->bias()) {
-        m.Add("op ").Add(i).Add(" uses one tensor as both weights and bias");
-        return Status::kInvalidPlan;
-      }
-      if (op->trainable()) {
-        const int tensors[2] = {op->weights(), op->bias()};
-        for (int t : tensors) {
-          if (t < 0) continue;
-          for (int j = 0; j < num_ops_; ++j) {
-            const plan::Op* other = p->ops()->Get(j);
-            if (j != i && (other->weights() == t || other->bias() == t)) {
-              m.Add("trainable tensor ").Add(t).Add(" is also used by op ").Add(j)
-                  .Add("; each trainable tensor must belong to one op");
-              return Status::kInvalidPlan;
-            }
-          }
-          const uint32_t buffer = TensorAt(view, t)->buffer();
-          if (BufferUsers(view, buffer) != 1) {
-            m.Add("trainable tensor ").Add(t).Add(" shares buffer ").Add(static_cast<long long>(buffer))
-                .Add(" with another tensor; each must own its buffer");
-            return Status::kInvalidPlan;
-          }
-        }
-        if (num_trainable_ == kMaxTrainableLayers) {
-          m.Add("model has more than ").Add(kMaxTrainableLayers).Add(" trainable layers");
-          return Status::kUnsupportedModel;
-        }
-        if (first_trainable_op_ < 0) first_trainable_op_ = i;
-        ++num_trainable_;
-      }
-    } else {
-      if (has_weights || op->trainable()) {
-        m.Add("op ").Add(i).Add(" has no weights, yet the plan gives it some or marks it trainable");
-        return Status::kInvalidPlan;
-      }
-      if (n_in != n_out) {
-        m.Add("op ").Add(i).Add(" must keep the element count (").Add(n_in).Add(" in, ").Add(n_out)
-            .Add(" out)");
-        return Status::kInvalidPlan;
-      }
-      if (op->kind() == plan::OpKind::Softmax && n_out % TensorLastDim(out_t) != 0) {
-        m.Add("op ").Add(i).Add(" (Softmax) has a shape whose last axis does not divide it");
-        return Status::kInvalidPlan;
-      }
-    }
+    ++num_trainable_;
   }
 
   const tflite::SubGraph* sg = view.subgraph;
@@ -280,6 +243,11 @@ Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
   loss_kind_ = static_cast<uint8_t>(loss);
   target_size_ = p->loss() == plan::LossKind::SparseCategoricalCrossentropy ? 1 : output_size_;
   loss_op_ = IsFused(p, last_kind) ? num_ops_ - 1 : num_ops_;
+  IndexGraph();
+  if (loss_op_ == 0 || !needs_grad_[loss_op_ - 1]) {
+    m.Add("no trainable layer reaches the model's output");
+    return Status::kInvalidPlan;
+  }
 
   // Optimizer.
   const plan::Optimizer* opt = p->optimizer();
@@ -326,6 +294,63 @@ Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
   return Status::kOk;
 }
 
+void Trainer::IndexGraph() {
+  const plan::TrainingPlan* p = plan_;
+  for (int i = 0; i < num_ops_; ++i) {
+    const plan::Op* op = p->ops()->Get(i);
+    bool needs_grad = op->trainable();
+    input_root_[i][1] = -1;
+    for (int j = 0; j < OpInputCount(op); ++j) {
+      const int producer = Producer(p, op->inputs()->Get(j), i);
+      input_root_[i][j] = static_cast<int16_t>(producer < 0 ? -1 : output_root_[producer]);
+      if (producer >= 0 && needs_grad_[producer]) needs_grad = true;
+    }
+    output_root_[i] = static_cast<int16_t>(op->kind() == plan::OpKind::Reshape ? input_root_[i][0] : i);
+    needs_grad_[i] = needs_grad;
+  }
+}
+
+// Whether the storage of `root` must survive the forward pass: backward (or the
+// loss) reads it.
+bool Trainer::NeededByBackward(int root) const {
+  if (root == output_root_[num_ops_ - 1] || root == output_root_[loss_op_ - 1]) return true;
+  for (int j = 0; j < loss_op_; ++j) {
+    if (!needs_grad_[j]) continue;  // no backward for this op
+    const plan::Op* op = plan_->ops()->Get(j);
+    if (BackwardReadsOutput(op) && output_root_[j] == root) return true;
+    if (BackwardReadsInput(static_cast<OpKind>(op->kind()), op->trainable()) &&
+        input_root_[j][0] == root) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The last op that reads the storage of `root` (-1 if none).
+int Trainer::LastReader(int root) const {
+  int last = -1;
+  for (int j = 0; j < num_ops_; ++j) {
+    const plan::Op* op = plan_->ops()->Get(j);
+    if (op->kind() == plan::OpKind::Reshape) continue;  // an alias, not a read
+    for (int k = 0; k < OpInputCount(op); ++k) {
+      if (input_root_[j][k] == root) last = j;
+    }
+  }
+  return last;
+}
+
+// The first op after `op` that writes storage (num_ops_ if none).
+int Trainer::NextWriter(int op) const {
+  for (int j = op + 1; j < num_ops_; ++j) {
+    if (plan_->ops()->Get(j)->kind() != plan::OpKind::Reshape) return j;
+  }
+  return num_ops_;
+}
+
+// Arena order: op and layer records, activations, the error region (zeroed per
+// sample), per-layer gradient/optimizer buffers, top-k scratch. Activations that
+// backward reads get their own storage; the others, when they live only from
+// their producer to the next op that writes, share one region.
 Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size) {
   const plan::TrainingPlan* p = view.plan;
   ArenaAllocator a(arena, arena_size);
@@ -339,61 +364,91 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
   if (commit) {
     for (int t = 0; t < num_tensors_; ++t) tensor_data_[t] = tensor_grad_[t] = nullptr;
   }
+  a.Align();
   size_t mark = a.used();
   report_.bookkeeping_bytes = mark;
 
-  // Forward activations: the input copy and every op's output (Reshape aliases).
+  // Forward activations.
   input_ = a.Take<float>(input_size_);
   if (commit) tensor_data_[p->input()] = input_;
+  // Transient outputs alternate between the two ends of one shared region. Only
+  // consecutive ones can be alive together (the op writing one reads the other),
+  // so the region holds the largest such pair.
+  size_t shared_floats = 0, previous = 0;
+  int previous_reader = -1;
   for (int i = 0; i < num_ops_; ++i) {
     const plan::Op* op = p->ops()->Get(i);
-    if (op->kind() == plan::OpKind::Reshape) {
-      if (commit) tensor_data_[op->output()] = tensor_data_[op->inputs()->Get(0)];
+    if (op->kind() == plan::OpKind::Reshape) continue;
+    const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
+    const int reader = LastReader(i);
+    if (!NeededByBackward(i) && reader <= NextWriter(i)) {
+      const size_t together = (previous_reader == i ? previous : 0) + n;
+      if (together > shared_floats) shared_floats = together;
+      previous = n;
+      previous_reader = reader;
       continue;
     }
-    float* out = a.Take<float>(static_cast<size_t>(TensorElements(TensorAt(view, op->output()))));
+    float* out = a.Take<float>(n);
     if (commit) tensor_data_[op->output()] = out;
   }
+  float* shared = shared_floats > 0 ? a.Take<float>(shared_floats) : nullptr;
+  if (commit) {
+    bool from_top = false;
+    for (int i = 0; i < num_ops_; ++i) {
+      const plan::Op* op = p->ops()->Get(i);
+      if (op->kind() == plan::OpKind::Reshape) {
+        tensor_data_[op->output()] = tensor_data_[op->inputs()->Get(0)];
+      } else if (tensor_data_[op->output()] == nullptr) {
+        const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
+        tensor_data_[op->output()] = from_top ? shared + (shared_floats - n) : shared;
+        from_top = !from_top;
+      }
+    }
+  }
+  a.Align();  // each section carries its own trailing padding
   report_.activation_bytes = a.used() - mark;
   mark = a.used();
 
   // Error buffers, one region zeroed per sample: outputs of the ops that get backward.
   size_t region_start = 0;
-  int32_t widest = 0;  // widest layer that gets backward, for the selection scratch
-  for (int i = first_trainable_op_; i < loss_op_; ++i) {
+  for (int i = 0; i < loss_op_; ++i) {
     const plan::Op* op = p->ops()->Get(i);
-    const int in = op->inputs()->Get(0);
-    const int32_t n_out = static_cast<int32_t>(TensorElements(TensorAt(view, op->output())));
-    if (n_out > widest) widest = n_out;
-    if (op->kind() == plan::OpKind::Reshape && Producer(p, in, i) >= first_trainable_op_) {
-      if (commit) tensor_grad_[op->output()] = tensor_grad_[in];
+    if (!needs_grad_[i]) continue;
+    if (op->kind() == plan::OpKind::Reshape) {  // its input needs a gradient too: share it
+      if (commit) tensor_grad_[op->output()] = tensor_grad_[op->inputs()->Get(0)];
       continue;
     }
-    float* grad = a.Take<float>(static_cast<size_t>(n_out));
-    if (region_start == 0) region_start = a.used() - static_cast<size_t>(n_out) * sizeof(float);
+    const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
+    float* grad = a.Take<float>(n);
+    if (region_start == 0) region_start = a.used() - n * sizeof(float);
     if (commit) tensor_grad_[op->output()] = grad;
   }
   error_region_floats_ = (a.used() - region_start) / sizeof(float);
   if (commit) error_region_ = reinterpret_cast<float*>(arena + region_start);
+  a.Align();
   size_t error_bytes = a.used() - mark;
   mark = a.used();
 
-  // Per trainable layer: kept rows, batch accumulators, momentum.
+  // Per trainable layer: kept rows (direct) or gradient buffers, and momentum.
   size_t optimizer_bytes = 0, accumulator_bytes = 0, scratch_bytes = 0;
+  int32_t widest = 0;  // widest trainable layer, for the selection scratch
   int layer = 0;
   for (int i = 0; i < num_ops_; ++i) {
     const plan::Op* op = p->ops()->Get(i);
     if (!op->trainable()) continue;
-    const int32_t n_out = static_cast<int32_t>(TensorElements(TensorAt(view, op->output())));
-    const int32_t n_in = static_cast<int32_t>(TensorElements(TensorAt(view, op->inputs()->Get(0))));
-    const size_t n_w = static_cast<size_t>(n_out) * static_cast<size_t>(n_in);
-    const size_t n_b = op->bias() >= 0 ? static_cast<size_t>(n_out) : 0;
+    OpRuntime r;
+    Status status = PrepareOp(view, model_, i, &r, &m);  // validated already: fills the sizes
+    if (status != Status::kOk) return status;
+    const bool direct = !accumulate_ && r.kind == OpKind::kFullyConnected;
+    const size_t n_w = static_cast<size_t>(r.n_weights);
+    const size_t n_b = static_cast<size_t>(r.n_bias);
+    if (r.n_out > widest) widest = r.n_out;
     size_t before = a.used();
-    int32_t* rows = a.Take<int32_t>(static_cast<size_t>(n_out));
+    int32_t* rows = direct ? a.Take<int32_t>(static_cast<size_t>(r.n_out)) : nullptr;
     scratch_bytes += a.used() - before;
     before = a.used();
-    float* w_grad = accumulate_ ? a.Take<float>(n_w) : nullptr;
-    float* b_grad = accumulate_ && n_b > 0 ? a.Take<float>(n_b) : nullptr;
+    float* w_grad = direct ? nullptr : a.Take<float>(n_w);
+    float* b_grad = !direct && n_b > 0 ? a.Take<float>(n_b) : nullptr;
     accumulator_bytes += a.used() - before;
     before = a.used();
     float* w_vel = momentum_ > 0.0f ? a.Take<float>(n_w) : nullptr;
@@ -403,8 +458,10 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
       TrainableLayer& l = layers_[layer];
       l.op = i;
       l.position = num_trainable_ - 1 - layer;
-      l.n_in = n_in;
-      l.n_out = n_out;
+      l.n_out = r.n_out;
+      l.n_weights = r.n_weights;
+      l.n_bias = r.n_bias;
+      l.direct = direct;
       l.rows = rows;
       l.weight_grad = w_grad;
       l.bias_grad = b_grad;
@@ -422,11 +479,8 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
   size_t before = a.used();
   select_index_ = a.Take<int32_t>(static_cast<size_t>(widest));
   select_mask_ = a.Take<uint8_t>(static_cast<size_t>(widest));
-  all_rows_ = a.Take<int32_t>(static_cast<size_t>(widest));
+  select_rows_ = a.Take<int32_t>(static_cast<size_t>(widest));
   scratch_bytes += a.used() - before;
-  if (commit) {
-    for (int32_t r = 0; r < widest; ++r) all_rows_[r] = r;
-  }
 
   if (a.overflow()) {
     m.Add("model is too large to lay out in memory");
@@ -443,34 +497,21 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
   for (int i = 0; i < num_ops_; ++i) {
     const plan::Op* op = p->ops()->Get(i);
     OpRuntime& r = ops_[i];
+    Status status = PrepareOp(view, model_, i, &r, &m);
+    if (status != Status::kOk) return status;
     const int in = op->inputs()->Get(0);
-    const tflite::Tensor* out_t = TensorAt(view, op->output());
-    r.kind = static_cast<OpKind>(op->kind());
-    r.n_in = static_cast<int32_t>(TensorElements(TensorAt(view, in)));
-    r.n_out = static_cast<int32_t>(TensorElements(out_t));
-    r.depth = TensorLastDim(out_t);
-    r.rows = r.n_out / r.depth;
+    const int in2 = OpInputCount(op) > 1 ? op->inputs()->Get(1) : -1;
     r.in = tensor_data_[in];
+    r.in2 = in2 >= 0 ? tensor_data_[in2] : nullptr;
     r.out = tensor_data_[op->output()];
     r.d_in = tensor_grad_[in];
+    r.d_in2 = in2 >= 0 ? tensor_grad_[in2] : nullptr;
     r.d_out = tensor_grad_[op->output()];
-    r.weights = nullptr;
-    r.bias = nullptr;
-    r.layer = -1;
-    r.act = kernels::FusedAct::kNone;
-    if (op->kind() == plan::OpKind::Relu) r.act = kernels::FusedAct::kRelu;
-    if (op->kind() == plan::OpKind::Relu6) r.act = kernels::FusedAct::kRelu6;
-    if (op->kind() == plan::OpKind::FullyConnected) {
-      r.act = static_cast<kernels::FusedAct>(op->activation());
-      r.weights = ConstantData(view, model_, op->weights(),
-                               static_cast<int64_t>(r.n_out) * r.n_in, &m);
-      if (op->bias() >= 0) r.bias = ConstantData(view, model_, op->bias(), r.n_out, &m);
-      if (op->trainable()) {
-        r.layer = layer;
-        layers_[layer].weights = r.weights;
-        layers_[layer].bias = r.bias;
-        ++layer;
-      }
+    if (op->trainable()) {
+      r.layer = layer;
+      layers_[layer].weights = r.weights;
+      layers_[layer].bias = r.bias;
+      ++layer;
     }
   }
   const plan::Op* last_backward = p->ops()->Get(loss_op_ - 1);
@@ -505,8 +546,7 @@ size_t Trainer::StateBytes() const {
   size_t bytes = 3 * sizeof(uint32_t) + sizeof(Counters) + num_trainable_ * sizeof(float);
   if (momentum_ > 0.0f) {
     for (int i = 0; i < num_trainable_; ++i) {
-      bytes += static_cast<size_t>(layers_[i].n_out) * layers_[i].n_in * sizeof(float);
-      if (layers_[i].bias != nullptr) bytes += layers_[i].n_out * sizeof(float);
+      bytes += static_cast<size_t>(layers_[i].n_weights + layers_[i].n_bias) * sizeof(float);
     }
   }
   return bytes;
@@ -538,8 +578,8 @@ Status Trainer::SaveState(uint8_t* out, size_t out_size) {
   if (momentum_ > 0.0f) {
     for (int i = 0; i < num_trainable_; ++i) {
       const TrainableLayer& l = layers_[i];
-      c.Put(l.weight_velocity, static_cast<size_t>(l.n_out) * l.n_in * sizeof(float));
-      if (l.bias != nullptr) c.Put(l.bias_velocity, l.n_out * sizeof(float));
+      c.Put(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
+      if (l.n_bias > 0) c.Put(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
     }
   }
   return Status::kOk;
@@ -563,8 +603,8 @@ Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
   if (momentum_ > 0.0f) {
     for (int i = 0; i < num_trainable_; ++i) {
       TrainableLayer& l = layers_[i];
-      c.Get(l.weight_velocity, static_cast<size_t>(l.n_out) * l.n_in * sizeof(float));
-      if (l.bias != nullptr) c.Get(l.bias_velocity, l.n_out * sizeof(float));
+      c.Get(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
+      if (l.n_bias > 0) c.Get(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
     }
   }
   return Status::kOk;

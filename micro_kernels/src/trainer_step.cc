@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "kernels/activations.h"
+#include "kernels/conv.h"
 #include "kernels/fully_connected.h"
 #include "kernels/loss.h"
+#include "kernels/pad_add.h"
+#include "kernels/pooling.h"
 #include "kernels/top_k.h"
 #include "message.h"
 #include "sgd.h"
@@ -39,6 +42,36 @@ bool UpdateIsSafe(float lr, float max_grad, float max_input, float momentum, con
   if (!(step <= kMaxUpdate && step * max_input <= kMaxUpdate)) return false;
   if (velocity == nullptr) return true;
   return momentum * MaxAbs(velocity, n) + step * max_input <= kMaxUpdate;
+}
+
+// Weight gradient (into grad_w, when not null) and input gradient (into op.d_in,
+// when not null) from the errors of the `num_kept` output elements in `kept`
+// (null: all of them, in order).
+void WeightOpBackward(const OpRuntime& op, const int32_t* kept, int32_t num_kept, float* grad_w) {
+  switch (op.kind) {
+    case OpKind::kFullyConnected:
+      if (grad_w != nullptr) {
+        kernels::FullyConnectedAccumulateGrad(op.in, op.n_in, op.d_out, kept, num_kept, grad_w);
+      }
+      if (op.d_in != nullptr) {
+        kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, num_kept, op.d_in);
+      }
+      break;
+    case OpKind::kConv2D:
+      kernels::Conv2DBackward(op.in, op.weights, op.conv, op.d_out, kept, num_kept, grad_w, op.d_in);
+      break;
+    case OpKind::kDepthwiseConv2D:
+      kernels::DepthwiseConv2DBackward(op.in, op.weights, op.conv, op.d_out, kept, num_kept, grad_w,
+                                       op.d_in);
+      break;
+    default:
+      break;
+  }
+}
+
+void AddInto(const float* from, int32_t n, float* to) {
+  if (to == nullptr) return;
+  for (int32_t i = 0; i < n; ++i) to[i] += from[i];
 }
 
 }  // namespace
@@ -102,7 +135,12 @@ void Trainer::Forward(const float* input, uint64_t* macs) {
     switch (op.kind) {
       case OpKind::kFullyConnected:
         kernels::FullyConnected(op.in, op.n_in, op.weights, op.bias, op.n_out, op.act, op.out);
-        *macs += static_cast<uint64_t>(op.n_in) * op.n_out;
+        break;
+      case OpKind::kConv2D:
+        kernels::Conv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
+        break;
+      case OpKind::kDepthwiseConv2D:
+        kernels::DepthwiseConv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
         break;
       case OpKind::kRelu:
       case OpKind::kRelu6:
@@ -117,9 +155,25 @@ void Trainer::Forward(const float* input, uint64_t* macs) {
       case OpKind::kSoftmax:
         kernels::Softmax(op.in, op.rows, op.depth, op.out);
         break;
+      case OpKind::kMaxPool2D:
+        kernels::MaxPool(op.in, op.conv, op.act, op.out);
+        break;
+      case OpKind::kAveragePool2D:
+        kernels::AveragePool(op.in, op.conv, op.act, op.out);
+        break;
+      case OpKind::kMean:
+        kernels::Mean(op.in, op.rows, op.depth, op.out);
+        break;
+      case OpKind::kPad:
+        kernels::Pad(op.in, op.pad, op.n_out, op.out);
+        break;
+      case OpKind::kAdd:
+        kernels::Add(op.in, op.in2, op.n_out, op.act, op.out);
+        break;
       case OpKind::kReshape:
         break;  // output aliases input
     }
+    if (HasWeights(op.kind)) *macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
   }
 }
 
@@ -162,22 +216,26 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   return Backward(r);
 }
 
+// Ops run backward from the last one before the loss; ops whose output depends
+// on no trainable layer (a frozen prefix) are not visited at all.
 Status Trainer::Backward(SampleResult* r) {
-  for (int i = loss_op_ - 1; i >= first_trainable_op_; --i) {
+  for (int i = loss_op_ - 1; i >= 0; --i) {
+    if (!needs_grad_[i]) continue;
     OpRuntime& op = ops_[i];
     switch (op.kind) {
-      case OpKind::kFullyConnected: {
+      case OpKind::kFullyConnected:
+      case OpKind::kConv2D:
+      case OpKind::kDepthwiseConv2D: {
         // d_out becomes the error w.r.t. the pre-activation output z.
         kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
         const float y = TotalError(op.d_out, op.n_out);
         if (!isfinite(y)) {
           return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
         }
-        if (op.layer < 0) {  // frozen layer between trainable ones: dense input gradient
+        if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient
           if (op.d_in != nullptr) {
-            kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, all_rows_, op.n_out,
-                                             op.d_in);
-            r->backward_macs += static_cast<uint64_t>(op.n_out) * op.n_in;
+            WeightOpBackward(op, nullptr, op.n_out, nullptr);
+            r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
           }
           break;
         }
@@ -188,19 +246,18 @@ Status Trainer::Backward(SampleResult* r) {
           return Status::kOk;
         }
         const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
+        int32_t* kept = layer.direct ? layer.rows : select_rows_;
         r->selection_ops +=
-            kernels::SelectTopKRows(op.d_out, op.n_out, k, select_index_, select_mask_, layer.rows);
+            kernels::SelectTopKRows(op.d_out, op.n_out, k, select_index_, select_mask_, kept);
         layer.k = k;
         r->k[op.layer] = k;
-        if (accumulate_) {
-          kernels::FullyConnectedAccumulateGrad(op.in, op.n_in, op.d_out, layer.rows, k, op.n_out,
-                                                layer.weight_grad, layer.bias_grad);
+        // Direct layers take their weight update from `kept` and d_out after backward.
+        WeightOpBackward(op, kept, k, layer.weight_grad);
+        if (layer.bias_grad != nullptr) {
+          kernels::BiasGrad(op.d_out, op.n_out / layer.n_bias, layer.n_bias, layer.bias_grad);
         }
-        r->backward_macs += static_cast<uint64_t>(k) * op.n_in;  // weight gradient
-        if (op.d_in != nullptr) {
-          kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, layer.rows, k, op.d_in);
-          r->backward_macs += static_cast<uint64_t>(k) * op.n_in;
-        }
+        r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;  // weight gradient
+        if (op.d_in != nullptr) r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;
         break;
       }
       case OpKind::kRelu:
@@ -218,40 +275,80 @@ Status Trainer::Backward(SampleResult* r) {
           kernels::SoftmaxBackward(op.out, op.d_out, op.rows, op.depth, op.d_in);
         }
         break;
+      case OpKind::kMaxPool2D:
+        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
+        if (op.d_in != nullptr) kernels::MaxPoolBackward(op.in, op.conv, op.d_out, op.d_in);
+        break;
+      case OpKind::kAveragePool2D:
+        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
+        if (op.d_in != nullptr) kernels::AveragePoolBackward(op.conv, op.d_out, op.d_in);
+        break;
+      case OpKind::kMean:
+        if (op.d_in != nullptr) kernels::MeanBackward(op.d_out, op.rows, op.depth, op.d_in);
+        break;
+      case OpKind::kPad:
+        if (op.d_in != nullptr) kernels::PadBackward(op.d_out, op.pad, op.d_in);
+        break;
+      case OpKind::kAdd:
+        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
+        AddInto(op.d_out, op.n_out, op.d_in);
+        AddInto(op.d_out, op.n_out, op.d_in2);
+        break;
       case OpKind::kReshape:
-        if (op.d_in != nullptr && op.d_in != op.d_out) {
-          for (int j = 0; j < op.n_out; ++j) op.d_in[j] += op.d_out[j];
-        }
+        if (op.d_in != op.d_out) AddInto(op.d_out, op.n_out, op.d_in);
         break;
     }
   }
   return Status::kOk;
 }
 
-// Batch size 1: the update comes straight from this sample's errors, with no
-// gradient buffer. Rows that were not kept are not touched unless momentum or
-// weight decay move every weight anyway.
-Status Trainer::ApplyDirectUpdate(float lr) {
-  if (!(weight_decay_ * lr <= 1.0f)) {
-    return Fail(Status::kNonFinite, "weight_decay * learning_rate exceeds 1; step refused, weights unchanged");
+// Applies this step's gradients once every error is known. Direct layers
+// (FullyConnected at batch size 1) update straight from their kept rows and
+// errors, with no gradient buffer; the others apply their gradient buffers
+// scaled by `grad_scale` (1 / samples trained) and clear them. Rows a direct
+// layer did not keep are not touched unless momentum or weight decay move every
+// weight anyway.
+Status Trainer::ApplyUpdate(float lr, float grad_scale) {
+  bool safe = weight_decay_ * lr <= 1.0f;
+  if (!safe) {
+    ClearGradients();
+    return Fail(Status::kNonFinite,
+                "weight_decay * learning_rate exceeds 1; step refused, weights unchanged");
   }
-  for (int l = 0; l < num_trainable_; ++l) {
+  for (int l = 0; l < num_trainable_ && safe; ++l) {
     const TrainableLayer& layer = layers_[l];
     const OpRuntime& op = ops_[layer.op];
-    const float max_delta = MaxAbs(op.d_out, layer.n_out);
-    if (!UpdateIsSafe(lr, max_delta, MaxAbs(op.in, layer.n_in), momentum_, layer.weight_velocity,
-                      layer.n_out * layer.n_in) ||
-        !UpdateIsSafe(lr, max_delta, 1.0f, momentum_, layer.bias_velocity,
-                      layer.bias != nullptr ? layer.n_out : 0)) {
-      return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
+    if (layer.direct) {
+      const float max_delta = MaxAbs(op.d_out, layer.n_out);
+      safe = UpdateIsSafe(lr, max_delta, MaxAbs(op.in, op.n_in), momentum_, layer.weight_velocity,
+                          layer.n_weights) &&
+             UpdateIsSafe(lr, max_delta, 1.0f, momentum_, layer.bias_velocity, layer.n_bias);
+    } else {
+      safe = UpdateIsSafe(lr, MaxAbs(layer.weight_grad, layer.n_weights) * grad_scale, 1.0f,
+                          momentum_, layer.weight_velocity, layer.n_weights) &&
+             (layer.bias_grad == nullptr ||
+              UpdateIsSafe(lr, MaxAbs(layer.bias_grad, layer.n_bias) * grad_scale, 1.0f, momentum_,
+                           layer.bias_velocity, layer.n_bias));
     }
+  }
+  if (!safe) {
+    ClearGradients();
+    return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
   }
   const SgdStep step{lr, momentum_, weight_decay_};
   const bool every_row = momentum_ != 0.0f || weight_decay_ != 0.0f;
   for (int l = 0; l < num_trainable_; ++l) {
     const TrainableLayer& layer = layers_[l];
     const OpRuntime& op = ops_[layer.op];
-    const int32_t n_in = layer.n_in;
+    if (!layer.direct) {
+      SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights,
+                layer.weight_velocity);
+      if (layer.bias != nullptr) {
+        SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias, layer.bias_velocity);
+      }
+      continue;
+    }
+    const int32_t n_in = op.n_in;
     if (every_row) {
       int32_t next = 0;  // walks the ascending kept-row list
       for (int32_t o = 0; o < layer.n_out; ++o) {
@@ -273,45 +370,19 @@ Status Trainer::ApplyDirectUpdate(float lr) {
       SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
     }
   }
+  ClearGradients();
   return Status::kOk;
 }
 
-// Batch size > 1: apply the mean of the accumulated gradients over the samples
-// actually trained.
-Status Trainer::ApplyAccumulatedUpdate(float lr, uint32_t trained) {
-  const float scale = 1.0f / static_cast<float>(trained);
-  bool safe = weight_decay_ * lr <= 1.0f;
-  for (int l = 0; l < num_trainable_ && safe; ++l) {
-    const TrainableLayer& layer = layers_[l];
-    const int n_w = layer.n_out * layer.n_in;
-    safe = UpdateIsSafe(lr, MaxAbs(layer.weight_grad, n_w) * scale, 1.0f, momentum_,
-                        layer.weight_velocity, n_w) &&
-           (layer.bias_grad == nullptr ||
-            UpdateIsSafe(lr, MaxAbs(layer.bias_grad, layer.n_out) * scale, 1.0f, momentum_,
-                         layer.bias_velocity, layer.n_out));
-  }
-  if (!safe) {
-    ClearAccumulators();
-    return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
-  }
-  const SgdStep step{lr, momentum_, weight_decay_};
+void Trainer::ClearGradients() {
   for (int l = 0; l < num_trainable_; ++l) {
     const TrainableLayer& layer = layers_[l];
-    SgdUpdate(step, layer.weight_grad, scale, layer.n_out * layer.n_in, layer.weights,
-              layer.weight_velocity);
-    if (layer.bias != nullptr) {
-      SgdUpdate(step, layer.bias_grad, scale, layer.n_out, layer.bias, layer.bias_velocity);
+    if (layer.weight_grad != nullptr) {
+      memset(layer.weight_grad, 0, static_cast<size_t>(layer.n_weights) * sizeof(float));
     }
-  }
-  ClearAccumulators();
-  return Status::kOk;
-}
-
-void Trainer::ClearAccumulators() {
-  for (int l = 0; l < num_trainable_; ++l) {
-    const TrainableLayer& layer = layers_[l];
-    memset(layer.weight_grad, 0, static_cast<size_t>(layer.n_out) * layer.n_in * sizeof(float));
-    if (layer.bias_grad != nullptr) memset(layer.bias_grad, 0, layer.n_out * sizeof(float));
+    if (layer.bias_grad != nullptr) {
+      memset(layer.bias_grad, 0, static_cast<size_t>(layer.n_bias) * sizeof(float));
+    }
   }
 }
 
@@ -347,9 +418,9 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     *r = SampleResult();
     r->num_layers = num_trainable_;
     Status status = TrainSample(inputs + s * input_len, targets + s * target_len, r);
-    if (status == Status::kOk && !r->skipped && !accumulate_) status = ApplyDirectUpdate(lr);
+    if (status == Status::kOk && !r->skipped && !accumulate_) status = ApplyUpdate(lr, 1.0f);
     if (status != Status::kOk) {
-      if (accumulate_) ClearAccumulators();
+      ClearGradients();
       for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
       return status;
     }
@@ -365,7 +436,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     }
   }
   if (accumulate_ && result->trained > 0) {
-    Status status = ApplyAccumulatedUpdate(lr, result->trained);
+    Status status = ApplyUpdate(lr, 1.0f / static_cast<float>(result->trained));
     if (status != Status::kOk) {
       for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
       return status;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kernels/activations.h"
+#include "kernels/conv.h"
 #include "kernels/fully_connected.h"
 #include "kernels/loss.h"
 #include "kernels/top_k.h"
@@ -892,8 +893,8 @@ static void TestFullyConnectedAccumulateGrad() {
   for (auto& v : gb) v = rng.Uniform(-1.0f, 1.0f);
   const std::vector<float> gw0 = gw, gb0 = gb;
   const int32_t rows[] = {1, 4};
-  kernels::FullyConnectedAccumulateGrad(x.data(), n_in, delta.data(), rows, 2, n_out, gw.data(),
-                                        gb.data());
+  kernels::FullyConnectedAccumulateGrad(x.data(), n_in, delta.data(), rows, 2, gw.data());
+  kernels::BiasGrad(delta.data(), 1, n_out, gb.data());
   for (int o = 0; o < n_out; ++o) {
     const bool kept = o == 1 || o == 4;
     for (int i = 0; i < n_in; ++i) {
@@ -905,8 +906,8 @@ static void TestFullyConnectedAccumulateGrad() {
     }
     CHECK_NEAR(gb[o], gb0[o] + delta[o], 1e-6);  // bias: dense
   }
-  // Twice accumulates twice; null bias is allowed.
-  kernels::FullyConnectedAccumulateGrad(x.data(), n_in, delta.data(), rows, 2, n_out, gw.data(), nullptr);
+  // Twice accumulates twice.
+  kernels::FullyConnectedAccumulateGrad(x.data(), n_in, delta.data(), rows, 2, gw.data());
   CHECK_NEAR(gw[1 * n_in + 2], gw0[1 * n_in + 2] + 2.0 * delta[1] * x[2], 1e-6);
   CHECK_NEAR(gb[3], gb0[3] + delta[3], 1e-6);
 }

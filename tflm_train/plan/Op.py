@@ -104,8 +104,118 @@ class Op(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
+    # Op
+    def StrideH(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def StrideW(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def DilationH(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def DilationW(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def Padding(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def FilterH(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 0
+
+    # Op
+    def FilterW(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(32))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 0
+
+    # Op
+    def DepthMultiplier(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 1
+
+    # Op
+    def PadBefore(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # Op
+    def PadBeforeAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int32Flags, o)
+        return 0
+
+    # Op
+    def PadBeforeLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Op
+    def PadBeforeIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        return o == 0
+
+    # Op
+    def PadAfter(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # Op
+    def PadAfterAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int32Flags, o)
+        return 0
+
+    # Op
+    def PadAfterLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Op
+    def PadAfterIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        return o == 0
+
 def OpStart(builder):
-    builder.StartObject(8)
+    builder.StartObject(18)
 
 def Start(builder):
     OpStart(builder)
@@ -163,6 +273,78 @@ def OpAddName(builder, name):
 
 def AddName(builder, name):
     OpAddName(builder, name)
+
+def OpAddStrideH(builder, strideH):
+    builder.PrependInt32Slot(8, strideH, 1)
+
+def AddStrideH(builder, strideH):
+    OpAddStrideH(builder, strideH)
+
+def OpAddStrideW(builder, strideW):
+    builder.PrependInt32Slot(9, strideW, 1)
+
+def AddStrideW(builder, strideW):
+    OpAddStrideW(builder, strideW)
+
+def OpAddDilationH(builder, dilationH):
+    builder.PrependInt32Slot(10, dilationH, 1)
+
+def AddDilationH(builder, dilationH):
+    OpAddDilationH(builder, dilationH)
+
+def OpAddDilationW(builder, dilationW):
+    builder.PrependInt32Slot(11, dilationW, 1)
+
+def AddDilationW(builder, dilationW):
+    OpAddDilationW(builder, dilationW)
+
+def OpAddPadding(builder, padding):
+    builder.PrependUint8Slot(12, padding, 1)
+
+def AddPadding(builder, padding):
+    OpAddPadding(builder, padding)
+
+def OpAddFilterH(builder, filterH):
+    builder.PrependInt32Slot(13, filterH, 0)
+
+def AddFilterH(builder, filterH):
+    OpAddFilterH(builder, filterH)
+
+def OpAddFilterW(builder, filterW):
+    builder.PrependInt32Slot(14, filterW, 0)
+
+def AddFilterW(builder, filterW):
+    OpAddFilterW(builder, filterW)
+
+def OpAddDepthMultiplier(builder, depthMultiplier):
+    builder.PrependInt32Slot(15, depthMultiplier, 1)
+
+def AddDepthMultiplier(builder, depthMultiplier):
+    OpAddDepthMultiplier(builder, depthMultiplier)
+
+def OpAddPadBefore(builder, padBefore):
+    builder.PrependUOffsetTRelativeSlot(16, flatbuffers.number_types.UOffsetTFlags.py_type(padBefore), 0)
+
+def AddPadBefore(builder, padBefore):
+    OpAddPadBefore(builder, padBefore)
+
+def OpStartPadBeforeVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def StartPadBeforeVector(builder, numElems):
+    return OpStartPadBeforeVector(builder, numElems)
+
+def OpAddPadAfter(builder, padAfter):
+    builder.PrependUOffsetTRelativeSlot(17, flatbuffers.number_types.UOffsetTFlags.py_type(padAfter), 0)
+
+def AddPadAfter(builder, padAfter):
+    OpAddPadAfter(builder, padAfter)
+
+def OpStartPadAfterVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def StartPadAfterVector(builder, numElems):
+    return OpStartPadAfterVector(builder, numElems)
 
 def OpEnd(builder):
     return builder.EndObject()

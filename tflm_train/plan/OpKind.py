@@ -10,3 +10,10 @@ class OpKind(object):
     Tanh = 4
     Softmax = 5
     Reshape = 6
+    Conv2D = 7
+    DepthwiseConv2D = 8
+    MaxPool2D = 9
+    AveragePool2D = 10
+    Mean = 11
+    Pad = 12
+    Add = 13

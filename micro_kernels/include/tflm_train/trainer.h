@@ -28,6 +28,8 @@ struct ModelView;
 // Per-step reports keep per-layer numbers in fixed arrays; Init rejects models
 // with more trainable layers than this.
 constexpr int kMaxTrainableLayers = 64;
+// Init rejects plans with more ops than this (the trainer object indexes the graph in fixed arrays).
+constexpr int kMaxOps = 256;
 
 enum class PolicyKind : uint8_t { kFull = 0, kStaticTopK = 1, kTinyProp = 2, kTinyPropV2 = 3 };
 
@@ -48,8 +50,10 @@ struct TrainerOptions {
 // Where the arena goes. required_bytes is also filled when Init fails with kArenaTooSmall.
 struct ArenaReport {
   size_t required_bytes = 0;
-  size_t activation_bytes = 0;   // forward activations kept for backward
-  size_t gradient_bytes = 0;     // error (delta) buffers, and weight gradients when batch > 1
+  size_t activation_bytes = 0;   // forward activations: those backward reads, plus two shared
+                                 // buffers for the ones it does not
+  size_t gradient_bytes = 0;     // error (delta) buffers, and weight gradients (convolutions,
+                                 // and every layer when batch > 1)
   size_t optimizer_bytes = 0;    // momentum velocities
   size_t scratch_bytes = 0;      // top-k selection and kept-row lists
   size_t bookkeeping_bytes = 0;  // per-op records and policy state
@@ -134,9 +138,12 @@ class Trainer {
   void Forward(const float* input, uint64_t* macs);
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
-  Status ApplyDirectUpdate(float lr);
-  Status ApplyAccumulatedUpdate(float lr, uint32_t trained);
-  void ClearAccumulators();
+  Status ApplyUpdate(float lr, float grad_scale);
+  void ClearGradients();
+  void IndexGraph();
+  bool NeededByBackward(int root) const;
+  int LastReader(int root) const;
+  int NextWriter(int op) const;
 
   const plan::TrainingPlan* plan_ = nullptr;
   uint8_t* model_ = nullptr;
@@ -145,23 +152,22 @@ class Trainer {
   int num_ops_ = 0;
   TrainableLayer* layers_ = nullptr;
   int num_trainable_ = 0;
-  int first_trainable_op_ = 0;  // ops before it get no backward at all
   int loss_op_ = 0;             // ops from here on are folded into the loss gradient
   float** tensor_data_ = nullptr;
   float** tensor_grad_ = nullptr;
   int num_tensors_ = 0;
   float* error_region_ = nullptr;  // all per-sample error buffers, zeroed per sample
   size_t error_region_floats_ = 0;
-  int32_t* select_index_ = nullptr;
+  int32_t* select_index_ = nullptr;  // top-k scratch, sized for the widest trainable layer
   uint8_t* select_mask_ = nullptr;
-  int32_t* all_rows_ = nullptr;    // 0, 1, 2, ... for dense backward through frozen layers
+  int32_t* select_rows_ = nullptr;   // kept elements of layers that are not `direct`
   float* input_ = nullptr;
   const float* output_ = nullptr;
   const float* logits_ = nullptr;  // what the loss reads (the output unless fused)
   float* loss_grad_ = nullptr;     // where the loss writes its gradient
   size_t input_size_ = 0, output_size_ = 0, target_size_ = 0;
   uint32_t batch_size_ = 1;
-  bool accumulate_ = false;        // weight-gradient buffers exist (batch size > 1)
+  bool accumulate_ = false;        // batch size > 1: every layer accumulates into gradient buffers
   PolicyParams policy_;
   uint8_t loss_kind_ = 0;
   float lr_ = 0, momentum_ = 0, weight_decay_ = 0;
@@ -171,6 +177,11 @@ class Trainer {
   Counters counters_;
   ArenaReport report_;
   char error_[200] = {};
+  // The graph, indexed once at Init. A "root" is the op whose output storage a
+  // tensor uses (Reshape outputs share their input's); -1 is the model input.
+  int16_t input_root_[kMaxOps][2] = {};
+  int16_t output_root_[kMaxOps] = {};
+  bool needs_grad_[kMaxOps] = {};   // the op's output depends on a trainable layer
 };
 
 }  // namespace tflm_train

@@ -39,11 +39,18 @@ enum class OpKind : uint8_t {
   Tanh = 4,
   Softmax = 5,
   Reshape = 6,
+  Conv2D = 7,
+  DepthwiseConv2D = 8,
+  MaxPool2D = 9,
+  AveragePool2D = 10,
+  Mean = 11,
+  Pad = 12,
+  Add = 13,
   MIN = FullyConnected,
-  MAX = Reshape
+  MAX = Add
 };
 
-inline const OpKind (&EnumValuesOpKind())[7] {
+inline const OpKind (&EnumValuesOpKind())[14] {
   static const OpKind values[] = {
     OpKind::FullyConnected,
     OpKind::Relu,
@@ -51,13 +58,20 @@ inline const OpKind (&EnumValuesOpKind())[7] {
     OpKind::Logistic,
     OpKind::Tanh,
     OpKind::Softmax,
-    OpKind::Reshape
+    OpKind::Reshape,
+    OpKind::Conv2D,
+    OpKind::DepthwiseConv2D,
+    OpKind::MaxPool2D,
+    OpKind::AveragePool2D,
+    OpKind::Mean,
+    OpKind::Pad,
+    OpKind::Add
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpKind() {
-  static const char * const names[8] = {
+  static const char * const names[15] = {
     "FullyConnected",
     "Relu",
     "Relu6",
@@ -65,15 +79,52 @@ inline const char * const *EnumNamesOpKind() {
     "Tanh",
     "Softmax",
     "Reshape",
+    "Conv2D",
+    "DepthwiseConv2D",
+    "MaxPool2D",
+    "AveragePool2D",
+    "Mean",
+    "Pad",
+    "Add",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpKind(OpKind e) {
-  if (::flatbuffers::IsOutRange(e, OpKind::FullyConnected, OpKind::Reshape)) return "";
+  if (::flatbuffers::IsOutRange(e, OpKind::FullyConnected, OpKind::Add)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpKind()[index];
+}
+
+enum class Padding : uint8_t {
+  Same = 0,
+  Valid = 1,
+  MIN = Same,
+  MAX = Valid
+};
+
+inline const Padding (&EnumValuesPadding())[2] {
+  static const Padding values[] = {
+    Padding::Same,
+    Padding::Valid
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesPadding() {
+  static const char * const names[3] = {
+    "Same",
+    "Valid",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNamePadding(Padding e) {
+  if (::flatbuffers::IsOutRange(e, Padding::Same, Padding::Valid)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesPadding()[index];
 }
 
 enum class FusedActivation : uint8_t {
@@ -221,7 +272,17 @@ struct Op FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
     VT_BIAS = 12,
     VT_ACTIVATION = 14,
     VT_TRAINABLE = 16,
-    VT_NAME = 18
+    VT_NAME = 18,
+    VT_STRIDE_H = 20,
+    VT_STRIDE_W = 22,
+    VT_DILATION_H = 24,
+    VT_DILATION_W = 26,
+    VT_PADDING = 28,
+    VT_FILTER_H = 30,
+    VT_FILTER_W = 32,
+    VT_DEPTH_MULTIPLIER = 34,
+    VT_PAD_BEFORE = 36,
+    VT_PAD_AFTER = 38
   };
   tflm_train::plan::OpKind kind() const {
     return static_cast<tflm_train::plan::OpKind>(GetField<uint8_t>(VT_KIND, 0));
@@ -247,6 +308,36 @@ struct Op FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
   const ::flatbuffers::String *name() const {
     return GetPointer<const ::flatbuffers::String *>(VT_NAME);
   }
+  int32_t stride_h() const {
+    return GetField<int32_t>(VT_STRIDE_H, 1);
+  }
+  int32_t stride_w() const {
+    return GetField<int32_t>(VT_STRIDE_W, 1);
+  }
+  int32_t dilation_h() const {
+    return GetField<int32_t>(VT_DILATION_H, 1);
+  }
+  int32_t dilation_w() const {
+    return GetField<int32_t>(VT_DILATION_W, 1);
+  }
+  tflm_train::plan::Padding padding() const {
+    return static_cast<tflm_train::plan::Padding>(GetField<uint8_t>(VT_PADDING, 1));
+  }
+  int32_t filter_h() const {
+    return GetField<int32_t>(VT_FILTER_H, 0);
+  }
+  int32_t filter_w() const {
+    return GetField<int32_t>(VT_FILTER_W, 0);
+  }
+  int32_t depth_multiplier() const {
+    return GetField<int32_t>(VT_DEPTH_MULTIPLIER, 1);
+  }
+  const ::flatbuffers::Vector<int32_t> *pad_before() const {
+    return GetPointer<const ::flatbuffers::Vector<int32_t> *>(VT_PAD_BEFORE);
+  }
+  const ::flatbuffers::Vector<int32_t> *pad_after() const {
+    return GetPointer<const ::flatbuffers::Vector<int32_t> *>(VT_PAD_AFTER);
+  }
   template <bool B = false>
   bool Verify(::flatbuffers::VerifierTemplate<B> &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -260,6 +351,18 @@ struct Op FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {
            VerifyField<uint8_t>(verifier, VT_TRAINABLE, 1) &&
            VerifyOffset(verifier, VT_NAME) &&
            verifier.VerifyString(name()) &&
+           VerifyField<int32_t>(verifier, VT_STRIDE_H, 4) &&
+           VerifyField<int32_t>(verifier, VT_STRIDE_W, 4) &&
+           VerifyField<int32_t>(verifier, VT_DILATION_H, 4) &&
+           VerifyField<int32_t>(verifier, VT_DILATION_W, 4) &&
+           VerifyField<uint8_t>(verifier, VT_PADDING, 1) &&
+           VerifyField<int32_t>(verifier, VT_FILTER_H, 4) &&
+           VerifyField<int32_t>(verifier, VT_FILTER_W, 4) &&
+           VerifyField<int32_t>(verifier, VT_DEPTH_MULTIPLIER, 4) &&
+           VerifyOffset(verifier, VT_PAD_BEFORE) &&
+           verifier.VerifyVector(pad_before()) &&
+           VerifyOffset(verifier, VT_PAD_AFTER) &&
+           verifier.VerifyVector(pad_after()) &&
            verifier.EndTable();
   }
 };
@@ -292,6 +395,36 @@ struct OpBuilder {
   void add_name(::flatbuffers::Offset<::flatbuffers::String> name) {
     fbb_.AddOffset(Op::VT_NAME, name);
   }
+  void add_stride_h(int32_t stride_h) {
+    fbb_.AddElement<int32_t>(Op::VT_STRIDE_H, stride_h, 1);
+  }
+  void add_stride_w(int32_t stride_w) {
+    fbb_.AddElement<int32_t>(Op::VT_STRIDE_W, stride_w, 1);
+  }
+  void add_dilation_h(int32_t dilation_h) {
+    fbb_.AddElement<int32_t>(Op::VT_DILATION_H, dilation_h, 1);
+  }
+  void add_dilation_w(int32_t dilation_w) {
+    fbb_.AddElement<int32_t>(Op::VT_DILATION_W, dilation_w, 1);
+  }
+  void add_padding(tflm_train::plan::Padding padding) {
+    fbb_.AddElement<uint8_t>(Op::VT_PADDING, static_cast<uint8_t>(padding), 1);
+  }
+  void add_filter_h(int32_t filter_h) {
+    fbb_.AddElement<int32_t>(Op::VT_FILTER_H, filter_h, 0);
+  }
+  void add_filter_w(int32_t filter_w) {
+    fbb_.AddElement<int32_t>(Op::VT_FILTER_W, filter_w, 0);
+  }
+  void add_depth_multiplier(int32_t depth_multiplier) {
+    fbb_.AddElement<int32_t>(Op::VT_DEPTH_MULTIPLIER, depth_multiplier, 1);
+  }
+  void add_pad_before(::flatbuffers::Offset<::flatbuffers::Vector<int32_t>> pad_before) {
+    fbb_.AddOffset(Op::VT_PAD_BEFORE, pad_before);
+  }
+  void add_pad_after(::flatbuffers::Offset<::flatbuffers::Vector<int32_t>> pad_after) {
+    fbb_.AddOffset(Op::VT_PAD_AFTER, pad_after);
+  }
   explicit OpBuilder(::flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -312,13 +445,33 @@ inline ::flatbuffers::Offset<Op> CreateOp(
     int32_t bias = -1,
     tflm_train::plan::FusedActivation activation = tflm_train::plan::FusedActivation::None,
     bool trainable = false,
-    ::flatbuffers::Offset<::flatbuffers::String> name = 0) {
+    ::flatbuffers::Offset<::flatbuffers::String> name = 0,
+    int32_t stride_h = 1,
+    int32_t stride_w = 1,
+    int32_t dilation_h = 1,
+    int32_t dilation_w = 1,
+    tflm_train::plan::Padding padding = tflm_train::plan::Padding::Valid,
+    int32_t filter_h = 0,
+    int32_t filter_w = 0,
+    int32_t depth_multiplier = 1,
+    ::flatbuffers::Offset<::flatbuffers::Vector<int32_t>> pad_before = 0,
+    ::flatbuffers::Offset<::flatbuffers::Vector<int32_t>> pad_after = 0) {
   OpBuilder builder_(_fbb);
+  builder_.add_pad_after(pad_after);
+  builder_.add_pad_before(pad_before);
+  builder_.add_depth_multiplier(depth_multiplier);
+  builder_.add_filter_w(filter_w);
+  builder_.add_filter_h(filter_h);
+  builder_.add_dilation_w(dilation_w);
+  builder_.add_dilation_h(dilation_h);
+  builder_.add_stride_w(stride_w);
+  builder_.add_stride_h(stride_h);
   builder_.add_name(name);
   builder_.add_bias(bias);
   builder_.add_weights(weights);
   builder_.add_output(output);
   builder_.add_inputs(inputs);
+  builder_.add_padding(padding);
   builder_.add_trainable(trainable);
   builder_.add_activation(activation);
   builder_.add_kind(kind);
@@ -334,9 +487,21 @@ inline ::flatbuffers::Offset<Op> CreateOpDirect(
     int32_t bias = -1,
     tflm_train::plan::FusedActivation activation = tflm_train::plan::FusedActivation::None,
     bool trainable = false,
-    const char *name = nullptr) {
+    const char *name = nullptr,
+    int32_t stride_h = 1,
+    int32_t stride_w = 1,
+    int32_t dilation_h = 1,
+    int32_t dilation_w = 1,
+    tflm_train::plan::Padding padding = tflm_train::plan::Padding::Valid,
+    int32_t filter_h = 0,
+    int32_t filter_w = 0,
+    int32_t depth_multiplier = 1,
+    const std::vector<int32_t> *pad_before = nullptr,
+    const std::vector<int32_t> *pad_after = nullptr) {
   auto inputs__ = inputs ? _fbb.CreateVector<int32_t>(*inputs) : 0;
   auto name__ = name ? _fbb.CreateString(name) : 0;
+  auto pad_before__ = pad_before ? _fbb.CreateVector<int32_t>(*pad_before) : 0;
+  auto pad_after__ = pad_after ? _fbb.CreateVector<int32_t>(*pad_after) : 0;
   return tflm_train::plan::CreateOp(
       _fbb,
       kind,
@@ -346,7 +511,17 @@ inline ::flatbuffers::Offset<Op> CreateOpDirect(
       bias,
       activation,
       trainable,
-      name__);
+      name__,
+      stride_h,
+      stride_w,
+      dilation_h,
+      dilation_w,
+      padding,
+      filter_h,
+      filter_w,
+      depth_multiplier,
+      pad_before__,
+      pad_after__);
 }
 
 struct Optimizer FLATBUFFERS_FINAL_CLASS : private ::flatbuffers::Table {

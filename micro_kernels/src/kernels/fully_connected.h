@@ -1,6 +1,6 @@
 // Fully-connected forward and backward on one sample. Weights are TFLite's
 // [out, in] row-major; `rows` lists the output rows that get backward work, in
-// ascending order, so sparse backward touches only those rows.
+// ascending order (null = every row), so sparse backward touches only those rows.
 #ifndef TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
 #define TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
 
@@ -36,25 +36,21 @@ inline void FullyConnected(const float* x, int n_in, const float* w, const float
 inline void FullyConnectedInputGrad(const float* w, int n_in, const float* delta,
                                     const int32_t* rows, int num_rows, float* dx) {
   for (int r = 0; r < num_rows; ++r) {
-    const int o = rows[r];
+    const int o = rows != nullptr ? rows[r] : r;
     const float d = delta[o];
     const float* w_row = w + o * n_in;
     for (int i = 0; i < n_in; ++i) dx[i] += w_row[i] * d;
   }
 }
 
-// grad_w[o, :] += delta[o] * x for kept rows; grad_b += delta (dense, every row).
+// grad_w[o, :] += delta[o] * x for kept rows.
 inline void FullyConnectedAccumulateGrad(const float* x, int n_in, const float* delta,
-                                         const int32_t* rows, int num_rows, int n_out,
-                                         float* grad_w, float* grad_b) {
+                                         const int32_t* rows, int num_rows, float* grad_w) {
   for (int r = 0; r < num_rows; ++r) {
-    const int o = rows[r];
+    const int o = rows != nullptr ? rows[r] : r;
     const float d = delta[o];
     float* g_row = grad_w + o * n_in;
     for (int i = 0; i < n_in; ++i) g_row[i] += d * x[i];
-  }
-  if (grad_b != nullptr) {
-    for (int o = 0; o < n_out; ++o) grad_b[o] += delta[o];
   }
 }
 

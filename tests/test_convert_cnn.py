@@ -1,0 +1,585 @@
+"""tflm_train.convert for CNNs: every supported convolution, pooling, padding,
+batch-norm and residual pattern converts, runs in real TFLM (and stock TFLite)
+like Keras, and carries a plan with the right ops, options, names, trainable
+flags and weights; what the trainer cannot run is refused by name.
+
+These tests need only the converter and the pip TFLM runtime, not the C++
+trainer; MicroTrainer checks on these models belong with the C++ conv kernels."""
+
+
+import numpy as np
+import pytest
+
+import keras
+
+import tflm_train
+from tflm_train.converter import keras_model, tflite_graph
+from tflm_train.converter.plan_reader import plan_bytes
+from tflm_train.errors import ConversionError
+from tflm_train.plan.TrainingPlan import TrainingPlan
+
+import helpers as H
+
+L = keras.layers
+
+# Inference tolerance, as in test_convert.py: the same float32 graph in Keras and in
+# TFLM's reference kernels differs only in summation order and exp/tanh; the largest
+# fan-in here is 3*3*12 = 108, so an output carries a few hundred float32 roundings
+# (eps 1.2e-7) on O(1) values: ~1e-5 in the worst case, ~1e-7 observed.
+INFER_RTOL = 1e-5
+INFER_ATOL = 1e-5
+
+
+# --- the models ----------------------------------------------------------------------------
+
+def _conv2d_options():
+    return keras.Sequential([
+        keras.Input((10, 10, 3)),
+        L.Conv2D(4, 3, padding="same", activation="relu", name="c_same"),
+        L.Conv2D(5, 3, strides=2, activation="relu6", name="c_stride2"),
+        L.Conv2D(4, 2, dilation_rate=2, padding="same", name="c_dilated"),
+        L.Conv2D(3, (2, 3), strides=(1, 2), padding="same", activation="sigmoid", name="c_sigmoid"),
+        L.Flatten(name="flat"),
+        L.Dense(3, activation="softmax", name="out")])
+
+
+def _depthwise():
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw_m1"),
+        L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, activation="tanh", name="dw_m2"),
+        L.Flatten(name="flat"),
+        L.Dense(2, activation="sigmoid", name="out")])
+
+
+def _separable():
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.SeparableConv2D(6, 3, padding="same", activation="relu", name="sep_a"),
+        L.SeparableConv2D(4, 3, depth_multiplier=2, strides=2, use_bias=False, name="sep_b"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(3, activation="softmax", name="out")])
+
+
+def _conv1d():
+    return keras.Sequential([
+        keras.Input((16, 3)),
+        L.ZeroPadding1D((2, 1), name="zp"),
+        L.Conv1D(4, 3, activation="relu", name="c1"),
+        L.MaxPooling1D(2, name="mp"),
+        L.Conv1D(4, 3, padding="causal", dilation_rate=2, name="c_causal"),
+        L.AveragePooling1D(2, padding="same", name="ap"),
+        L.GlobalAveragePooling1D(name="gap"),
+        L.Dense(2, name="out")])
+
+
+def _pooling2d():
+    return keras.Sequential([
+        keras.Input((9, 9, 2)),
+        L.Conv2D(4, 1, name="c"),
+        L.MaxPooling2D(2, name="mp_valid"),                                  # 9 -> 4
+        L.MaxPooling2D(3, strides=1, padding="same", name="mp_same"),       # 4 -> 4
+        L.AveragePooling2D(3, strides=2, padding="same", name="ap_same"),   # 4 -> 2
+        L.AveragePooling2D(2, name="ap_valid"),                              # 2 -> 1
+        L.Flatten(name="flat"),
+        L.Dense(3, activation="softmax", name="out")])
+
+
+def _global_pool_keepdims_2d():
+    return keras.Sequential([
+        keras.Input((6, 6, 3)),
+        L.Conv2D(4, 3, activation="relu", name="c"),
+        L.GlobalAveragePooling2D(keepdims=True, name="gap"),
+        L.Flatten(name="flat"),
+        L.Dense(2, name="out")])
+
+
+def _global_pool_keepdims_1d():
+    return keras.Sequential([
+        keras.Input((10, 3)),
+        L.Conv1D(4, 3, activation="relu6", name="c"),
+        L.GlobalAveragePooling1D(keepdims=True, name="gap"),
+        L.Flatten(name="flat"),
+        L.Dense(2, name="out")])
+
+
+def _zero_padding2d():
+    return keras.Sequential([
+        keras.Input((5, 5, 2)),
+        L.ZeroPadding2D(((1, 2), (0, 1)), name="zp_a"),
+        L.Conv2D(3, 3, name="c"),
+        L.ZeroPadding2D(1, name="zp_b"),
+        L.MaxPooling2D(2, name="mp"),
+        L.Flatten(name="flat"),
+        L.Dense(3, activation="softmax", name="out")])
+
+
+def _batchnorm():
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.Conv2D(6, 3, use_bias=False, name="c"), L.BatchNormalization(name="bn_c"), L.ReLU(name="relu_c"),
+        L.DepthwiseConv2D(3, padding="same", name="dw"), L.BatchNormalization(name="bn_dw"),
+        L.ReLU(6.0, name="relu6_dw"),
+        L.SeparableConv2D(4, 3, name="sep"), L.BatchNormalization(name="bn_sep"),
+        L.Flatten(name="flat"),
+        L.Dense(5, name="d"), L.BatchNormalization(name="bn_d"), L.Activation("relu", name="relu_d"),
+        L.Dense(3, activation="softmax", name="out")])
+
+
+def _inverted_residual():
+    """A MobileNetV2 block: 1x1 expand, 3x3 depthwise, linear 1x1 project, residual Add."""
+    inp = keras.Input((8, 8, 3), name="x")
+    stem = L.Conv2D(4, 3, padding="same", use_bias=False, name="stem")(inp)
+    stem = L.ReLU(6.0, name="stem_relu")(L.BatchNormalization(name="stem_bn")(stem))
+    h = L.Conv2D(12, 1, use_bias=False, name="expand")(stem)
+    h = L.ReLU(6.0, name="expand_relu")(L.BatchNormalization(name="expand_bn")(h))
+    h = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(h)
+    h = L.ReLU(6.0, name="dw_relu")(L.BatchNormalization(name="dw_bn")(h))
+    h = L.Conv2D(4, 1, use_bias=False, name="project")(h)
+    h = L.BatchNormalization(name="project_bn")(h)
+    h = L.Add(name="residual")([stem, h])
+    h = L.ReLU(name="add_relu")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(inp, L.Dense(3, activation="softmax", name="out")(h), name="inverted_residual")
+
+
+# name -> (builder, loss, plan op kinds in order, fused activation of each weight op,
+#          (pad_before, pad_after) of each Pad op in order)
+CASES = {
+    "conv2d_options": (
+        _conv2d_options, "sparse_categorical_crossentropy",
+        ["Conv2D", "Conv2D", "Conv2D", "Conv2D", "Logistic", "Reshape", "FullyConnected", "Softmax"],
+        {"c_same": "relu", "c_stride2": "relu6", "c_dilated": "none", "c_sigmoid": "none", "out": "none"}, []),
+    "depthwise": (
+        _depthwise, "binary_crossentropy",
+        ["DepthwiseConv2D", "DepthwiseConv2D", "Tanh", "Reshape", "FullyConnected", "Logistic"],
+        {"dw_m1": "relu", "dw_m2": "none", "out": "none"}, []),
+    "separable": (
+        _separable, "sparse_categorical_crossentropy",
+        ["DepthwiseConv2D", "Conv2D", "DepthwiseConv2D", "Conv2D", "Mean", "FullyConnected", "Softmax"],
+        {"sep_a/depthwise": "none", "sep_a/pointwise": "relu", "sep_b/depthwise": "none",
+         "sep_b/pointwise": "none", "out": "none"}, []),
+    "conv1d": (
+        _conv1d, "mse",
+        ["Pad", "Reshape", "Conv2D", "MaxPool2D", "Reshape", "Pad", "Reshape", "Conv2D", "AveragePool2D",
+         "Reshape", "Mean", "FullyConnected"],
+        {"c1": "relu", "c_causal": "none", "out": "none"},
+        [((0, 2, 0), (0, 1, 0)), ((0, 4, 0), (0, 0, 0))]),  # ZeroPadding1D; causal padding (3-1)*2
+    "pooling2d": (
+        _pooling2d, "categorical_crossentropy",
+        # The Flatten of the 1x1x4 map vanishes: FULLY_CONNECTED flattens its input itself.
+        ["Conv2D", "MaxPool2D", "MaxPool2D", "AveragePool2D", "AveragePool2D", "FullyConnected", "Softmax"],
+        {"c": "none", "out": "none"}, []),
+    "global_pool_keepdims_2d": (
+        _global_pool_keepdims_2d, "mse",
+        ["Conv2D", "Mean", "FullyConnected"], {"c": "relu", "out": "none"}, []),
+    "global_pool_keepdims_1d": (
+        _global_pool_keepdims_1d, "mse",
+        ["Reshape", "Conv2D", "Reshape", "Mean", "FullyConnected"], {"c": "relu6", "out": "none"}, []),
+    "zero_padding2d": (
+        _zero_padding2d, "sparse_categorical_crossentropy",
+        ["Pad", "Conv2D", "Pad", "MaxPool2D", "Reshape", "FullyConnected", "Softmax"],
+        {"c": "none", "out": "none"},
+        [((0, 1, 0, 0), (0, 2, 1, 0)), ((0, 1, 1, 0), (0, 1, 1, 0))]),
+    "batchnorm": (
+        _batchnorm, "sparse_categorical_crossentropy",
+        ["Conv2D", "DepthwiseConv2D", "DepthwiseConv2D", "Conv2D", "Reshape", "FullyConnected", "FullyConnected",
+         "Softmax"],
+        {"c": "relu", "dw": "relu6", "sep/depthwise": "none", "sep/pointwise": "none", "d": "relu", "out": "none"},
+        []),
+    "inverted_residual": (
+        _inverted_residual, "sparse_categorical_crossentropy",
+        ["Conv2D", "Conv2D", "DepthwiseConv2D", "Conv2D", "Add", "Mean", "FullyConnected", "Softmax"],
+        {"stem": "relu6", "expand": "relu6", "dw": "relu6", "project": "none", "out": "none"}, []),
+}
+
+
+def _randomize(model, rng):
+    """Non-trivial biases and batch-norm parameters and moving statistics (fresh layers
+    have zero biases and identity batch norms, which would hide folding mistakes)."""
+    for layer in keras_model.flat_layers(model):
+        if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32))
+        if isinstance(layer, L.BatchNormalization):
+            c = layer.gamma.shape
+            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
+            layer.beta.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
+
+
+def _build(name, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = CASES[name][0]()
+    _randomize(model, np.random.default_rng(seed + 100))
+    return model
+
+
+@pytest.fixture(scope="module")
+def converted():
+    """name -> (keras model, model bytes), converted once for the module."""
+    out = {}
+    for name, (_, loss, *_) in CASES.items():
+        model = _build(name)
+        out[name] = (model, H.convert(model, loss))
+    return out
+
+
+def _inputs(model, n=8, seed=0):
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).normal(0.0, 1.0, (n,) + shape).astype(np.float32)
+
+
+def _tflite_predict(model_bytes, x):
+    """Stock TFLite (TensorFlow's interpreter), one sample at a time."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=bytes(model_bytes))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    outs = []
+    for sample in x:
+        interpreter.set_tensor(inp, sample[None])
+        interpreter.invoke()
+        outs.append(interpreter.get_tensor(out)[0].copy())
+    return np.stack(outs)
+
+
+def _plan_ops(model_bytes):
+    plan = TrainingPlan.GetRootAs(plan_bytes(bytes(model_bytes)), 0)
+    return [plan.Ops(i) for i in range(plan.OpsLength())]
+
+
+# --- inference ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_converted_cnn_runs_in_tflm_like_keras(converted, name):
+    model, model_bytes = converted[name]
+    x = _inputs(model)
+    want = model.predict(x, verbose=0)
+    got = H.tflm_predict(model_bytes, x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=INFER_RTOL, atol=INFER_ATOL)
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.parametrize("name", list(CASES))
+def test_converted_cnn_runs_in_stock_tflite(converted, name):
+    """Stock TFLite needs a bias tensor on every CONV_2D / DEPTHWISE_CONV_2D, also for
+    layers without a bias (the converter keeps a frozen zero bias there)."""
+    model, model_bytes = converted[name]
+    x = _inputs(model, n=4, seed=1)
+    np.testing.assert_allclose(_tflite_predict(model_bytes, x), model.predict(x, verbose=0),
+                               rtol=INFER_RTOL, atol=INFER_ATOL)
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+def _keras_conv_options(unit):
+    """(stride, dilation, padding, depth multiplier) that the unit's Keras layer asks for."""
+    config = unit.layer.get_config()
+    if unit.kind == "separable_pointwise":
+        return (1, 1), (1, 1), "valid", 1
+    padding = {"same": "same", "valid": "valid", "causal": "valid"}[config["padding"]]  # causal: a Pad op first
+    if unit.kind == "conv1d":  # runs as a 1 x K Conv2D
+        return (1, config["strides"][0]), (1, config["dilation_rate"][0]), padding, 1
+    multiplier = config.get("depth_multiplier", 1) if "depthwise" in unit.kind else 1
+    return tuple(config["strides"]), tuple(config["dilation_rate"]), padding, multiplier
+
+
+def _keras_pool_options(layer):
+    """(filter, stride, padding) of a Keras pooling layer, as TFLite's 2-D pooling runs it."""
+    config = layer.get_config()
+    pool, strides = tuple(config["pool_size"]), tuple(config["strides"] or config["pool_size"])
+    if len(pool) == 1:
+        pool, strides = (1,) + pool, (1,) + strides
+    return pool, strides, config["padding"]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_plan_ops_have_kinds_options_and_names(converted, name):
+    model, model_bytes = converted[name]
+    _, _, kinds, activations, pads = CASES[name]
+    info = tflm_train.read_model_info(model_bytes)
+    assert [op.kind for op in info.ops] == kinds
+
+    units = keras_model.weight_units(model)
+    weight_ops = [op for op in info.ops if op.weight_shape is not None]
+    assert [op.name for op in weight_ops] == [u.name for u in units]
+    assert {op.name: op.activation for op in weight_ops} == activations
+    for op, unit in zip(weight_ops, units):
+        assert op.trainable, op.name
+        if unit.kind != "dense":
+            stride, dilation, padding, multiplier = _keras_conv_options(unit)
+            assert (op.stride, op.dilation, op.padding, op.depth_multiplier) == (stride, dilation, padding,
+                                                                                  multiplier), op.name
+
+    pool_layers = [layer for layer in keras_model.flat_layers(model) if "Pooling" in type(layer).__name__
+                   and "Global" not in type(layer).__name__]
+    pool_ops = [op for op in info.ops if op.kind in ("MaxPool2D", "AveragePool2D")]
+    assert len(pool_ops) == len(pool_layers)
+    for op, layer in zip(pool_ops, pool_layers):
+        assert op.kind[:3] == type(layer).__name__[:3]
+        assert (op.filter, op.stride, op.padding) == _keras_pool_options(layer), layer.name
+
+    assert [(op.pad_before, op.pad_after) for op in info.ops if op.kind == "Pad"] == pads
+    # Ops without weights read one activation tensor, Add two; only Pad carries paddings.
+    for op, raw in zip(info.ops, _plan_ops(model_bytes)):
+        assert raw.InputsLength() == (2 if op.kind == "Add" else 1), op.kind
+        assert raw.PadBeforeIsNone() == (op.kind != "Pad")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_weights_in_file_are_our_folded_values(converted, name):
+    """Each weight op holds exactly unit.tflite_kernel(kernel) and the folded bias
+    (TensorFlow folds batch norm with its own rounding; the file must hold ours, the
+    values the reference trainer starts from)."""
+    model, model_bytes = converted[name]
+    want = {}
+    for unit in keras_model.weight_units(model):
+        kernel, bias = unit.values()
+        want[unit.name] = (unit.tflite_kernel(kernel), bias)
+    H.assert_weights_close(H.weights_from_bytes(model_bytes), want, rtol=0, atol=0, context=name)
+    bias_size = {op.name: op.bias_size for op in tflm_train.read_model_info(model_bytes).ops}
+    for unit_name, (_, bias) in want.items():
+        assert bias_size[unit_name] == (0 if bias is None else bias.size), unit_name
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_weight_and_bias_tensor_is_private(converted, name):
+    """Weights, biases and the frozen zero biases of bias-less convolutions: each tensor
+    is read by one op and owns its buffer, so training one never changes another."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    _, model_bytes = converted[name]
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    sg = graph.subgraphs[0]
+    readers, owners = {}, {}
+    for op in sg.operators:
+        for t in op.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    for t in sg.tensors:
+        owners[t.buffer] = owners.get(t.buffer, 0) + 1
+    plan = {raw.Weights(): raw for raw in _plan_ops(model_bytes) if raw.Weights() >= 0}
+    for op in sg.operators:
+        if len(op.inputs) < 2 or int(op.inputs[1]) not in plan:
+            continue
+        weights, bias = int(op.inputs[1]), int(op.inputs[2])
+        assert bias == plan[weights].Bias() or plan[weights].Bias() == -1
+        for t in (weights, bias):
+            if t >= 0:
+                assert readers[t] == 1 and owners[sg.tensors[t].buffer] == 1, sg.tensors[t].name
+        if plan[weights].Bias() == -1 and bias >= 0:  # a bias-less convolution's frozen zero bias
+            data = np.frombuffer(bytes(bytearray(graph.buffers[sg.tensors[bias].buffer].data)), np.float32)
+            assert not np.any(data)
+
+
+def test_depthwise_parameter_count():
+    model = _build("depthwise")
+    info = tflm_train.read_model_info(H.convert(model, "binary_crossentropy"))
+    dw = {op.name: op for op in info.ops}
+    assert dw["dw_m1"].weight_shape == (1, 3, 3, 3) and dw["dw_m1"].parameters == 27 + 3
+    assert dw["dw_m2"].weight_shape == (1, 3, 3, 6) and dw["dw_m2"].parameters == 54 + 6
+    assert dw["dw_m2"].options == "3x3/2 valid m2"
+
+
+# --- tricky graphs --------------------------------------------------------------------------
+
+def test_identical_kernels_match_in_keras_order():
+    """Two convolutions with equal constant kernels (TensorFlow's converter shares one
+    tensor between them) but different biases: each op gets its own layer's name,
+    kernel tensor and bias, in order."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((5, 5, 3)),
+        L.Conv2D(3, 1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(0.1), name="c_a"),
+        L.Conv2D(3, 1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-0.2), name="c_b"),
+        L.Flatten(), L.Dense(2, name="out")])
+    model_bytes = H.convert(model, "mse", trainable=["c_a"])
+    info = tflm_train.read_model_info(model_bytes)
+    assert [(op.name, op.trainable) for op in info.ops if op.weight_shape] == [
+        ("c_a", True), ("c_b", False), ("out", False)]
+    weights = H.weights_from_bytes(model_bytes)
+    np.testing.assert_array_equal(weights["c_a"][1], np.full(3, 0.1, np.float32))
+    np.testing.assert_array_equal(weights["c_b"][1], np.full(3, -0.2, np.float32))
+    plan = _plan_ops(model_bytes)
+    assert plan[0].Weights() != plan[1].Weights()
+    x = _inputs(model, n=3)
+    np.testing.assert_allclose(H.tflm_predict(model_bytes, x), model.predict(x, verbose=0),
+                               rtol=INFER_RTOL, atol=INFER_ATOL)
+
+
+def _frozen_prefix_model():
+    model = _build("batchnorm", seed=5)
+    model.get_layer("c").trainable = False
+    model.get_layer("dw").trainable = False
+    return model
+
+
+@pytest.mark.parametrize("trainable, expect", [
+    (None, {"sep/depthwise", "sep/pointwise", "d", "out"}),      # Keras' flags: c and dw frozen
+    (2, {"d", "out"}),
+    (3, {"sep/depthwise", "sep/pointwise", "d", "out"}),         # a SeparableConv2D counts once
+    (["sep"], {"sep/depthwise", "sep/pointwise"}),
+    (["c", "out"], {"c", "out"}),
+])
+def test_trainable_selects_weight_units(trainable, expect):
+    model = _frozen_prefix_model()
+    model_bytes = H.convert(model, trainable=trainable)
+    info = tflm_train.read_model_info(model_bytes)
+    assert {op.name for op in info.trainable_layers} == expect
+    assert all(not op.trainable for op in info.ops if op.weight_shape is None)
+    x = _inputs(model, n=3)
+    np.testing.assert_allclose(H.tflm_predict(model_bytes, x), model.predict(x, verbose=0),
+                               rtol=INFER_RTOL, atol=INFER_ATOL)
+
+
+@pytest.mark.parametrize("trainable", [0, 7, ["sep/depthwise"], ["bn_c"]])
+def test_bad_trainable_is_refused(trainable):
+    with pytest.raises(ConversionError):
+        H.convert(_frozen_prefix_model(), trainable=trainable)
+
+
+# --- refused -------------------------------------------------------------------------------
+
+def _bn_after_relu_conv():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(3, 3, activation="relu", name="c"),
+                             L.BatchNormalization(name="my_bn"), L.Flatten(), L.Dense(2, name="out")])
+
+
+def _bn_after_pool():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(3, 3, name="c"), L.MaxPooling2D(name="mp"),
+                             L.BatchNormalization(name="my_bn"), L.Flatten(), L.Dense(2, name="out")])
+
+
+def _bn_first():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.BatchNormalization(name="my_bn"), L.Conv2D(3, 3, name="c"),
+                             L.Flatten(), L.Dense(2, name="out")])
+
+
+def _bn_after_shared_conv():
+    inp = keras.Input((6, 6, 2))
+    c = L.Conv2D(2, 3, padding="same", name="c")(inp)
+    h = L.Add(name="add")([L.BatchNormalization(name="my_bn")(c), c])
+    return keras.Model(inp, L.Dense(2, name="out")(L.Flatten()(h)))
+
+
+def _grouped_conv():
+    return keras.Sequential([keras.Input((6, 6, 4)), L.Conv2D(4, 3, groups=2, name="my_grouped"),
+                             L.Flatten(), L.Dense(2, name="out")])
+
+
+def _channels_first_conv():
+    return keras.Sequential([keras.Input((2, 6, 6)), L.Conv2D(4, 3, data_format="channels_first", name="my_cf"),
+                             L.Flatten(), L.Dense(2, name="out")])
+
+
+def _channels_first_pool():
+    return keras.Sequential([keras.Input((2, 6, 6)), L.AveragePooling2D(2, data_format="channels_first",
+                                                                        name="my_cf_pool"),
+                             L.Flatten(), L.Dense(2, name="out")])
+
+
+def _conv3d():
+    return keras.Sequential([keras.Input((4, 4, 4, 1)), L.Conv3D(2, 3, name="my_conv3d"), L.Flatten(),
+                             L.Dense(2, name="out")])
+
+
+def _bn_after_tanh_depthwise():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.DepthwiseConv2D(3, activation="tanh", name="dw"),
+                             L.BatchNormalization(name="my_bn"), L.Flatten(), L.Dense(2, name="out")])
+
+
+@pytest.mark.parametrize("builder, layer_name, layer_type", [
+    (_bn_after_relu_conv, "my_bn", "BatchNormalization"),
+    (_bn_after_tanh_depthwise, "my_bn", "BatchNormalization"),
+    (_bn_after_pool, "my_bn", "BatchNormalization"),
+    (_bn_first, "my_bn", "BatchNormalization"),
+    (_bn_after_shared_conv, "my_bn", "BatchNormalization"),
+    (_grouped_conv, "my_grouped", "Conv2D"),
+    (_channels_first_conv, "my_cf", "Conv2D"),
+    (_channels_first_pool, "my_cf_pool", "AveragePooling2D"),
+    (_conv3d, "my_conv3d", "Conv3D"),
+])
+def test_unsupported_cnn_layer_is_named(builder, layer_name, layer_type):
+    with pytest.raises(ConversionError) as info:
+        H.convert(builder(), "mse")
+    assert f"'{layer_name}'" in str(info.value)
+    assert f"({layer_type})" in str(info.value)
+
+
+@pytest.mark.parametrize("other_shape", [(1, 1, 2), (4, 4, 1)])
+def test_broadcasting_add_is_refused_by_name(other_shape):
+    """Keras' Add broadcasts; the trainer's Add takes two equal shapes."""
+    inp = keras.Input((4, 4, 2))
+    full = L.Conv2D(2, 1, name="c_full")(inp)
+    kernel = (4 - other_shape[0] + 1, 4 - other_shape[1] + 1)
+    other = L.Conv2D(other_shape[2], kernel, name="c_other")(inp)
+    h = L.Add(name="my_broadcast_add")([full, other])
+    model = keras.Model(inp, L.Dense(2, name="out")(L.Flatten()(h)))
+    with pytest.raises(ConversionError) as info:
+        H.convert(model, "mse")
+    assert "my_broadcast_add" in str(info.value) and "broadcast" in str(info.value)
+
+
+# --- TFLite graphs Keras cannot make, edited by hand ----------------------------------------
+
+def _pad_conv_mean_model():
+    # Asymmetric padding: TensorFlow folds a ZeroPadding2D(1) + 3x3 VALID conv into one SAME conv.
+    return keras.Sequential([keras.Input((6, 6, 2)), L.ZeroPadding2D(((1, 2), (0, 1)), name="zp"),
+                             L.Conv2D(3, 3, name="c"),
+                             L.GlobalAveragePooling2D(name="gap"), L.Dense(2, name="out")])
+
+
+def _op_of(graph, op_name):
+    return next(op for op in graph.subgraphs[0].operators if tflite_graph._op_name(graph, op) == op_name)
+
+
+def _set_constant(graph, index, values):
+    tensor = graph.subgraphs[0].tensors[index]
+    tensor.shape = np.array(np.shape(values), np.int32)
+    graph.buffers[tensor.buffer].data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
+
+
+def _rename_op(graph, op_name, new_name):
+    code = graph.operatorCodes[_op_of(graph, op_name).opcodeIndex]
+    number = getattr(tflite_graph._schema().BuiltinOperator, new_name)
+    code.builtinCode, code.deprecatedBuiltinCode = number, min(number, 127)
+
+
+def _mean_over_rows_only(graph):
+    _set_constant(graph, int(_op_of(graph, "MEAN").inputs[1]), np.array([1], np.int32))
+
+
+def _pad_the_batch(graph):
+    _set_constant(graph, int(_op_of(graph, "PAD").inputs[1]), np.array([[1, 0], [1, 2], [0, 1], [0, 0]], np.int32))
+
+
+def _conv_fused_tanh(graph):
+    _op_of(graph, "CONV_2D").builtinOptions.fusedActivationFunction = 4
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda g: _rename_op(g, "PAD", "PADV2"), "PADV2"),
+    (lambda g: _rename_op(g, "PAD", "MIRROR_PAD"), "MIRROR_PAD"),
+    (lambda g: _rename_op(g, "MEAN", "SUM"), "SUM"),
+    (_mean_over_rows_only, "MEAN"),
+    (_pad_the_batch, "PAD"),
+    (_conv_fused_tanh, "fused activation"),
+])
+def test_plan_ops_refuses_what_the_trainer_cannot_run(edit, message):
+    model = _pad_conv_mean_model()
+    graph = tflite_graph.read(keras_model.to_tflite(model))
+    edit(graph)
+    with pytest.raises(ConversionError) as info:
+        tflite_graph.plan_ops(graph, keras_model.weight_units(model))
+    assert message in str(info.value)
+
+
+def test_plan_ops_accepts_the_unedited_graph():
+    """The control for the test above: the same graph, unedited, maps to plan ops."""
+    model = _pad_conv_mean_model()
+    graph = tflite_graph.read(keras_model.to_tflite(model))
+    ops = tflite_graph.plan_ops(graph, keras_model.weight_units(model))
+    assert [op.kind for op in ops] == [12, 7, 11, 0]
+    assert (ops[0].pad_before, ops[0].pad_after) == ([0, 1, 0, 0], [0, 2, 1, 0])
