@@ -258,11 +258,20 @@ def _read_pad(model, op, where, plan_op):
     plan_op.pad_after = [int(p) for p in paddings[:, 1]]
 
 
+def _without_leading_ones(shape):
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
 def _read_add(model, op, where, plan_op):
     a, b = int(op.inputs[0]), int(op.inputs[1])
     if _constant(model, a) is not None or _constant(model, b) is not None:
         raise ConversionError(f"{where} adds a constant; only the sum of two layer outputs is supported")
-    if _shape(model, a) != _shape(model, b):
+    # TensorFlow may feed one operand through a squeeze ([1, 1, 1, C] + [C]); leading 1s
+    # do not change the elementwise order, any other broadcast would.
+    if _without_leading_ones(_shape(model, a)) != _without_leading_ones(_shape(model, b)):
         raise ConversionError(f"{where} adds tensors of shapes {_shape(model, a)} and {_shape(model, b)}; "
                               "broadcasting is not supported, the shapes must be equal")
     plan_op.inputs = [a, b]

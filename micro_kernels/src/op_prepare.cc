@@ -110,10 +110,14 @@ Status PrepareWeights(const ModelView& view, uint8_t* model, const plan::Op* op,
   return Status::kOk;
 }
 
-bool SameDims(const Dims& a, const Dims& b) {
-  if (a.rank != b.rank) return false;
-  for (int i = 0; i < a.rank; ++i) {
-    if (a.d[i] != b.d[i]) return false;
+// Equal shapes once leading 1s are dropped: the same elements in the same order.
+bool SameElementOrder(const Dims& a, const Dims& b) {
+  int i = 0, j = 0;
+  while (i < a.rank && a.d[i] == 1) ++i;
+  while (j < b.rank && b.d[j] == 1) ++j;
+  if (a.rank - i != b.rank - j) return false;
+  for (; i < a.rank; ++i, ++j) {
+    if (a.d[i] != b.d[j]) return false;
   }
   return true;
 }
@@ -242,8 +246,8 @@ Status PrepareOp(const ModelView& view, uint8_t* model, int index, OpRuntime* r,
     }
     case OpKind::kAdd: {
       Dims in2;
-      if (!ReadDims(TensorAt(view, op->inputs()->Get(1)), &in2) || !SameDims(in, in2) ||
-          !SameDims(in, out)) {
+      if (!ReadDims(TensorAt(view, op->inputs()->Get(1)), &in2) || !SameElementOrder(in, in2) ||
+          !SameElementOrder(in, out)) {
         return Bad(m, index, "(Add) needs two inputs and an output of one shape (no broadcasting)");
       }
       return Status::kOk;
