@@ -30,6 +30,8 @@
 #include "kernels/conv.h"
 #include "kernels/fully_connected.h"
 #include "kernels/loss.h"
+#include "kernels/pad_add.h"
+#include "kernels/pooling.h"
 #include "kernels/top_k.h"
 #include "model_reader.h"
 #include "sgd.h"
@@ -910,6 +912,215 @@ static void TestFullyConnectedAccumulateGrad() {
   kernels::FullyConnectedAccumulateGrad(x.data(), n_in, delta.data(), rows, 2, gw.data());
   CHECK_NEAR(gw[1 * n_in + 2], gw0[1 * n_in + 2] + 2.0 * delta[1] * x[2], 1e-6);
   CHECK_NEAR(gb[3], gb0[3] + delta[3], 1e-6);
+}
+
+// ---------------------------------------------------------------------------
+// Convolution, pooling, padding and Add kernels.
+// ---------------------------------------------------------------------------
+
+// A random geometry with TFLite's SAME or VALID output size and leading padding.
+static kernels::ConvShape RandomConvShape(Lcg& rng, bool depthwise) {
+  kernels::ConvShape s{};
+  s.in_h = rng.Int(3, 8);
+  s.in_w = rng.Int(3, 8);
+  s.in_c = rng.Int(1, 3);
+  s.depth_multiplier = depthwise ? rng.Int(1, 3) : 1;
+  s.out_c = depthwise ? s.in_c * s.depth_multiplier : rng.Int(1, 4);
+  s.filter_h = rng.Int(1, 3);
+  s.filter_w = rng.Int(1, 3);
+  s.stride_h = rng.Int(1, 2);
+  s.stride_w = rng.Int(1, 2);
+  s.dilation_h = rng.Int(1, 2);
+  s.dilation_w = rng.Int(1, 2);
+  const bool same = rng.Coin();
+  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
+  if (same || eff_h > s.in_h || eff_w > s.in_w) {
+    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+    s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+  } else {
+    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+  }
+  return s;
+}
+
+static std::vector<float> RandomVector(Lcg& rng, size_t n) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = rng.Uniform(-1.0f, 1.0f);
+  return v;
+}
+
+// Backward over a subset of kept outputs equals backward over every output with
+// the others' errors zeroed, for both the weight and the input gradient.
+static void TestConvBackwardSubsetEqualsMaskedDense() {
+  Lcg rng(31);
+  for (int trial = 0; trial < 200; ++trial) {
+    const bool depthwise = trial % 2 == 1;
+    const kernels::ConvShape s = RandomConvShape(rng, depthwise);
+    const int32_t n_out = s.out_h * s.out_w * s.out_c;
+    const size_t n_w = depthwise ? static_cast<size_t>(s.filter_h * s.filter_w * s.out_c)
+                                 : static_cast<size_t>(s.out_c * s.filter_h * s.filter_w * s.in_c);
+    const std::vector<float> x = RandomVector(rng, static_cast<size_t>(s.in_h * s.in_w * s.in_c));
+    const std::vector<float> w = RandomVector(rng, n_w);
+    const std::vector<float> delta = RandomVector(rng, static_cast<size_t>(n_out));
+    std::vector<int32_t> kept;
+    std::vector<float> masked(delta.size(), 0.0f);
+    for (int32_t e = 0; e < n_out; ++e) {
+      if (rng.Coin()) {
+        kept.push_back(e);
+        masked[e] = delta[e];
+      }
+    }
+    std::vector<float> gw_sparse(n_w, 0.0f), gw_dense(n_w, 0.0f);
+    std::vector<float> dx_sparse(x.size(), 0.0f), dx_dense(x.size(), 0.0f);
+    const int32_t k = static_cast<int32_t>(kept.size());
+    if (depthwise) {
+      kernels::DepthwiseConv2DBackward(x.data(), w.data(), s, delta.data(), kept.data(), k, gw_sparse.data(),
+                                       dx_sparse.data());
+      kernels::DepthwiseConv2DBackward(x.data(), w.data(), s, masked.data(), nullptr, n_out, gw_dense.data(),
+                                       dx_dense.data());
+    } else {
+      kernels::Conv2DBackward(x.data(), w.data(), s, delta.data(), kept.data(), k, gw_sparse.data(),
+                              dx_sparse.data());
+      kernels::Conv2DBackward(x.data(), w.data(), s, masked.data(), nullptr, n_out, gw_dense.data(),
+                              dx_dense.data());
+    }
+    // Adding zeros changes nothing, so the two agree exactly.
+    CHECK_MSG(gw_sparse == gw_dense, "trial %d weight gradient", trial);
+    CHECK_MSG(dx_sparse == dx_dense, "trial %d input gradient", trial);
+  }
+}
+
+// The input gradient is the adjoint of the forward map: <conv(x), d> == <x, conv^T(d)>,
+// and the weight gradient the adjoint in w: <conv_w(x), d> == <w, grad_w(d)> (no bias).
+static void TestConvBackwardIsAdjointOfForward() {
+  Lcg rng(37);
+  for (int trial = 0; trial < 100; ++trial) {
+    const bool depthwise = trial % 2 == 1;
+    const kernels::ConvShape s = RandomConvShape(rng, depthwise);
+    const size_t n_out = static_cast<size_t>(s.out_h * s.out_w * s.out_c);
+    const size_t n_w = depthwise ? static_cast<size_t>(s.filter_h * s.filter_w * s.out_c)
+                                 : static_cast<size_t>(s.out_c * s.filter_h * s.filter_w * s.in_c);
+    const std::vector<float> x = RandomVector(rng, static_cast<size_t>(s.in_h * s.in_w * s.in_c));
+    const std::vector<float> w = RandomVector(rng, n_w);
+    const std::vector<float> d = RandomVector(rng, n_out);
+    std::vector<float> y(n_out), dx(x.size(), 0.0f), gw(n_w, 0.0f);
+    if (depthwise) {
+      kernels::DepthwiseConv2D(x.data(), s, w.data(), nullptr, kernels::FusedAct::kNone, y.data());
+      kernels::DepthwiseConv2DBackward(x.data(), w.data(), s, d.data(), nullptr, static_cast<int32_t>(n_out),
+                                       gw.data(), dx.data());
+    } else {
+      kernels::Conv2D(x.data(), s, w.data(), nullptr, kernels::FusedAct::kNone, y.data());
+      kernels::Conv2DBackward(x.data(), w.data(), s, d.data(), nullptr, static_cast<int32_t>(n_out), gw.data(),
+                              dx.data());
+    }
+    double yd = 0.0, xdx = 0.0, wgw = 0.0;
+    for (size_t i = 0; i < n_out; ++i) yd += static_cast<double>(y[i]) * d[i];
+    for (size_t i = 0; i < x.size(); ++i) xdx += static_cast<double>(x[i]) * dx[i];
+    for (size_t i = 0; i < n_w; ++i) wgw += static_cast<double>(w[i]) * gw[i];
+    CHECK_NEAR(yd, xdx, 1e-4);
+    CHECK_NEAR(yd, wgw, 1e-4);
+  }
+}
+
+// Average pooling, Mean and Pad are linear: their backward is the adjoint.
+static void TestPoolMeanPadBackwardAreAdjoints() {
+  Lcg rng(41);
+  for (int trial = 0; trial < 100; ++trial) {
+    kernels::ConvShape s = RandomConvShape(rng, false);  // re-sized below for pooling: no dilation
+    s.dilation_h = s.dilation_w = 1;
+    s.out_c = s.in_c;
+    const int32_t eff_h = s.filter_h, eff_w = s.filter_w;
+    if (s.pad_top == 0 && s.pad_left == 0 && eff_h <= s.in_h && eff_w <= s.in_w) {
+      s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+      s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+    } else {
+      s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+      s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+      s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+      s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+    }
+    const size_t n_in = static_cast<size_t>(s.in_h * s.in_w * s.in_c);
+    const size_t n_out = static_cast<size_t>(s.out_h * s.out_w * s.out_c);
+    const std::vector<float> x = RandomVector(rng, n_in);
+    const std::vector<float> d = RandomVector(rng, n_out);
+    std::vector<float> y(n_out), dx(n_in, 0.0f);
+    kernels::AveragePool(x.data(), s, kernels::FusedAct::kNone, y.data());
+    kernels::AveragePoolBackward(s, d.data(), dx.data());
+    double yd = 0.0, xdx = 0.0;
+    for (size_t i = 0; i < n_out; ++i) yd += static_cast<double>(y[i]) * d[i];
+    for (size_t i = 0; i < n_in; ++i) xdx += static_cast<double>(x[i]) * dx[i];
+    CHECK_NEAR(yd, xdx, 1e-4);
+
+    const int32_t positions = s.in_h * s.in_w;
+    std::vector<float> mean(static_cast<size_t>(s.in_c)), dmean(n_in, 0.0f);
+    const std::vector<float> dm = RandomVector(rng, static_cast<size_t>(s.in_c));
+    kernels::Mean(x.data(), positions, s.in_c, mean.data());
+    kernels::MeanBackward(dm.data(), positions, s.in_c, dmean.data());
+    double md = 0.0, xdm = 0.0;
+    for (int32_t c = 0; c < s.in_c; ++c) md += static_cast<double>(mean[c]) * dm[c];
+    for (size_t i = 0; i < n_in; ++i) xdm += static_cast<double>(x[i]) * dmean[i];
+    CHECK_NEAR(md, xdm, 1e-5);
+
+    kernels::PadShape p{};
+    for (int a = 0; a < 4; ++a) {
+      p.in[a] = a == 0 ? 1 : rng.Int(1, 4);
+      p.before[a] = a == 0 ? 0 : rng.Int(0, 2);
+      p.after[a] = a == 0 ? 0 : rng.Int(0, 2);
+    }
+    const size_t pn_in = static_cast<size_t>(p.in[1] * p.in[2] * p.in[3]);
+    const size_t pn_out = static_cast<size_t>(kernels::PaddedDim(p, 1) * kernels::PaddedDim(p, 2) *
+                                              kernels::PaddedDim(p, 3));
+    const std::vector<float> px = RandomVector(rng, pn_in);
+    const std::vector<float> pd = RandomVector(rng, pn_out);
+    std::vector<float> py(pn_out, 9.0f), pdx(pn_in, 0.0f);
+    kernels::Pad(px.data(), p, static_cast<int32_t>(pn_out), py.data());
+    kernels::PadBackward(pd.data(), p, pdx.data());
+    double pyd = 0.0, pxd = 0.0, total = 0.0;
+    for (size_t i = 0; i < pn_out; ++i) {
+      pyd += static_cast<double>(py[i]) * pd[i];
+      total += py[i];
+    }
+    for (size_t i = 0; i < pn_in; ++i) {
+      pxd += static_cast<double>(px[i]) * pdx[i];
+      total -= px[i];
+    }
+    CHECK_NEAR(pyd, pxd, 1e-5);
+    CHECK_NEAR(total, 0.0, 1e-4);  // the padding is zeros: nothing else was written
+  }
+}
+
+// Max pooling sends each error to the first maximum of its window, padded taps excluded.
+static void TestMaxPoolRoutesToFirstMaximum() {
+  kernels::ConvShape s{};
+  s.in_h = 2; s.in_w = 3; s.in_c = 1; s.out_c = 1;
+  s.filter_h = 2; s.filter_w = 2; s.stride_h = 2; s.stride_w = 2;
+  s.dilation_h = s.dilation_w = 1;
+  s.out_h = 1; s.out_w = 2;  // SAME: the second window covers column 2 and a padded column
+  s.pad_top = 0; s.pad_left = 0;
+  const float x[6] = {-5.0f, 3.0f, -7.0f,
+                      3.0f, 1.0f, -8.0f};
+  float y[2];
+  kernels::MaxPool(x, s, kernels::FusedAct::kNone, y);
+  CHECK(y[0] == 3.0f && y[1] == -7.0f);  // the padded tap never wins, even over -7
+  const float dy[2] = {1.5f, 2.5f};
+  float dx[6] = {};
+  kernels::MaxPoolBackward(x, s, dy, dx);
+  CHECK(dx[1] == 1.5f && dx[3] == 0.0f);  // tie between x[1] and x[3]: the first in scan order
+  CHECK(dx[2] == 2.5f && dx[0] == 0.0f && dx[4] == 0.0f && dx[5] == 0.0f);
+}
+
+static void TestAddAndBiasGrad() {
+  const float a[4] = {1.0f, -2.0f, 3.0f, 7.0f}, b[4] = {0.5f, 1.0f, -4.0f, 0.0f};
+  float y[4];
+  kernels::Add(a, b, 4, kernels::FusedAct::kRelu6, y);
+  CHECK(y[0] == 1.5f && y[1] == 0.0f && y[2] == 0.0f && y[3] == 6.0f);
+  const float delta[6] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};  // 3 positions x 2 channels
+  float gb[2] = {0.5f, 0.0f};
+  kernels::BiasGrad(delta, 3, 2, gb);
+  CHECK(gb[0] == 9.5f && gb[1] == 12.0f);
 }
 
 static void TestActivationBackward() {
@@ -1976,6 +2187,11 @@ static const TestCase kTests[] = {
     {"fc_input_grad_row_subset", TestFullyConnectedInputGradSubset, false},
     {"fc_accumulate_grad", TestFullyConnectedAccumulateGrad, false},
     {"activation_relu_backward", TestActivationBackward, false},
+    {"conv_backward_subset_equals_masked_dense", TestConvBackwardSubsetEqualsMaskedDense, false},
+    {"conv_backward_is_adjoint_of_forward", TestConvBackwardIsAdjointOfForward, false},
+    {"pool_mean_pad_backward_are_adjoints", TestPoolMeanPadBackwardAreAdjoints, false},
+    {"maxpool_routes_to_first_maximum", TestMaxPoolRoutesToFirstMaximum, false},
+    {"add_and_bias_grad", TestAddAndBiasGrad, false},
     {"activation_softmax_logistic_tanh_backward_vs_fd", TestSmoothActivationsAgainstFiniteDifferences,
      false},
     {"trainer_arena_sizing", TestTrainerArenaSizing, true},
