@@ -155,16 +155,22 @@ def mobilenet_v2_style(input_shape=(16, 16, 3), classes=5):
 
 
 def randomize(model, seed):
-    """Non-zero biases and non-trivial batch-norm statistics, so tests see them."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    """Non-zero biases and non-trivial batch-norm parameters and statistics (fresh layers
+    have zero biases and identity batch norms, which would hide folding mistakes).
+    `seed` is an int or a numpy Generator."""
+    from tflm_train.converter.keras_model import flat_layers
+
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    for layer in flat_layers(model):
         if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
             layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32))
         if isinstance(layer, L.BatchNormalization):
             c = layer.moving_mean.shape
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
-            layer.beta.assign(rng.normal(0.0, 0.1, c).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0.0, 0.2, c).astype(np.float32))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
+            if layer.center:
+                layer.beta.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
 
 

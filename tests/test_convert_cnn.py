@@ -18,6 +18,7 @@ from tflm_train.converter.plan_reader import plan_bytes
 from tflm_train.errors import ConversionError
 from tflm_train.plan.TrainingPlan import TrainingPlan
 
+import cnn_models as C
 import helpers as H
 
 L = keras.layers
@@ -194,24 +195,10 @@ CASES = {
 }
 
 
-def _randomize(model, rng):
-    """Non-trivial biases and batch-norm parameters and moving statistics (fresh layers
-    have zero biases and identity batch norms, which would hide folding mistakes)."""
-    for layer in keras_model.flat_layers(model):
-        if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32))
-        if isinstance(layer, L.BatchNormalization):
-            c = layer.gamma.shape
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
-            layer.beta.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0.0, 0.3, c).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
-
-
 def _build(name, seed=0):
     keras.utils.set_random_seed(seed)
     model = CASES[name][0]()
-    _randomize(model, np.random.default_rng(seed + 100))
+    C.randomize(model, np.random.default_rng(seed + 100))
     return model
 
 

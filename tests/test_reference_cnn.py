@@ -28,6 +28,8 @@ import tensorflow as tf
 import tflm_train
 from tflm_train.reference import ReferenceTrainer, WeightDict, micro_weights
 
+import cnn_models as C
+
 CHANGE_RTOL = 1e-5
 LR = 0.1
 L = keras.layers
@@ -155,27 +157,6 @@ KERAS_LOSS = {"sparse_categorical_crossentropy": keras.losses.SparseCategoricalC
 
 # --- helpers -----------------------------------------------------------------------------
 
-def all_layers(model):
-    out = []
-    for layer in model.layers:
-        out.extend(all_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return out
-
-
-def randomize(model, seed=0):
-    """Non-zero biases and batch-norm statistics, so the tests see them."""
-    rng = np.random.default_rng(seed)
-    for layer in all_layers(model):
-        if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0.0, 0.2, layer.bias.shape).astype(np.float32))
-        if isinstance(layer, L.BatchNormalization):
-            n = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0.0, 0.3, n).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
-            layer.beta.assign(rng.normal(0.0, 0.3, n).astype(np.float32))
-
-
 def sample(model, loss, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(1,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
@@ -228,7 +209,7 @@ def same_variables(a, b):
 def test_full_step_equals_whole_model_gradient(config, loss):
     keras.utils.set_random_seed(1)
     model = CONFIGS[config]("softmax" if loss != "mse" else "linear")
-    randomize(model)
+    C.randomize(model, 0)
     x, y = sample(model, loss)
     other = twin(model)
     before = keras_variables(model)
@@ -288,7 +269,7 @@ def bn_free_weights(model, weights):
 def test_batchnorm_folded_units_train_like_a_bn_free_model():
     keras.utils.set_random_seed(2)
     model = bn_model()
-    randomize(model)
+    C.randomize(model, 0)
     loss = "sparse_categorical_crossentropy"
     x, y = sample(model, loss)
     untouched = {name: [w.copy() for w in model.get_layer(name).get_weights()]
@@ -377,7 +358,7 @@ def independent_sparse_step(model, x, label, ratio, train_out):
 def test_sparse_topk_conv_kernel_gradient(train_out):
     keras.utils.set_random_seed(3)
     model = sparse_model()
-    randomize(model)
+    C.randomize(model, 0)
     x, y = sample(model, "sparse_categorical_crossentropy", seed=3)
     want, k, kept = independent_sparse_step(model, x, y, 0.3, train_out)
     assert k == round(0.3 * 6 * 6 * 4) == 43
@@ -502,7 +483,7 @@ def dag_model():
 def test_dag_both_branches(trainable):
     keras.utils.set_random_seed(6)
     model = dag_model()
-    randomize(model)
+    C.randomize(model, 0)
     loss = "sparse_categorical_crossentropy"
     x, y = sample(model, loss, seed=6)
     other = twin(model)
@@ -538,7 +519,7 @@ def test_dag_sparse_error_sums_both_paths():
     back: b1's delta_hat through b1 and proj's delta_hat through proj (checked with tf.nn)."""
     keras.utils.set_random_seed(7)
     model = dag_model()
-    randomize(model)
+    C.randomize(model, 0)
     x, y = sample(model, "sparse_categorical_crossentropy", seed=7)
     ref = ReferenceTrainer(model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.0),
                            policy=tflm_train.StaticTopK(0.3), trainable=["stem", "b1", "proj"])
@@ -575,7 +556,7 @@ def test_dag_sparse_error_sums_both_paths():
 def test_weights_layouts_round_trip():
     keras.utils.set_random_seed(8)
     model = bn_model()
-    randomize(model)
+    C.randomize(model, 0)
     ref = ReferenceTrainer(model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(LR))
     keras_w = ref.get_weights()
     tflite_w = ref.get_weights("tflite")
@@ -648,7 +629,7 @@ def test_micro_weights_of_a_converted_cnn():
     reference. Needs the converter and C++ trainer to handle convolutions."""
     keras.utils.set_random_seed(9)
     model = depthwise_m1("softmax")
-    randomize(model)
+    C.randomize(model, 0)
     try:
         model_bytes = tflm_train.convert(model, loss="sparse_categorical_crossentropy",
                                          optimizer=tflm_train.SGD(LR))
