@@ -93,8 +93,10 @@ def test_cnn_is_the_papers_cnn():
     tests): it must stay the one tests/cnn_models.py names paper_cnn_2d."""
     import cnn_models
 
-    ours, theirs = _load_make_data().cnn_model().get_config(), cnn_models.paper_cnn_2d().get_config()
-    assert ours == theirs
+    def architecture(model):  # every layer's full config; the input layer only by shape
+        return model.input_shape, [(type(layer).__name__, layer.get_config()) for layer in model.layers]
+
+    assert architecture(_load_make_data().cnn_model()) == architecture(cnn_models.paper_cnn_2d())
 
 
 def test_firmware_matches_host_trainer(firmware):
@@ -127,8 +129,10 @@ def test_firmware_matches_host_trainer(firmware):
             # probability, divided by a small loss; every other CNN step is below 3.3e-7).
             # Same at -O2 and -Os. Both sides build with -ffp-contract=off and sum in the
             # same order, so the likely source is last-ulp rounding in the math libraries'
-            # expf/logf (newlib on the device, glibc on the host). So: k per layer and skip
-            # decisions identical, losses within 1e-5 relative, test accuracy within 1 sample.
+            # expf/logf (newlib on the device, glibc on the host): checked on 3,000 arguments
+            # each in the softmax and log-probability ranges, they differ by 1 ulp on 9% (expf)
+            # and 8% (logf) of them. So: k per layer and skip decisions identical, losses
+            # within 1e-5 relative, test accuracy within 1 sample.
             worst = 0.0
             for i, (d, h) in enumerate(zip(device, host)):
                 assert d[1] == h[1] and d[2] == h[2], f"{opt} {name} step {i}: device {d} host {h}"
@@ -138,7 +142,9 @@ def test_firmware_matches_host_trainer(firmware):
             correct = int(np.sum(np.argmax(trainer.predict(xt), axis=1) == yt))
             device_correct = int(results[name]["test_acc"].split("/")[0])
             assert abs(device_correct - correct) <= 1, f"{model} {opt} {name}: {device_correct} vs host {correct}"
-            # The work counters follow from k and the skip decisions, so they match exactly.
+            # Work counters, exact: MACs follow from the skips, k and which outputs are kept, the
+            # selection's comparison count from the order of the error magnitudes; the few-ulp
+            # drift above changed none of them in these runs (measured, both models and levels).
             counters = trainer.counters
             assert int(results[name]["skipped"]) == counters["skipped"], (model, opt, name)
             macs = tables["MACS"][name]

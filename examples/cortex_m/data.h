@@ -12,7 +12,8 @@ extern const unsigned int g_model_len;
 extern unsigned char g_arena[];
 extern const unsigned int g_arena_len;
 
-// A slice of MNIST: images as float32 in [0, 1], labels as float class indices.
+// A slice of MNIST: images as float32 in [0, 1], g_input_len values each (784: the MLP's
+// input vector or the CNN's 28x28x1 NHWC image), labels as float class indices.
 extern const unsigned int g_input_len, g_num_train, g_num_test;
 extern const float g_train_x[], g_train_y[], g_test_x[], g_test_y[];
 
