@@ -123,6 +123,10 @@ def _layer_problem(node):
         return "uses data_format channels_first; TFLite works in channels_last (NHWC)"
     if kind in ("Conv1D", "Conv2D") and layer.groups != 1:
         return "is a grouped convolution (groups > 1)"
+    if (kind in WEIGHT_LAYERS and kind != "Dense" and max(layer.strides) > 1
+            and max(layer.dilation_rate) > 1):
+        # TensorFlow then builds a dilated kernel from extra ops, which TFLite keeps.
+        return "combines strides > 1 with dilation_rate > 1"
     if kind == "ReLU" and (float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0
                            or layer.max_value not in (None, 6, 6.0)):
         return "is a leaky/thresholded/capped ReLU other than ReLU or ReLU6"
@@ -167,7 +171,10 @@ def to_tflite(model):
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     frozen = convert_variables_to_constants_v2(function)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-    return bytes(converter.convert())
+    try:
+        return bytes(converter.convert())
+    except Exception as e:  # TensorFlow's converter raises several types; report them as ours
+        raise ConversionError(f"TensorFlow's TFLite converter failed on this model: {e}") from e
 
 
 # --- weight units: what one trainable op of the micro model holds -------------------

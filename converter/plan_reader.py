@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..optimizers import SGD, CosineDecay
 from ..plan.TrainingPlan import TrainingPlan
-from ..policies import policy_from_dict
+from ..policies import Full, policy_from_dict
 from ..tflite.Model import Model
 from .plan_writer import LOSSES, PLAN_METADATA_NAME
 
@@ -133,13 +133,16 @@ def read_model_info(model_bytes):
             pad_before=None if op.PadBeforeIsNone() else tuple(int(v) for v in op.PadBeforeAsNumpy()),
             pad_after=None if op.PadAfterIsNone() else tuple(int(v) for v in op.PadAfterAsNumpy())))
     o = plan.Optimizer()
+    if o is None:
+        raise ValueError("the training plan has no optimizer")
     schedule = None
     if o.Schedule() == 1:
         schedule = CosineDecay(o.DecaySteps(), alpha=o.Alpha(), warmup_steps=o.WarmupSteps(),
                                warmup_initial=o.WarmupInitial())
     sgd = SGD(o.LearningRate(), momentum=o.Momentum(), weight_decay=o.WeightDecay(), schedule=schedule)
     p = plan.Policy()
-    policy = policy_from_dict(dict(kind=p.Kind(), ratio=p.Ratio(), s_min=p.SMin(), s_max=p.SMax(), zeta=p.Zeta(),
+    # A plan without a policy table trains with the defaults (Full), as the C++ reads it.
+    policy = Full() if p is None else policy_from_dict(dict(kind=p.Kind(), ratio=p.Ratio(), s_min=p.SMin(), s_max=p.SMax(), zeta=p.Zeta(),
                                    ymax_decay=p.YmaxDecay(), d_min=p.DMin(), d_max=p.DMax(), beta=p.Beta(),
                                    tau=p.Tau()))
     m = plan.Memory()

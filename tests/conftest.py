@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow 2.21's oneDNN kernels return wrong batched convolutions and corrupt the heap
+# in some strided 1x1 filter gradients (repro in tests/test_cnn_unseen.py); the oracle
+# must be TensorFlow's plain kernels. Set before TensorFlow is first imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 _REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _REPO]

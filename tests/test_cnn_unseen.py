@@ -1,5 +1,6 @@
 """CNN support on models and shapes no other test contains, checked against
-TensorFlow/Keras and the pip TFLM runtime through the public API only.
+TensorFlow/Keras and the pip TFLM runtime through the public API (the plan edits of
+part 3 use the converter's own plan writer, as test_bad_input.py patches plans).
 
 1. A seeded random CNN generator (RANDOM_SEEDS, fixed): random 2-D (HxWxC) and 1-D
    (LxC) inputs; stacks of Conv2D/Conv1D (kernel 1-5, rectangular too, strides 1-3,
@@ -9,37 +10,55 @@ TensorFlow/Keras and the pip TFLM runtime through the public API only.
    scale on or off, optionally followed by an activation layer), Max/AveragePooling
    (SAME/VALID, pool 2-3, strides), ZeroPadding, GlobalAveragePooling (keepdims on and
    off), Dropout, residual Add blocks and a Flatten + Dense head (softmax with sparse
-   cross-entropy, or linear with MSE). Only draws Keras itself rejects are drawn again.
+   cross-entropy, or linear with MSE). Only draws Keras itself rejects (e.g. a Conv2D
+   with strides and dilation > 1, a window larger than its input) are drawn again.
    For every model: it converts; the pip TFLM runtime and MicroTrainer.predict agree
    with Keras; one full-backprop step at batch 1 and 3 matches GradientTape +
    keras.optimizers.SGD (models with batch norm: the ReferenceTrainer with Full(), since
-   the micro model trains the folded weights); 10 TinyPropV2 steps agree with the
-   ReferenceTrainer on k, skips and MACs (run_parity of test_cnn_training).
-2. keras.applications.MobileNetV2 (32x32x3, alpha 0.35, 10 classes), with the last 5
-   weight layers trainable and with everything trainable: inference in TFLM and in the
-   trainer, TinyPropV2 against the reference, and no backward work in the frozen prefix.
-3. Robustness: single-byte corruptions of a small converted CNN (Conv2D, depthwise,
-   pooling, Pad, Mean, Add) -- every byte of the training plan with several values, a
-   dense sample of the rest -- and hand-edited plans (stride 0, huge dilation, negative
-   padding, Add of different sizes, depth multiplier mismatch, pooling with dilation,
-   ...). They run in a child process (a crash or hang there fails the test instead of
-   killing the run; the child is restarted after a crash so every case is reported).
+   the micro model trains the folded weights), and TFLM runs the trained file as the
+   trainer does; 10 TinyPropV2 steps agree with the ReferenceTrainer on k, skips and
+   MACs. A seed whose conversion fails fails its conversion test once and skips the
+   tests that need the file. The configurations the seeds found failing are kept as
+   minimal repros (REPROS).
+2. keras.applications.MobileNetV2 (32x32x3, alpha 0.35, 10 classes, 53 weight layers),
+   with the last 5 weight layers trainable and with everything trainable: inference in
+   TFLM and in the trainer, TinyPropV2 and one full step against the reference, and no
+   backward work in the frozen prefix.
+3. Robustness: single-byte corruptions of a small converted CNN (Pad, Conv2D,
+   DepthwiseConv2D, Add, Max/AveragePool2D, Mean, FullyConnected, Softmax) -- every byte
+   of the training plan set to each single-bit flip, 0x00, 0xFF and its complement;
+   every other byte complemented and one bit flipped -- and hand-edited plans (stride 0,
+   huge dilation, negative padding, Add of different sizes, depth multiplier mismatch,
+   pooling with dilation, ...). They run in a child process: a crash or a hang (20 s
+   per case) fails the test instead of killing the run, and the child is restarted after
+   the case it died on, so every case is reported.
+
+Oracle: Keras is always run one sample at a time (batch 1, as TFLM runs it), gradients
+of a batch are per-sample tapes averaged. TensorFlow 2.21's oneDNN convolution is wrong
+for some batched shapes (a 1x5 kernel, strides (1, 3), 5x5x1 input, batch 4: garbage up
+to 1e35) and its filter gradient of a 1x1 kernel with strides (1, 2) or (1, 3) corrupts
+the heap (TF_ENABLE_ONEDNN_OPTS=0 avoids both); the fixed seeds avoid the latter.
 
 Tolerances (float32), as in test_cnn_training.py:
 - Inference: rtol/atol 1e-5 (the largest fan-in here is a few hundred; float32 sums of
-  that length round well below 1e-5 relative to the output scale). MobileNetV2 (52
-  weight layers, ~1e-6 per layer accumulated) uses the same bound.
+  that length round well below 1e-5 relative to the output scale). MobileNetV2 (53
+  weight layers; observed differences ~4e-8) uses the same bound.
 - One step: each weight within 1e-5 of its tensor's scale (max |w|); loss rtol 1e-5. A
   convolution's weight gradient sums over all output positions, so its rounding is
   relative to the tensor.
 - Reference parity: k per layer, skip decisions and MACs identical; weights within
-  1e-5 of each tensor's scale after every step, except where the reference flags a
-  float32 near-tie (then run_parity resynchronises, at most a quarter of the steps).
+  1e-5 of each tensor's scale after every step; loss rtol 1e-4. Where the reference
+  flags a float32 near-tie, the step may differ and the reference takes over the C++'s
+  weights and Ymax (run_parity's rule). Random heads make such ties structural (two
+  softmax classes give |p0 - 1| == p1; an average pooling sends equal shares back), so
+  up to half of the steps may be resynchronised instead of a quarter; unflagged
+  differences fail at once.
 """
 
 import json
 import os
-import signal  # noqa: F401  (used by the child script)
+import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -50,10 +69,15 @@ import pytest
 import keras
 
 import tflm_train
+from tflm_train.converter import plan_writer, tflite_graph
+from tflm_train.converter.plan_reader import plan_bytes
+from tflm_train.errors import TrainerError
+from tflm_train.plan.TrainingPlan import TrainingPlan
 from tflm_train.reference import ReferenceTrainer, micro_weights
 
+import cnn_models as C
 import helpers as H
-from test_cnn_training import assert_close_to_scale, keras_unit_weights, run_parity
+from test_cnn_training import assert_close_to_scale, keras_unit_weights
 
 L = keras.layers
 ACTS = ("linear", "relu", "relu6", "tanh", "sigmoid")
@@ -102,7 +126,7 @@ class _Draw:
         dilation = 2 if self.coin(0.25) else 1
         strides = 1 if stride1 else self.window(1, 3)   # dilation with strides > 1: Keras/TF decide
         if padding is None:
-            padding = (self.choice(("same", "valid", "causal"), p=(0.45, 0.45, 0.1)) if self.dims == 1
+            padding = (self.choice(("same", "valid", "causal"), p=(0.4, 0.4, 0.2)) if self.dims == 1
                        else self.choice(("same", "valid")))
         cls = L.Conv1D if self.dims == 1 else L.Conv2D
         return cls(filters or self.int(1, 6), self.window(1, 5), strides=strides, padding=padding,
@@ -111,14 +135,21 @@ class _Draw:
 
     def depthwise(self, activation=None):
         dilation = 2 if self.coin(0.2) else 1
-        return L.DepthwiseConv2D(self.window(1, 5), strides=self.window(1, 3), padding=self.choice(("same", "valid")),
-                                 depth_multiplier=self.int(1, 3), dilation_rate=dilation,
-                                 activation=activation or self.act(), use_bias=self.coin(0.7), name=self.name("dw"))
+        kernel, strides = self.window(1, 5), self.window(1, 3)
+        padding, multiplier = self.choice(("same", "valid")), self.int(1, 3)
+        strides = 1 if dilation > 1 else strides  # convert() refuses strides with dilation (by name)
+        strides = strides[0] if isinstance(strides, tuple) else strides  # TF's depthwise: equal strides only
+        return L.DepthwiseConv2D(kernel, strides=strides, padding=padding, depth_multiplier=multiplier,
+                                 dilation_rate=dilation, activation=activation or self.act(), use_bias=self.coin(0.7),
+                                 name=self.name("dw"))
 
     def separable(self, activation=None):
         dilation = 2 if self.coin(0.2) else 1
-        return L.SeparableConv2D(self.int(1, 6), self.window(1, 4), strides=self.window(1, 2),
-                                 padding=self.choice(("same", "valid")), depth_multiplier=self.int(1, 2),
+        filters, kernel, strides = self.int(1, 6), self.window(1, 4), self.window(1, 2)
+        padding, multiplier = self.choice(("same", "valid")), self.int(1, 2)
+        strides = 1 if dilation > 1 else strides  # convert() refuses strides with dilation (by name)
+        strides = strides[0] if isinstance(strides, tuple) else strides  # TF's depthwise: equal strides only
+        return L.SeparableConv2D(filters, kernel, strides=strides, padding=padding, depth_multiplier=multiplier,
                                  dilation_rate=dilation, activation=activation or self.act(),
                                  use_bias=self.coin(0.7), name=self.name("sep"))
 
@@ -195,7 +226,7 @@ class _Draw:
 def build_random_cnn(seed):
     """(model, loss, rejected): a random CNN Keras accepts for `seed`, and the messages
     of the draws Keras rejected before it. The model's weights are Keras' initial ones
-    (the caller randomizes biases and batch-norm statistics)."""
+    (the caller randomizes biases and batch-norm statistics with cnn_models.randomize)."""
     rng = np.random.default_rng(seed)
     rejected = []
     for _ in range(50):
@@ -231,22 +262,6 @@ def build_random_cnn(seed):
     raise AssertionError(f"seed {seed}: Keras rejected 50 draws in a row: {rejected[-3:]}")
 
 
-def randomize(model, seed):
-    """Non-zero biases and non-trivial batch-norm statistics (gamma/beta where present)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype(np.float32))
-        if isinstance(layer, L.BatchNormalization):
-            c = layer.moving_mean.shape
-            if layer.gamma is not None:
-                layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
-            if layer.beta is not None:
-                layer.beta.assign(rng.normal(0.0, 0.1, c).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0.0, 0.2, c).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
-
-
 _OPTION_KEYS = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier", "activation",
                 "use_bias", "pool_size", "center", "scale", "epsilon", "keepdims", "units", "max_value", "rate")
 
@@ -274,6 +289,35 @@ def _data(model, loss, samples, seed):
     return x, rng.normal(0.0, 1.0, (samples, classes)).astype(np.float32)
 
 
+def keras_predict(model, x):
+    """Keras' outputs, one sample at a time (batch 1, as TFLM runs them). TensorFlow
+    2.21's oneDNN convolution returns garbage for some batched shapes (e.g. a 1x5 kernel
+    with strides (1, 3) over a 5x5x1 input at batch 4 differs from the same samples at
+    batch 1 by up to 1e35), so the oracle never batches."""
+    return np.concatenate([np.asarray(model(x[i:i + 1], training=False), np.float32) for i in range(len(x))])
+
+
+def keras_step(model, sgd, loss, x, y):
+    """One Keras SGD step on the batch's mean loss: GradientTape per sample (batch 1, see
+    keras_predict), gradients averaged, keras.optimizers.SGD applies them. Returns the
+    mean loss."""
+    import tensorflow as tf
+
+    optimizer = sgd.to_keras()
+    variables = model.trainable_variables
+    optimizer.build(variables)
+    loss_fn = H.keras_loss(loss)
+    total, losses = None, []
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            value = loss_fn(tf.constant(y[i:i + 1]), model(tf.constant(x[i:i + 1]), training=False))
+        grads = tape.gradient(value, variables)
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+        losses.append(float(value))
+    optimizer.apply([g / float(len(x)) for g in total], variables)
+    return float(np.mean(losses))
+
+
 def _clone(model):
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
@@ -288,7 +332,7 @@ def random_models():
     for seed in RANDOM_SEEDS:
         keras.utils.set_random_seed(7000 + seed)
         model, loss, _ = build_random_cnn(5000 + seed)
-        randomize(model, 6000 + seed)
+        C.randomize(model, 6000 + seed)
         text = describe(model)
         try:
             converted = tflm_train.convert(model, loss=loss, optimizer=tflm_train.SGD(LR))
@@ -298,10 +342,15 @@ def random_models():
     return out
 
 
-def _converted(random_models, seed):
+def _converted(random_models, seed, depends=False):
+    """The seed's model; a failed conversion fails the conversion test and skips the
+    tests that depend on it (so one failure is counted once)."""
     model, loss, converted, text = random_models[seed]
     if isinstance(converted, Exception):
-        pytest.fail(f"conversion failed ({type(converted).__name__}: {converted}) for\n{text}")
+        message = f"conversion failed ({type(converted).__name__}: {str(converted).strip()[:600]}) for\n{text}"
+        if depends:
+            pytest.skip(f"seed {seed}: {message.splitlines()[0][:200]} (see test_random_cnn_converts_and_infers_like_keras)")
+        pytest.fail(message)
     return model, loss, converted, text
 
 
@@ -345,11 +394,17 @@ def test_generator_covers_every_feature(random_models):
     assert not want - seen, f"the seeds never draw {sorted(want - seen)}"
 
 
-@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+# Seeds whose model has a one-channel layer TensorFlow leaves partly unfolded (see REPROS).
+ONE_CHANNEL_SEEDS = (27, 29)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.xfail(
+    strict=True, reason="one-channel layers: TF leaves bias/batch norm unfolded")) if s in ONE_CHANNEL_SEEDS else s
+    for s in RANDOM_SEEDS])
 def test_random_cnn_converts_and_infers_like_keras(random_models, seed):
     model, loss, converted, text = _converted(random_models, seed)
     x, _ = _data(model, loss, 4, seed=1)
-    want = model.predict(x, verbose=0)
+    want = keras_predict(model, x)
     got_tflm = H.tflm_predict(converted, x)
     np.testing.assert_allclose(got_tflm, want, rtol=INFER_TOL, atol=INFER_TOL, err_msg=f"TFLM vs Keras\n{text}")
     got = tflm_train.MicroTrainer(converted).predict(x)
@@ -359,7 +414,7 @@ def test_random_cnn_converts_and_infers_like_keras(random_models, seed):
 @pytest.mark.parametrize("batch_size", [1, 3])
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
 def test_random_cnn_full_step_matches_tensorflow(random_models, seed, batch_size):
-    model, loss, converted, text = _converted(random_models, seed)
+    model, loss, converted, text = _converted(random_models, seed, depends=True)
     sgd = tflm_train.SGD(LR)
     x, y = _data(model, loss, batch_size, seed=2)
     trainer = tflm_train.MicroTrainer(converted, batch_size=batch_size)
@@ -372,22 +427,538 @@ def test_random_cnn_full_step_matches_tensorflow(random_models, seed, batch_size
         want_loss = ref.train_step(x, y).loss
         got_w, want_w = micro_weights(trainer.model_bytes), ref.get_weights(layout="micro")
     else:
-        want_loss = H.KerasReference(clone, sgd, loss, training=False).step(x, y)
+        want_loss = keras_step(clone, sgd, loss, x, y)
         got_w, want_w = H.weights_from_bytes(trainer.model_bytes), keras_unit_weights(clone)
     assert result.loss == pytest.approx(want_loss, rel=LOSS_RTOL, abs=1e-7), text
     assert_close_to_scale(got_w, want_w, context=f"batch {batch_size}\n{text}\n")
+    # The weights were trained in place: TFLM runs the trained file as the trainer does.
+    np.testing.assert_allclose(H.tflm_predict(trainer.model_bytes, x), trainer.predict(x), rtol=INFER_TOL,
+                               atol=INFER_TOL, err_msg=f"trained file: TFLM vs MicroTrainer\n{text}")
+
+
+def _weights_differ(micro, ref):
+    try:
+        assert_close_to_scale(micro_weights(micro.model_bytes), ref.get_weights(layout="micro"))
+    except AssertionError as e:
+        return str(e)
+    return None
+
+
+def parity(micro, ref, x, y, steps, max_resync_share=0.5):
+    """run_parity of test_cnn_training, with a larger share of flagged near-ties allowed:
+    random heads with 2 softmax classes give |p0 - 1| == p1 (a tie at the output layer
+    every time k = 1), and an average pooling sends equal shares back, so the k-th and
+    (k+1)-th errors are equal in exact arithmetic and their float32 order is not
+    defined across implementations. Unflagged differences still fail at once."""
+    resyncs = []
+    for i in range(steps):
+        a = micro.train_step(x[i:i + 1], y[i:i + 1])
+        b = ref.train_step(x[i:i + 1], y[i:i + 1])
+        flagged = [amb for amb in ref.ambiguities if amb["step"] == i]
+        same = (np.array_equal(a.sample_k, b.sample_k) and np.array_equal(a.sample_skipped, b.sample_skipped)
+                and a.forward_macs == b.forward_macs and a.backward_macs == b.backward_macs)
+        problem = None if same else (f"k {np.asarray(a.sample_k).tolist()} vs {np.asarray(b.sample_k).tolist()}, "
+                                     f"skipped {a.skipped} vs {b.skipped}, MACs {a.forward_macs}/{a.backward_macs} "
+                                     f"vs {b.forward_macs}/{b.backward_macs}")
+        problem = problem or _weights_differ(micro, ref)
+        if problem is not None:
+            assert flagged, f"step {i}: {problem} (Ymax C++ {micro.ymax}, reference {ref.ymax}); nothing flagged"
+            resyncs.append((i, flagged[0]["kind"]))
+            ref.set_weights(micro_weights(micro.model_bytes))
+            ref.ymax = micro.ymax
+        assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-6), f"step {i} loss"
+    assert len(resyncs) <= steps * max_resync_share, f"too many near-ties: {resyncs}"
+    np.testing.assert_allclose(micro.ymax, ref.ymax, rtol=1e-5)
+    return resyncs
 
 
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
 def test_random_cnn_tinypropv2_matches_reference(random_models, seed):
-    model, loss, converted, text = _converted(random_models, seed)
+    model, loss, converted, text = _converted(random_models, seed, depends=True)
     policy = tflm_train.TinyPropV2()
     micro = tflm_train.MicroTrainer(converted, policy=policy)
     ref = ReferenceTrainer(_clone(model), loss=loss, optimizer=tflm_train.SGD(LR), policy=policy)
     x, y = _data(model, loss, 10, seed=3)
     try:
-        run_parity(micro, ref, x, y, steps=10)
+        parity(micro, ref, x, y, steps=10)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{text}") from None
     assert micro.counters["samples"] == ref.counters["samples"] == 10
     assert micro.counters["forward_macs"] == ref.counters["forward_macs"]
+
+
+# --- minimal repros of what the random models found ------------------------------------------
+# Each is a layer configuration Keras accepts and convert() documents as supported.
+
+def _depthwise_stride_and_dilation():
+    return keras.Sequential([keras.Input((10, 10, 2)), L.DepthwiseConv2D(3, strides=2, dilation_rate=2, name="dw"),
+                             L.Flatten(name="flat"), L.Dense(3, name="out")])
+
+
+def _separable_stride_and_dilation():
+    return keras.Sequential([keras.Input((8, 8, 3)), L.SeparableConv2D(2, 3, strides=2, dilation_rate=2,
+                                                                        padding="same", name="sep"),
+                             L.Flatten(name="flat"), L.Dense(3, name="out")])
+
+
+def _single_filter_conv1d():
+    return keras.Sequential([keras.Input((12, 2)), L.Conv1D(1, 3, name="c"), L.Flatten(name="flat"),
+                             L.Dense(3, name="out")])
+
+
+def _single_filter_conv1d_batchnorm():
+    return keras.Sequential([keras.Input((12, 2)), L.Conv1D(1, 3, name="c"), L.BatchNormalization(name="bn"),
+                             L.Flatten(name="flat"), L.Dense(3, name="out")])
+
+
+def _single_unit_dense_batchnorm():
+    return keras.Sequential([keras.Input((5,)), L.Dense(1, name="d"), L.BatchNormalization(name="bn"),
+                             L.Dense(3, name="out")])
+
+
+def _single_filter_conv1d_residual():
+    inp = keras.Input((4, 1))
+    h = L.Add(name="add")([L.Conv1D(1, 1, name="c")(inp), inp])
+    return keras.Model(inp, L.Dense(3, name="out")(L.Flatten(name="flat")(h)))
+
+
+# Known limitation: TensorFlow's converter leaves a one-channel layer's bias (Conv1D) or
+# batch norm as separate ADD/MUL ops with constants, which convert() does not fold yet;
+# it refuses them with a ConversionError (strict xfail: a fix makes these fail loudly).
+_ONE_CHANNEL = pytest.mark.xfail(strict=True, reason="one-channel layers: TF leaves bias/batch norm unfolded")
+REPROS = {
+    "conv1d_one_filter_with_bias": _single_filter_conv1d,
+    "conv1d_one_filter_then_batchnorm": _single_filter_conv1d_batchnorm,
+    "dense_one_unit_then_batchnorm": _single_unit_dense_batchnorm,
+    "conv1d_one_filter_residual_add": _single_filter_conv1d_residual,
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param("depthwise", id="depthwise_stride2_dilation2"),
+                                  pytest.param("separable", id="separable_stride2_dilation2")])
+def test_strides_with_dilation_are_refused_by_name(name):
+    model = {"depthwise": _depthwise_stride_and_dilation, "separable": _separable_stride_and_dilation}[name]()
+    with pytest.raises(tflm_train.errors.ConversionError, match=r"'(dw|sep)'.*strides > 1 with dilation_rate > 1"):
+        tflm_train.convert(model, loss="mse", optimizer=tflm_train.SGD(LR))
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_ONE_CHANNEL) for n in REPROS])
+def test_minimal_repro_converts_and_infers_like_keras(name):
+    keras.utils.set_random_seed(11)
+    model = REPROS[name]()
+    C.randomize(model, 12)
+    try:
+        converted = tflm_train.convert(model, loss="mse", optimizer=tflm_train.SGD(LR))
+    except Exception as e:
+        converted = e
+    if isinstance(converted, Exception):
+        lines = str(converted).strip().splitlines() or [""]
+        first = next((line for line in lines if "error:" in line), lines[0])
+        pytest.fail(f"{name}: Keras accepts this model, convert raised {type(converted).__module__}."
+                    f"{type(converted).__name__}: {first[:300]}\n{describe(model)}", pytrace=False)
+    x, y = _data(model, "mse", 3, seed=13)
+    want = keras_predict(model, x)
+    np.testing.assert_allclose(H.tflm_predict(converted, x), want, rtol=INFER_TOL, atol=INFER_TOL)
+    np.testing.assert_allclose(tflm_train.MicroTrainer(converted).predict(x), want, rtol=INFER_TOL, atol=INFER_TOL)
+
+
+# --- keras.applications.MobileNetV2 -------------------------------------------------------------
+
+MOBILENET_LAST5 = ["block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1", "predictions"]
+SCCE = "sparse_categorical_crossentropy"
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    """MobileNetV2(32x32x3, alpha 0.35, 10 classes), random batch-norm statistics, and its
+    trainable files: {5: last five weight layers, None: everything}."""
+    keras.utils.set_random_seed(21)
+    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    C.randomize(model, 22)
+    sgd = tflm_train.SGD(LR)
+    return model, {t: tflm_train.convert(model, loss=SCCE, optimizer=sgd, trainable=t) for t in (5, None)}
+
+
+def _fan_in(op):
+    if op.kind == "FullyConnected":
+        return op.weight_shape[1]
+    if op.kind == "DepthwiseConv2D":
+        return op.weight_shape[1] * op.weight_shape[2]
+    return op.weight_shape[1] * op.weight_shape[2] * op.weight_shape[3]
+
+
+@pytest.mark.parametrize("trainable", [5, None], ids=["last5", "all"])
+def test_mobilenet_v2_infers_like_keras(mobilenet, trainable):
+    model, converted = mobilenet
+    b = converted[trainable]
+    info = tflm_train.read_model_info(b)
+    assert len([op for op in info.ops if op.weight_shape is not None]) == 53
+    names = [op.name for op in info.trainable_layers]
+    assert names == (MOBILENET_LAST5 if trainable == 5 else [op.name for op in info.ops if op.weight_shape])
+    x, _ = _data(model, SCCE, 3, seed=23)
+    want = keras_predict(model, x)
+    np.testing.assert_allclose(H.tflm_predict(b, x), want, rtol=INFER_TOL, atol=INFER_TOL)
+    np.testing.assert_allclose(tflm_train.MicroTrainer(b).predict(x), want, rtol=INFER_TOL, atol=INFER_TOL)
+
+
+@pytest.mark.parametrize("trainable", [5, None], ids=["last5", "all"])
+def test_mobilenet_v2_tinypropv2_matches_reference(mobilenet, trainable):
+    model, converted = mobilenet
+    policy = tflm_train.TinyPropV2()
+    micro = tflm_train.MicroTrainer(converted[trainable], policy=policy)
+    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=policy, trainable=trainable)
+    x, y = _data(model, SCCE, 4, seed=24)
+    parity(micro, ref, x, y, steps=4)
+    for key in ("samples", "forward_macs"):
+        assert micro.counters[key] == ref.counters[key], key
+
+
+def test_mobilenet_v2_full_step_matches_reference(mobilenet):
+    """Everything trainable, full backprop, batch 2: one step against the reference."""
+    model, converted = mobilenet
+    micro = tflm_train.MicroTrainer(converted[None], batch_size=2)
+    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=tflm_train.Full())
+    x, y = _data(model, SCCE, 2, seed=25)
+    a, b = micro.train_step(x, y), ref.train_step(x, y)
+    assert a.loss == pytest.approx(b.loss, rel=LOSS_RTOL)
+    assert (a.forward_macs, a.backward_macs) == (b.forward_macs, b.backward_macs)
+    assert_close_to_scale(micro_weights(micro.model_bytes), ref.get_weights(layout="micro"))
+
+
+@pytest.mark.parametrize("policy", ["full", "tinypropv2"])
+def test_mobilenet_v2_frozen_prefix_does_no_backward_work(mobilenet, policy):
+    """Last 5 weight layers trainable: backward MACs are exactly the trainable layers'
+    (k * fan_in for the weight gradient, again for the input gradient except the first
+    trainable layer), as the reference counts them; the 48 frozen layers do not move."""
+    model, converted = mobilenet
+    policy = tflm_train.Full() if policy == "full" else tflm_train.TinyPropV2()
+    micro = tflm_train.MicroTrainer(converted[5], policy=policy)
+    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=policy, trainable=5)
+    trainable = micro.info.trainable_layers
+    fan_in = [_fan_in(op) for op in trainable]
+    n_out = [int(np.prod(op.output_shape)) for op in trainable]
+    before = H.weights_from_bytes(micro.model_bytes)
+    x, y = _data(model, SCCE, 3, seed=26)
+    for i in range(3):
+        a = micro.train_step(x[i:i + 1], y[i:i + 1])
+        b = ref.train_step(x[i:i + 1], y[i:i + 1])
+        k = np.asarray(a.sample_k)[0]
+        if isinstance(policy, tflm_train.Full):
+            assert k.tolist() == n_out
+        want = 0 if a.skipped else sum(int(k[l]) * fan_in[l] * (1 if l == 0 else 2) for l in range(len(k)))
+        assert a.backward_macs == want, f"step {i}: k {k.tolist()}"
+        assert (a.backward_macs, a.forward_macs) == (b.backward_macs, b.forward_macs), f"step {i}"
+    after = H.weights_from_bytes(micro.model_bytes)
+    moved = {name for name in before if not np.array_equal(before[name][0], after[name][0])}
+    assert moved <= set(MOBILENET_LAST5) and moved, moved
+
+
+# --- robustness: corrupted files and hand-edited plans ---------------------------------------
+
+def _small_cnn():
+    """Pad (asymmetric, so TensorFlow keeps it), Conv2D, DepthwiseConv2D, Add, MaxPool2D,
+    AveragePool2D, Mean, FullyConnected, Softmax."""
+    keras.utils.set_random_seed(41)
+    inp = keras.Input((7, 7, 2))
+    h = L.ZeroPadding2D(((1, 2), (0, 1)), name="zp")(inp)
+    a = L.Conv2D(4, 3, activation="relu", name="conv")(h)
+    b = L.DepthwiseConv2D(3, padding="same", name="dw")(a)
+    h = L.Add(name="add")([a, b])
+    h = L.MaxPooling2D(2, name="maxpool")(h)
+    h = L.AveragePooling2D(2, strides=1, padding="same", name="avgpool")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    model = keras.Model(inp, L.Dense(3, activation="softmax", name="out")(h))
+    C.randomize(model, 42)
+    return model
+
+
+@pytest.fixture(scope="module")
+def small_cnn_bytes():
+    b = tflm_train.convert(_small_cnn(), loss=SCCE, optimizer=tflm_train.SGD(0.1, momentum=0.9), batch_size=4)
+    kinds = [op.kind for op in tflm_train.read_model_info(b).ops]
+    assert kinds == ["Pad", "Conv2D", "DepthwiseConv2D", "Add", "MaxPool2D", "AveragePool2D", "Mean",
+                     "FullyConnected", "Softmax"]
+    return b
+
+
+# The child: runs every case (a list of [offset, byte value] writes into the base file, or
+# the path of a whole file) through MicroTrainer; prints a line when a case starts and one
+# when it ends. SIGALRM's default action ends the process, so a case that hangs inside C++
+# is reported as one (a Python handler would never run there).
+_CHILD = textwrap.dedent("""
+    import json, signal, sys
+    import numpy as np
+    import tflm_train
+    from tflm_train.errors import TrainerError
+
+    base = open(sys.argv[1], "rb").read()
+    cases = json.load(open(sys.argv[2]))
+    first = int(sys.argv[3])
+    shape = tuple(tflm_train.read_model_info(base).input_shape[1:])
+    x = np.random.default_rng(0).normal(size=(4,) + shape).astype(np.float32)
+    y = np.array([0, 1, 2, 1])
+    for case_id, what in cases[first:]:
+        print(json.dumps(["start", case_id]), flush=True)
+        if isinstance(what, str):
+            b = open(what, "rb").read()
+        else:
+            b = bytearray(base)
+            for offset, value in what:
+                b[offset] = value
+            b = bytes(b)
+        signal.alarm(20)
+        try:
+            t = tflm_train.MicroTrainer(b)
+            t.predict(x)
+            t.train_step(x[:1], y[:1])
+            t.train_step(x, y)
+            t.evaluate(x, y)
+            tflm_train.read_model_info(t.model_bytes)
+            outcome = "ok"
+        except TrainerError as e:
+            outcome = "raised:" + type(e).__name__
+        except ValueError as e:
+            outcome = "value_error:" + str(e)[:160]
+        except Exception as e:  # anything else is a bug
+            outcome = "other:" + type(e).__name__ + ":" + str(e)[:160]
+        signal.alarm(0)
+        print(json.dumps(["done", case_id, outcome]), flush=True)
+    print(json.dumps(["finished"]), flush=True)
+""")
+
+
+def run_cases(tmp_path, base, cases, max_deaths=25):
+    """{case id: outcome} for every case, run in a child process that is restarted after
+    the case it died on ("died:signal N"; "hang" for SIGALRM, i.e. a case over 20 s)."""
+    (tmp_path / "base.tflite").write_bytes(base)
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    (tmp_path / "child.py").write_text(_CHILD)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    index = {case_id: i for i, (case_id, _) in enumerate(cases)}
+    outcomes, first, deaths = {}, 0, 0
+    while first < len(cases):
+        proc = subprocess.run([sys.executable, "child.py", "base.tflite", "cases.json", str(first)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=900)
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
+        for line in lines:
+            if line[0] == "done":
+                outcomes[line[1]] = line[2]
+        if proc.returncode == 0 and lines and lines[-1] == ["finished"]:
+            break
+        started = [line[1] for line in lines if line[0] == "start"]
+        assert started, f"the child died before its first case: {proc.returncode}, {proc.stderr[-1500:]}"
+        dead = started[-1]
+        outcomes[dead] = "hang" if proc.returncode == -signal.SIGALRM else f"died:{proc.returncode}"
+        deaths += 1
+        if deaths >= max_deaths:
+            break
+        first = index[dead] + 1
+    return outcomes
+
+
+def _plan_range(model_bytes):
+    raw = plan_bytes(model_bytes)
+    start = model_bytes.find(raw)
+    assert start > 0 and model_bytes.find(raw, start + 1) < 0
+    return start, start + len(raw)
+
+
+def test_single_byte_corruptions_never_crash(small_cnn_bytes, tmp_path):
+    """Every byte of the training plan set to each single-bit flip, 0x00, 0xFF and its
+    complement; every other byte of the file complemented and one bit flipped. Each
+    variant must raise a tflm_train error (or ValueError) or construct, predict, train
+    (batch 1 and 4) and evaluate."""
+    base = small_cnn_bytes
+    start, end = _plan_range(base)
+    cases = []
+    for offset, value in enumerate(base):
+        if start <= offset < end:
+            values = {value ^ (1 << bit) for bit in range(8)} | {0x00, 0xFF, value ^ 0xFF}
+        else:
+            values = {value ^ 0xFF, value ^ (1 << (offset % 8))}
+        cases.extend([f"{offset}={v:#04x}", [[offset, v]]] for v in sorted(values - {value}))
+    outcomes = run_cases(tmp_path, base, cases)
+    assert len(outcomes) == len(cases) or any(v.startswith(("died", "hang")) for v in outcomes.values())
+    bad = {k: v for k, v in outcomes.items() if v.startswith(("died", "hang", "other"))}
+    region = lambda k: "plan" if start <= int(k.split("=")[0]) < end else "file"  # noqa: E731
+    assert not bad, (f"{len(bad)} of {len(outcomes)} corruptions crashed, hung or raised a foreign exception "
+                     f"(plan bytes {start}..{end}): {[(k, region(k), v) for k, v in list(bad.items())[:15]]}")
+    raised = sum(v.startswith(("raised", "value_error")) for v in outcomes.values())
+    assert raised > len(cases) // 10 and sum(v == "ok" for v in outcomes.values()) > len(cases) // 10
+
+
+# Hand-edited plans: the plan is rebuilt with the converter's own writer from its ops, one field changed.
+
+def _plan_ops(model_bytes):
+    plan = TrainingPlan.GetRootAs(plan_bytes(model_bytes), 0)
+    ops = []
+    for i in range(plan.OpsLength()):
+        op = plan.Ops(i)
+        ops.append(tflite_graph.PlanOp(
+            kind=op.Kind(), inputs=[int(v) for v in op.InputsAsNumpy()], output=op.Output(), weights=op.Weights(),
+            bias=op.Bias(), activation=op.Activation(), trainable=bool(op.Trainable()), name=op.Name().decode(),
+            stride_h=op.StrideH(), stride_w=op.StrideW(), dilation_h=op.DilationH(), dilation_w=op.DilationW(),
+            padding=op.Padding(), filter_h=op.FilterH(), filter_w=op.FilterW(),
+            depth_multiplier=op.DepthMultiplier(),
+            pad_before=None if op.PadBeforeIsNone() else [int(v) for v in op.PadBeforeAsNumpy()],
+            pad_after=None if op.PadAfterIsNone() else [int(v) for v in op.PadAfterAsNumpy()]))
+    return plan, ops
+
+
+def with_edited_plan(model_bytes, edit):
+    """The model with its plan rebuilt after edit(ops) (ops: tflite_graph.PlanOp in plan order)."""
+    plan, ops = _plan_ops(model_bytes)
+    edit(ops)
+    info = tflm_train.read_model_info(model_bytes)
+    m = info.memory
+    memory = dict(required_bytes=m["arena_bytes"], activation_bytes=m["activation_bytes"],
+                  gradient_bytes=m["gradient_bytes"], optimizer_bytes=m["optimizer_bytes"],
+                  scratch_bytes=m["scratch_bytes"])
+    raw = plan_writer.build_plan(ops, plan.Input(), plan.Output(), info.loss, info.optimizer, info.policy,
+                                 plan.BatchSize(), memory)
+    graph = tflite_graph.read(model_bytes)
+    tflite_graph.add_metadata(graph, plan_writer.PLAN_METADATA_NAME, raw)
+    return tflite_graph.write(graph)
+
+
+PAD, CONV, DW, ADD, MAXPOOL, AVGPOOL, MEAN, FC = range(8)   # op positions in _small_cnn's plan
+
+
+def _set(position, **fields):
+    def edit(ops):
+        for key, value in fields.items():
+            setattr(ops[position], key, value)
+    return edit
+
+
+def _set_input(position, slot, tensor_of):
+    def edit(ops):
+        ops[position].inputs[slot] = tensor_of(ops)
+    return edit
+
+
+# Plans no trainer can run: each must be refused with a tflm_train error.
+REFUSED_EDITS = {
+    "conv_stride_0": _set(CONV, stride_h=0),
+    "conv_stride_negative": _set(CONV, stride_w=-1),
+    "conv_stride_65536": _set(CONV, stride_h=65536),
+    "conv_dilation_0": _set(CONV, dilation_w=0),
+    "conv_dilation_2pow20": _set(CONV, dilation_h=1 << 20),
+    "conv_dilation_int32_max": _set(CONV, dilation_w=2 ** 31 - 1),
+    "conv_dilation_65536_valid": _set(CONV, dilation_h=65536),
+    "conv_padding_enum_2": _set(CONV, padding=2),
+    "conv_activation_enum_3": _set(CONV, activation=3),
+    "conv_kind_as_depthwise": _set(CONV, kind=8),
+    "conv_reads_its_weights": _set_input(CONV, 0, lambda ops: ops[CONV].weights),
+    "conv_weights_are_its_bias": lambda ops: setattr(ops[CONV], "weights", ops[CONV].bias),
+    "pad_before_negative_after_compensating": _set(PAD, pad_before=[0, -1, 0, 0], pad_after=[0, 3, 1, 0]),
+    "pad_before_negative": _set(PAD, pad_before=[0, -5, 0, 0]),
+    "pad_vectors_too_short": _set(PAD, pad_before=[0, 1, 0], pad_after=[0, 2, 1]),
+    "pad_after_int32_max": _set(PAD, pad_after=[0, 2 ** 31 - 1, 1, 0]),
+    "pad_sum_overflows": _set(PAD, pad_before=[0, 2 ** 31 - 1, 0, 0], pad_after=[0, 3 - (2 ** 31 - 1), 1, 0]),
+    "add_second_input_other_size": _set_input(ADD, 1, lambda ops: ops[PAD].output),
+    "add_second_input_model_input": _set_input(ADD, 1, lambda ops: ops[PAD].inputs[0]),
+    "add_one_input": lambda ops: setattr(ops[ADD], "inputs", ops[ADD].inputs[:1]),
+    "depthwise_multiplier_2": _set(DW, depth_multiplier=2),
+    "depthwise_multiplier_0": _set(DW, depth_multiplier=0),
+    "depthwise_multiplier_negative": _set(DW, depth_multiplier=-1),
+    "depthwise_multiplier_int32_max": _set(DW, depth_multiplier=2 ** 31 - 1),
+    # 4 input channels x (2^30 + 1) = 2^32 + 4, which wraps to 4 in int32
+    "depthwise_multiplier_wraps_int32": _set(DW, depth_multiplier=2 ** 30 + 1),
+    "depthwise_kind_as_conv": _set(DW, kind=7),
+    "maxpool_dilation_2": _set(MAXPOOL, dilation_h=2),
+    "avgpool_dilation_2": _set(AVGPOOL, dilation_w=2),
+    "avgpool_filter_0": _set(AVGPOOL, filter_h=0),
+    "maxpool_stride_0": _set(MAXPOOL, stride_w=0),
+    "maxpool_filter_65536_valid": _set(MAXPOOL, filter_h=65536),
+    "maxpool_marked_trainable": _set(MAXPOOL, trainable=True),
+    "maxpool_kind_99": _set(MAXPOOL, kind=99),
+    "mean_fused_relu": _set(MEAN, activation=1),
+    "fc_weights_of_the_conv": lambda ops: setattr(ops[FC], "weights", ops[CONV].weights),
+}
+
+# Plans that are runnable but say something else than the graph TFLM runs (TFLite's own
+# options for these ops are the truth): a trainer that accepts one trains a different
+# function than the file infers with. Refusing them is fine; accepting is fine only if
+# the trainer still computes what TFLM computes.
+DISAGREEING_EDITS = {
+    "depthwise_dilation_2_same": _set(DW, dilation_h=2),
+    "depthwise_dilation_65536_same": _set(DW, dilation_h=65536, dilation_w=65536),
+    "avgpool_filter_65536_same": _set(AVGPOOL, filter_h=65536, filter_w=65536),
+    "maxpool_kind_as_avgpool": _set(MAXPOOL, kind=10),
+    "conv_fused_relu_dropped": _set(CONV, activation=0),
+    "add_same_tensor_twice": _set_input(ADD, 1, lambda ops: ops[ADD].inputs[0]),
+}
+
+
+def test_plan_editor_round_trips(small_cnn_bytes):
+    """The control for the edits: rebuilding the unedited plan gives the same file."""
+    assert with_edited_plan(small_cnn_bytes, lambda ops: None) == small_cnn_bytes
+
+
+@pytest.fixture(scope="module")
+def edited_outcomes(small_cnn_bytes, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("edited")
+    cases, files = [], {}
+    for name, edit in {**REFUSED_EDITS, **DISAGREEING_EDITS}.items():
+        files[name] = with_edited_plan(small_cnn_bytes, edit)
+        assert files[name] != small_cnn_bytes, name
+        (tmp / f"{name}.tflite").write_bytes(files[name])
+        cases.append([name, str(tmp / f"{name}.tflite")])
+    return run_cases(tmp, small_cnn_bytes, cases), files
+
+
+@pytest.mark.parametrize("name", list(REFUSED_EDITS))
+def test_hand_edited_plan_is_refused(edited_outcomes, name):
+    outcomes, files = edited_outcomes
+    if outcomes[name] == "ok":  # it did not crash in the child: safe to see what it computes
+        x = np.random.default_rng(43).normal(size=(3, 7, 7, 2)).astype(np.float32)
+        gap = np.abs(tflm_train.MicroTrainer(files[name]).predict(x) - H.tflm_predict(files[name], x)).max()
+        pytest.fail(f"{name}: accepted (want a tflm_train error); its predictions differ from TFLM's on the same "
+                    f"file by up to {gap:.3g}")
+    assert outcomes[name].startswith("raised:"), f"{name}: {outcomes[name]} (want a tflm_train error)"
+
+
+# Known gap: the C++ checks plan ops against their tensors' shapes, not against the TFLite
+# operators' own options, so a plan edited consistently with the shapes is trained as it
+# says (no crash, no out-of-bounds access; a different function than TFLM's).
+_NO_OPTION_CROSS_CHECK = pytest.mark.xfail(strict=True, reason="plan options are not cross-checked with TFLite's")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_NO_OPTION_CROSS_CHECK) for n in DISAGREEING_EDITS])
+def test_plan_disagreeing_with_the_graph_is_refused_or_harmless(edited_outcomes, name):
+    outcomes, files = edited_outcomes
+    outcome = outcomes[name]
+    if outcome.startswith("raised:"):
+        return
+    assert outcome == "ok", f"{name}: {outcome}"
+    x = np.random.default_rng(43).normal(size=(3, 7, 7, 2)).astype(np.float32)
+    np.testing.assert_allclose(tflm_train.MicroTrainer(files[name]).predict(x), H.tflm_predict(files[name], x),
+                               rtol=INFER_TOL, atol=INFER_TOL,
+                               err_msg=f"{name}: the trainer accepted the plan and computes another function than TFLM")
+
+
+@pytest.mark.parametrize("field, slot", [("optimizer", 14), ("policy", 16), ("memory", 20)])
+def test_plan_without_an_optional_table(small_cnn_bytes, field, slot):
+    """A plan whose `optimizer`, `policy` or `memory` table is absent (a FlatBuffers table
+    field is optional; one corrupted vtable byte does this): MicroTrainer raises a
+    tflm_train error or works (the C++ reads an absent policy as Full())."""
+    raw = plan_bytes(small_cnn_bytes)
+    start = small_cnn_bytes.find(raw)
+    plan = TrainingPlan.GetRootAs(raw, 0)
+    vtable = plan._tab.Pos - struct.unpack_from("<i", raw, plan._tab.Pos)[0]
+    assert struct.unpack_from("<H", raw, vtable + slot)[0] != 0, field
+    edited = bytearray(small_cnn_bytes)
+    struct.pack_into("<H", edited, start + vtable + slot, 0)
+    edited = bytes(edited)
+    assert getattr(TrainingPlan.GetRootAs(plan_bytes(edited), 0), field.capitalize())() is None
+    try:
+        trainer = tflm_train.MicroTrainer(edited)
+    except TrainerError:
+        return
+    x = np.random.default_rng(44).normal(size=(2, 7, 7, 2)).astype(np.float32)
+    trainer.train_step(x[:1], np.array([1]))
+    np.testing.assert_allclose(trainer.predict(x), H.tflm_predict(trainer.model_bytes, x), rtol=INFER_TOL,
+                               atol=INFER_TOL)
+    if field == "policy":
+        assert isinstance(trainer.policy, tflm_train.Full)

@@ -195,7 +195,8 @@ Status PrepareOp(const ModelView& view, uint8_t* model, int index, OpRuntime* r,
         r->fan_in = s.filter_h * s.filter_w * s.in_c;
         return PrepareWeights(view, model, op, index, shape, 4, s.out_c, r, m);
       }
-      if (op->depth_multiplier() < 1 || s.out_c != s.in_c * op->depth_multiplier()) {
+      if (op->depth_multiplier() < 1 ||
+          static_cast<int64_t>(s.out_c) != static_cast<int64_t>(s.in_c) * op->depth_multiplier()) {
         return Bad(m, index, "(DepthwiseConv2D) needs output channels = input channels x depth_multiplier");
       }
       r->conv.depth_multiplier = op->depth_multiplier();
