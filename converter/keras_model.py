@@ -112,8 +112,8 @@ def _activation_name(fn):
     return name if isinstance(name, str) else getattr(fn, "__name__", repr(fn))
 
 
-def _layer_problem(node):
-    layer = node.layer
+def _layer_problem(layer):
+    """What makes a layer unsupported on its own, or None."""
     kind = type(layer).__name__
     if kind not in SUPPORTED_LAYERS:
         return "is not supported"
@@ -134,12 +134,19 @@ def _layer_problem(node):
         return "takes softmax over an axis other than the last"
     if kind == "Dense" and len(layer.input.shape) != 2:
         return "is applied to a rank-3+ input (flatten it first)"
+    if kind == "BatchNormalization" and layer.axis not in (-1, len(layer.input.shape) - 1, [-1],
+                                                           [len(layer.input.shape) - 1]):
+        return "normalizes an axis other than the last"
+    return None
+
+
+def _connection_problem(node):
+    """What makes a layer unsupported where it sits in the graph, or None."""
+    kind = type(node.layer).__name__
     if kind == "Add" and len(node.inputs) != 2:
         return "adds more than two tensors"
     if kind == "BatchNormalization":
         source = node.inputs[0] if node.inputs else None
-        if layer.axis not in (-1, len(layer.input.shape) - 1, [-1], [len(layer.input.shape) - 1]):
-            return "normalizes an axis other than the last"
         if (source is None or type(source.layer).__name__ not in WEIGHT_LAYERS
                 or _activation_name(source.layer.activation) != "linear" or len(source.consumers) != 1):
             return ("does not directly follow a linear Dense/Conv layer whose only consumer it is, so it "
@@ -148,13 +155,22 @@ def _layer_problem(node):
 
 
 def check_layers(model):
-    """Raises ConversionError naming the first layer the trainer cannot handle."""
+    """Raises ConversionError naming the first layer the trainer cannot handle. Layers are
+    checked on their own first: the graph is traced (run once) only when they all pass."""
     supported = ", ".join(SUPPORTED_LAYERS) + f" (activations: {', '.join(ACTIVATIONS)})"
-    for node in trace(model):
-        problem = _layer_problem(node)
+
+    def refuse(layer, problem):
+        raise ConversionError(f"layer '{layer.name}' ({type(layer).__name__}) {problem}; "
+                              f"supported layers: {supported}")
+
+    for layer in flat_layers(model):
+        problem = _layer_problem(layer)
         if problem:
-            kind = type(node.layer).__name__
-            raise ConversionError(f"layer '{node.layer.name}' ({kind}) {problem}; supported layers: {supported}")
+            refuse(layer, problem)
+    for node in trace(model):
+        problem = _connection_problem(node)
+        if problem:
+            refuse(node.layer, problem)
 
 
 def to_tflite(model):
