@@ -164,7 +164,7 @@ def _weights_differ(micro, ref):
     return None
 
 
-def run_parity(micro, ref, x, y, steps):
+def run_parity(micro, ref, x, y, steps, max_resync_share=0.25):
     """Trains both sample by sample; k, skips and MACs must be identical and the
     weights close after every step, except where the reference flagged a float32
     near-tie that step (then it takes over the C++'s state). Returns the flags used."""
@@ -186,7 +186,7 @@ def run_parity(micro, ref, x, y, steps):
             ref.set_weights(micro_weights(micro.model_bytes))
             ref.ymax = micro.ymax
         assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-6), f"step {i} loss"
-    assert len(resyncs) <= steps // 4, f"too many near-ties: {resyncs}"
+    assert len(resyncs) <= steps * max_resync_share, f"too many near-ties: {resyncs}"
     np.testing.assert_allclose(micro.ymax, ref.ymax, rtol=1e-5)
     return resyncs
 

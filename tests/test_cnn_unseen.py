@@ -77,7 +77,7 @@ from tflm_train.reference import ReferenceTrainer, micro_weights
 
 import cnn_models as C
 import helpers as H
-from test_cnn_training import assert_close_to_scale, keras_unit_weights
+from test_cnn_training import assert_close_to_scale, keras_unit_weights, run_parity
 
 L = keras.layers
 ACTS = ("linear", "relu", "relu6", "tanh", "sigmoid")
@@ -436,40 +436,12 @@ def test_random_cnn_full_step_matches_tensorflow(random_models, seed, batch_size
                                atol=INFER_TOL, err_msg=f"trained file: TFLM vs MicroTrainer\n{text}")
 
 
-def _weights_differ(micro, ref):
-    try:
-        assert_close_to_scale(micro_weights(micro.model_bytes), ref.get_weights(layout="micro"))
-    except AssertionError as e:
-        return str(e)
-    return None
-
-
-def parity(micro, ref, x, y, steps, max_resync_share=0.5):
-    """run_parity of test_cnn_training, with a larger share of flagged near-ties allowed:
-    random heads with 2 softmax classes give |p0 - 1| == p1 (a tie at the output layer
-    every time k = 1), and an average pooling sends equal shares back, so the k-th and
-    (k+1)-th errors are equal in exact arithmetic and their float32 order is not
-    defined across implementations. Unflagged differences still fail at once."""
-    resyncs = []
-    for i in range(steps):
-        a = micro.train_step(x[i:i + 1], y[i:i + 1])
-        b = ref.train_step(x[i:i + 1], y[i:i + 1])
-        flagged = [amb for amb in ref.ambiguities if amb["step"] == i]
-        same = (np.array_equal(a.sample_k, b.sample_k) and np.array_equal(a.sample_skipped, b.sample_skipped)
-                and a.forward_macs == b.forward_macs and a.backward_macs == b.backward_macs)
-        problem = None if same else (f"k {np.asarray(a.sample_k).tolist()} vs {np.asarray(b.sample_k).tolist()}, "
-                                     f"skipped {a.skipped} vs {b.skipped}, MACs {a.forward_macs}/{a.backward_macs} "
-                                     f"vs {b.forward_macs}/{b.backward_macs}")
-        problem = problem or _weights_differ(micro, ref)
-        if problem is not None:
-            assert flagged, f"step {i}: {problem} (Ymax C++ {micro.ymax}, reference {ref.ymax}); nothing flagged"
-            resyncs.append((i, flagged[0]["kind"]))
-            ref.set_weights(micro_weights(micro.model_bytes))
-            ref.ymax = micro.ymax
-        assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-6), f"step {i} loss"
-    assert len(resyncs) <= steps * max_resync_share, f"too many near-ties: {resyncs}"
-    np.testing.assert_allclose(micro.ymax, ref.ymax, rtol=1e-5)
-    return resyncs
+# Random heads with 2 softmax classes give |p0 - 1| == p1 (a tie at the output layer every
+# time k = 1), and an average pooling sends equal shares back: the k-th and (k+1)-th errors
+# are then equal in exact arithmetic and their float32 order is not defined across
+# implementations. So up to half the steps may be flagged near-ties (resynced);
+# unflagged differences still fail at once.
+RESYNC_SHARE = 0.5
 
 
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
@@ -480,7 +452,7 @@ def test_random_cnn_tinypropv2_matches_reference(random_models, seed):
     ref = ReferenceTrainer(_clone(model), loss=loss, optimizer=tflm_train.SGD(LR), policy=policy)
     x, y = _data(model, loss, 10, seed=3)
     try:
-        parity(micro, ref, x, y, steps=10)
+        run_parity(micro, ref, x, y, steps=10, max_resync_share=RESYNC_SHARE)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{text}") from None
     assert micro.counters["samples"] == ref.counters["samples"] == 10
@@ -608,7 +580,7 @@ def test_mobilenet_v2_tinypropv2_matches_reference(mobilenet, trainable):
     micro = tflm_train.MicroTrainer(converted[trainable], policy=policy)
     ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=policy, trainable=trainable)
     x, y = _data(model, SCCE, 4, seed=24)
-    parity(micro, ref, x, y, steps=4)
+    run_parity(micro, ref, x, y, steps=4, max_resync_share=RESYNC_SHARE)
     for key in ("samples", "forward_macs"):
         assert micro.counters[key] == ref.counters[key], key
 
