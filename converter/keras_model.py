@@ -294,11 +294,6 @@ def weight_units(model):
     return units
 
 
-def folded_batchnorms(model):
-    """The BatchNormalization layers folded into a weight unit (they vanish from the micro model)."""
-    return [u.batchnorm for u in weight_units(model) if u.batchnorm is not None]
-
-
 def trainable_units(units, trainable):
     """The units that train: `trainable` as for convert (None, layer names, or the last N
     weight layers), counted in Keras layers; both halves of a SeparableConv2D go together."""

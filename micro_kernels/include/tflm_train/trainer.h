@@ -50,8 +50,8 @@ struct TrainerOptions {
 // Where the arena goes. required_bytes is also filled when Init fails with kArenaTooSmall.
 struct ArenaReport {
   size_t required_bytes = 0;
-  size_t activation_bytes = 0;   // forward activations: those backward reads, plus two shared
-                                 // buffers for the ones it does not
+  size_t activation_bytes = 0;   // forward activations: those backward reads, plus one region
+                                 // the others share
   size_t gradient_bytes = 0;     // error (delta) buffers, and weight gradients (convolutions,
                                  // and every layer when batch > 1)
   size_t optimizer_bytes = 0;    // momentum velocities
