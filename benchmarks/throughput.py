@@ -16,7 +16,15 @@ def main():
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--hidden", type=int, nargs="+", default=[32, 16])
     parser.add_argument("--repeats", type=int, default=3, help="best of N for the C++ runs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     args = parser.parse_args()
+    from tflm_train import quiet_tensorflow
+
+    with quiet_tensorflow(not args.verbose):
+        run(args)
+
+
+def run(args):
 
     import keras
 

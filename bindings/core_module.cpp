@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -25,17 +26,21 @@ struct AlignedFree {
 };
 using AlignedBytes = std::unique_ptr<uint8_t, AlignedFree>;
 
-AlignedBytes AllocateAligned(size_t size) {
-  const size_t rounded = ((size + 15) / 16) * 16;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(16, rounded == 0 ? 16 : rounded));
-  if (p == nullptr) throw std::bad_alloc();
-  return AlignedBytes(p);
-}
-
 [[noreturn]] void Raise(Status status, const std::string& message, size_t required = 0) {
   py::module_::import("tflm_train.errors")
       .attr("raise_for_status")(tflm_train::StatusName(status), message, required);
   throw py::error_already_set();  // raise_for_status always raises
+}
+
+AlignedBytes AllocateAligned(size_t size, const char* what) {
+  const size_t rounded = ((size + 15) / 16) * 16;
+  auto* p = rounded < size ? nullptr
+                           : static_cast<uint8_t*>(std::aligned_alloc(16, rounded == 0 ? 16 : rounded));
+  if (p == nullptr) {
+    Raise(Status::kInvalidArgument, "cannot allocate " + std::to_string(size) + " bytes for the " + what +
+                                        " on this host; ask for less memory");
+  }
+  return AlignedBytes(p);
 }
 
 tflm_train::PolicyParams PolicyFromDict(const py::dict& d) {
@@ -79,9 +84,11 @@ py::dict ReportToDict(const tflm_train::ArenaReport& r) {
   return d;
 }
 
-tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy) {
+tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy,
+                                       bool restore_state = true) {
   tflm_train::TrainerOptions options;
   options.batch_size = batch_size;
+  options.restore_state = restore_state;
   if (!policy.is_none()) {
     options.override_policy = true;
     options.policy = PolicyFromDict(policy.cast<py::dict>());
@@ -93,19 +100,20 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 
 class PyTrainer {
  public:
-  PyTrainer(const py::bytes& model, size_t arena_size, uint32_t batch_size, const py::object& policy) {
+  PyTrainer(const py::bytes& model, size_t arena_size, uint32_t batch_size, const py::object& policy,
+            bool restore_state) {
     std::string bytes = model;
     model_size_ = bytes.size();
-    model_ = AllocateAligned(model_size_);
+    model_ = AllocateAligned(model_size_, "model");
     std::memcpy(model_.get(), bytes.data(), model_size_);
-    const tflm_train::TrainerOptions options = MakeOptions(batch_size, policy);
+    const tflm_train::TrainerOptions options = MakeOptions(batch_size, policy, restore_state);
     if (arena_size == 0) {  // measure, then allocate exactly what is needed
       Status s = trainer_.Init(model_.get(), model_size_, nullptr, 0, options);
       if (s != Status::kArenaTooSmall) Raise(s, trainer_.error_message());
       arena_size = trainer_.arena_report().required_bytes;
     }
     arena_size_ = arena_size;
-    arena_ = AllocateAligned(arena_size_);
+    arena_ = AllocateAligned(arena_size_, "arena");
     Status s = trainer_.Init(model_.get(), model_size_, arena_.get(), arena_size_, options);
     if (s != Status::kOk) Raise(s, trainer_.error_message(), trainer_.arena_report().required_bytes);
   }
@@ -212,6 +220,64 @@ class PyTrainer {
     return d;
   }
 
+  // Checks every sample and label as TrainStep would, before any is used; the
+  // error names the first bad sample. Labels may be None (inputs only).
+  void Check(const FloatArray& x, const py::object& y) {
+    const bool labels = !y.is_none();
+    const size_t n = labels ? CheckPair(x, y.cast<FloatArray>()) : CheckBatch(x, trainer_.input_size(), "x");
+    FloatArray targets = labels ? y.cast<FloatArray>() : FloatArray();
+    for (size_t i = 0; i < n; ++i) {
+      const Status s = trainer_.CheckSample(
+          x.data() + i * trainer_.input_size(), trainer_.input_size(),
+          labels ? targets.data() + i * trainer_.target_size() : nullptr, trainer_.target_size());
+      if (s != Status::kOk) Raise(s, "sample " + std::to_string(i) + ": " + trainer_.error_message());
+    }
+  }
+
+  // The trainable layers' weights and biases, flat, in forward order.
+  std::vector<py::array_t<float>> GetWeights() {
+    std::vector<py::array_t<float>> out;
+    for (int i = 0; i < trainer_.num_trainable_layers(); ++i) {
+      size_t n = 0;
+      const float* w = trainer_.layer_weights(i, &n);
+      out.emplace_back(n, w);
+      const float* b = trainer_.layer_bias(i, &n);
+      if (b != nullptr) out.emplace_back(n, b);
+    }
+    return out;
+  }
+
+  void SetWeights(const std::vector<FloatArray>& values) {
+    std::vector<std::pair<float*, size_t>> targets;
+    for (int i = 0; i < trainer_.num_trainable_layers(); ++i) {
+      size_t n = 0;
+      float* w = trainer_.layer_weights(i, &n);
+      targets.emplace_back(w, n);
+      float* b = trainer_.layer_bias(i, &n);
+      if (b != nullptr) targets.emplace_back(b, n);
+    }
+    if (values.size() != targets.size()) {
+      Raise(Status::kInvalidArgument, "set_weights takes " + std::to_string(targets.size()) +
+                                          " arrays (weights and biases of the trainable layers), got " +
+                                          std::to_string(values.size()));
+    }
+    for (size_t t = 0; t < targets.size(); ++t) {  // check all before writing any
+      if (static_cast<size_t>(values[t].size()) != targets[t].second) {
+        Raise(Status::kInvalidArgument, "weight array " + std::to_string(t) + " has " +
+                                            std::to_string(values[t].size()) + " values; the model's has " +
+                                            std::to_string(targets[t].second));
+      }
+      for (py::ssize_t j = 0; j < values[t].size(); ++j) {
+        if (!std::isfinite(values[t].data()[j])) {
+          Raise(Status::kBadInput, "weight array " + std::to_string(t) + " holds NaN or Inf");
+        }
+      }
+    }
+    for (size_t t = 0; t < targets.size(); ++t) {
+      std::memcpy(targets[t].first, values[t].data(), targets[t].second * sizeof(float));
+    }
+  }
+
   // Per-sample loss and correctness without training.
   py::tuple Evaluate(const FloatArray& x, const FloatArray& y) {
     const size_t n = CheckPair(x, y);
@@ -231,7 +297,11 @@ class PyTrainer {
     return py::make_tuple(loss, correct);
   }
 
-  py::bytes ModelBytes() const {
+  // The model with its current weights and, where it has room, its training state.
+  py::bytes ModelBytes() {
+    if (trainer_.HasStateInModel() && trainer_.StoreStateInModel() != Status::kOk) {
+      Raise(Status::kInvalidArgument, trainer_.error_message());
+    }
     return py::bytes(reinterpret_cast<const char*>(model_.get()), model_size_);
   }
 
@@ -259,6 +329,7 @@ class PyTrainer {
     d["forward_macs"] = c.forward_macs;
     d["backward_macs"] = c.backward_macs;
     d["selection_ops"] = c.selection_ops;
+    d["epochs"] = c.epochs;
     return d;
   }
 
@@ -303,14 +374,17 @@ class PyTrainer {
   tflm_train::Trainer trainer_;
 };
 
+// The arena report, plus `state_bytes`: the size of the model's training state.
 py::dict MeasureArena(const py::bytes& model, uint32_t batch_size, const py::object& policy) {
   std::string bytes = model;
-  AlignedBytes copy = AllocateAligned(bytes.size());
+  AlignedBytes copy = AllocateAligned(bytes.size(), "model");
   std::memcpy(copy.get(), bytes.data(), bytes.size());
   tflm_train::Trainer trainer;
   Status s = trainer.Init(copy.get(), bytes.size(), nullptr, 0, MakeOptions(batch_size, policy));
   if (s != Status::kArenaTooSmall) Raise(s, trainer.error_message());
-  return ReportToDict(trainer.arena_report());
+  py::dict d = ReportToDict(trainer.arena_report());
+  d["state_bytes"] = trainer.StateBytes();
+  return d;
 }
 
 }  // namespace
@@ -320,8 +394,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("measure_arena", &MeasureArena, py::arg("model"), py::arg("batch_size") = 0,
         py::arg("policy") = py::none(), "Arena bytes the trainer needs for this model.");
   py::class_<PyTrainer>(m, "Trainer")
-      .def(py::init<const py::bytes&, size_t, uint32_t, const py::object&>(), py::arg("model"),
-           py::arg("arena_size") = 0, py::arg("batch_size") = 0, py::arg("policy") = py::none())
+      .def(py::init<const py::bytes&, size_t, uint32_t, const py::object&, bool>(), py::arg("model"),
+           py::arg("arena_size") = 0, py::arg("batch_size") = 0, py::arg("policy") = py::none(),
+           py::arg("restore_state") = true)
+      .def("check", &PyTrainer::Check, py::arg("x"), py::arg("y") = py::none())
+      .def("get_weights", &PyTrainer::GetWeights)
+      .def("set_weights", &PyTrainer::SetWeights)
+      .def("count_epoch", [](PyTrainer& t) { t.trainer().CountEpoch(); })
+      .def_property_readonly("has_state_in_model", [](PyTrainer& t) { return t.trainer().HasStateInModel(); })
       .def("predict", &PyTrainer::Predict)
       .def("train_step", &PyTrainer::TrainStep)
       .def("train_steps", &PyTrainer::TrainSteps, py::arg("x"), py::arg("y"), py::arg("batch_size"))

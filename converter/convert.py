@@ -5,7 +5,7 @@ from ..errors import ConversionError
 from ..optimizers import SGD
 from ..policies import Full, Policy
 from . import keras_model, tflite_graph
-from .plan_writer import LOSSES, PLAN_METADATA_NAME, build_plan
+from .plan_writer import LOSSES, PLAN_METADATA_NAME, STATE_METADATA_NAME, build_plan
 
 _LOSS_ALIASES = {
     "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
@@ -81,7 +81,10 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
         raise ConversionError("the model is not built: give it an Input or call it once")
     loss = loss_name(loss)
     if not isinstance(optimizer, SGD):
-        optimizer = SGD.from_keras(optimizer)
+        try:
+            optimizer = SGD.from_keras(optimizer)
+        except (TypeError, ValueError) as e:
+            raise ConversionError(str(e)) from None
     policy = Full() if policy is None else policy
     if not isinstance(policy, Policy):
         raise ConversionError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
@@ -99,9 +102,11 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
     def assemble(memory):
         plan = build_plan(ops, input_tensor, output_tensor, loss, optimizer, policy, int(batch_size), memory)
         tflite_graph.add_metadata(graph, PLAN_METADATA_NAME, plan)
+        if memory is not None:  # the trainer saves its state here, so a file resumes training
+            tflite_graph.add_metadata(graph, STATE_METADATA_NAME, bytes(memory["state_bytes"]))
         return tflite_graph.write(graph)
 
-    # The memory plan is what the C++ planner measures for this very file.
+    # The memory plan and the state's size are what the C++ measures for this very file.
     memory = _core.measure_arena(assemble(None))
     return assemble(memory)
 

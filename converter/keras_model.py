@@ -21,6 +21,24 @@ _CHANNELS_LAST = ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Max
                   "ZeroPadding2D")
 
 
+def _keras_parent(layer):
+    """(name of the supported Keras class `layer` is or derives from, or its own class
+    name; the subclass on the way there that replaces `call`, or None)."""
+    own_call = None
+    for cls in type(layer).__mro__:
+        if cls.__name__ in SUPPORTED_LAYERS and cls.__module__.startswith("keras."):
+            return cls.__name__, own_call
+        if own_call is None and "call" in vars(cls):
+            own_call = cls
+    return type(layer).__name__, None
+
+
+def layer_kind(layer):
+    """The supported Keras layer `layer` is: a subclass (e.g. a shim loaded with
+    custom_objects) counts as its Keras parent."""
+    return _keras_parent(layer)[0]
+
+
 def flat_layers(model):
     """Layers in order, with nested models opened up."""
     import keras
@@ -114,9 +132,12 @@ def _activation_name(fn):
 
 def _layer_problem(layer):
     """What makes a layer unsupported on its own, or None."""
-    kind = type(layer).__name__
+    kind, own_call = _keras_parent(layer)
     if kind not in SUPPORTED_LAYERS:
         return "is not supported"
+    if own_call is not None:
+        return (f"subclasses {kind} but overrides call() in {own_call.__name__}, so its math may not be "
+                f"{kind}'s; use {kind} itself, or a subclass that leaves call() alone")
     if kind in WEIGHT_LAYERS + ("Activation",) and _activation_name(layer.activation) not in ACTIVATIONS:
         return f"uses activation '{_activation_name(layer.activation)}', which is not supported"
     if kind in _CHANNELS_LAST and getattr(layer, "data_format", "channels_last") != "channels_last":
@@ -142,12 +163,12 @@ def _layer_problem(layer):
 
 def _connection_problem(node):
     """What makes a layer unsupported where it sits in the graph, or None."""
-    kind = type(node.layer).__name__
+    kind = layer_kind(node.layer)
     if kind == "Add" and len(node.inputs) != 2:
         return "adds more than two tensors"
     if kind == "BatchNormalization":
         source = node.inputs[0] if node.inputs else None
-        if (source is None or type(source.layer).__name__ not in WEIGHT_LAYERS
+        if (source is None or layer_kind(source.layer) not in WEIGHT_LAYERS
                 or _activation_name(source.layer.activation) != "linear" or len(source.consumers) != 1):
             return ("does not directly follow a linear Dense/Conv layer whose only consumer it is, so it "
                     "cannot be folded into that layer")
@@ -157,6 +178,9 @@ def _connection_problem(node):
 def check_layers(model):
     """Raises ConversionError naming the first layer the trainer cannot handle. Layers are
     checked on their own first: the graph is traced (run once) only when they all pass."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConversionError(f"model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
+                              "outputs; tflm_train trains models with exactly one of each")
     supported = ", ".join(SUPPORTED_LAYERS) + f" (activations: {', '.join(ACTIVATIONS)})"
 
     def refuse(layer, problem):
@@ -178,8 +202,6 @@ def to_tflite(model):
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ConversionError("the model must have exactly one input and one output")
     shape = [1] + [int(d) for d in model.inputs[0].shape[1:]]
     if any(d is None or d <= 0 for d in shape[1:]):
         raise ConversionError(f"the input shape {tuple(model.inputs[0].shape)} must be fully known")
@@ -279,11 +301,11 @@ def weight_units(model):
     units = []
     for node in trace(model):
         layer = node.layer
-        kind = type(layer).__name__
+        kind = layer_kind(layer)
         if kind not in WEIGHT_LAYERS:
             continue
         bn = None
-        if len(node.consumers) == 1 and type(node.consumers[0].layer).__name__ == "BatchNormalization":
+        if len(node.consumers) == 1 and layer_kind(node.consumers[0].layer) == "BatchNormalization":
             bn = node.consumers[0].layer
         if kind == "SeparableConv2D":
             units.append(WeightUnit(f"{layer.name}/depthwise", layer, "separable_depthwise"))

@@ -1,6 +1,6 @@
 """Reads a trainable .tflite back: shapes, ops, trainable layers and the plan.
-Uses only the generated FlatBuffers readers (no TensorFlow import). Call it on
-bytes the C++ trainer has verified, or be ready for ValueError."""
+Uses only the generated FlatBuffers readers (no TensorFlow import), on bytes the
+C++ trainer has verified first."""
 
 from dataclasses import dataclass, field
 
@@ -104,7 +104,12 @@ def plan_bytes(model_bytes):
 
 
 def read_model_info(model_bytes):
+    """The ModelInfo of a trainable .tflite; raises the trainer's typed errors for
+    bytes it does not accept (the Python readers below never see unverified bytes)."""
+    from .. import _core
+
     model_bytes = bytes(model_bytes)
+    _core.measure_arena(model_bytes)
     raw = plan_bytes(model_bytes)
     if raw is None:
         raise ValueError("this .tflite carries no tflm_train training plan")

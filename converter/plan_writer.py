@@ -7,6 +7,7 @@ from ..plan import MemoryPlan, Op, Optimizer, Policy, TrainingPlan
 
 PLAN_VERSION = 1
 PLAN_METADATA_NAME = "tflm_train"
+STATE_METADATA_NAME = "tflm_train_state"  # room for the training state; all zeros = fresh
 LOSSES = {
     "sparse_categorical_crossentropy": 0,
     "categorical_crossentropy": 1,

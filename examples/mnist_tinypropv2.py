@@ -50,7 +50,15 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="SGD peak rate (default 0.05 for mlp, 0.01 for cnn)")
     parser.add_argument("--out-dir", default=None, help="default: out/mnist_<model>_tinypropv2")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     args = parser.parse_args()
+    from tflm_train import quiet_tensorflow
+
+    with quiet_tensorflow(not args.verbose):
+        run(args)
+
+
+def run(args):
 
     import keras
     from tflite_micro.python.tflite_micro import runtime

@@ -34,7 +34,8 @@ def workdir(tmp_path_factory):
 
 
 def test_convert_inspect_train(workdir):
-    r = run_cli("convert", "mlp.keras", "-o", "mlp.tflite", "--learning-rate", "0.1", "--policy", "tinypropv2:tau=0.3",
+    r = run_cli("convert", "mlp.keras", "-o", "mlp.tflite", "--loss", "sparse_categorical_crossentropy",
+                "--learning-rate", "0.1", "--policy", "tinypropv2:tau=0.3",
                 "--train-last", "1", cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert (workdir / "mlp.tflite").exists()
@@ -61,13 +62,14 @@ def test_cli_errors_are_messages_not_tracebacks(workdir):
     r = run_cli("inspect", "mlp.keras", cwd=workdir)  # not a .tflite
     assert r.returncode == 1
     assert "error:" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("convert", "mlp.keras", "--policy", "bogus", cwd=workdir)
+    r = run_cli("convert", "mlp.keras", "--loss", "mse", "--policy", "bogus", cwd=workdir)
     assert r.returncode == 2 and "unknown policy" in r.stderr
 
 
 def test_compare_writes_table_and_plots(workdir):
     out = workdir / "cmp"
-    r = run_cli("compare", "mlp.keras", "--data", "data.npz", "--epochs", "2", "--learning-rate", "0.1",
+    r = run_cli("compare", "mlp.keras", "--data", "data.npz", "--loss", "sparse_categorical_crossentropy",
+                "--epochs", "2", "--learning-rate", "0.1",
                 "--policies", "full", "tinypropv2", "--out-dir", str(out), "-q", cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert "keras fit (full)" in r.stdout and "C++ TinyPropV2()" in r.stdout

@@ -190,7 +190,7 @@ def test_keras_loss_and_optimizer_objects_are_read():
     assert info.optimizer.learning_rate == pytest.approx(0.05, rel=1e-7)
     assert info.optimizer.momentum == pytest.approx(0.9, rel=1e-7)
     assert info.optimizer.weight_decay == pytest.approx(0.001, rel=1e-6)
-    with pytest.raises(TypeError):
+    with pytest.raises(tflm_train.ConversionError, match="only SGD"):
         tflm_train.convert(model, loss="mse", optimizer=keras.optimizers.Adam(0.01))
 
 

@@ -8,7 +8,7 @@ checked against computations made independently of it.
   norm from the folded weights.
 - Sparse top-k on a convolution: the kernel gradient from an output gradient masked
   by hand (tf.nn.conv2d and a tape on the single layer), k = round(r * H * W * C).
-- Effort accounting: MAC counts of small CNNs written out by hand (ALGORITHM.md and
+- Effort accounting: MAC counts of small CNNs written out by hand (docs/algorithm.md and
   the reference's docstring give the rules; the C++ must count the same).
 - DAG: a residual block with trainable layers on both branches.
 

@@ -15,10 +15,12 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "converter")):
         "Install it (`pip install .`) and run from outside the checkout; run the tests with `pytest`, "
         "not `python -m pytest` (which puts the checkout first on sys.path).")
 
+from ._quiet import quiet_tensorflow
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .converter import ModelInfo, convert, read_model_info
-from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidModelError,
-                     MissingPlanError, NonFiniteError, TrainerError, UnsupportedPlanVersionError)
+from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidArgumentError,
+                     InvalidDtypeError, InvalidModelError, InvalidPlanError, MissingPlanError, NonFiniteError, NotInitializedError,
+                     TrainerError, UnsupportedModelError, UnsupportedPlanVersionError)
 from .optimizers import SGD, CosineDecay
 from .policies import Full, StaticTopK, TinyProp, TinyPropV2
 from .trainer import MicroTrainer, StepResult
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "convert", "read_model_info", "ModelInfo", "MicroTrainer", "StepResult", "SGD", "CosineDecay",
     "Full", "StaticTopK", "TinyProp", "TinyPropV2", "Callback", "History", "LambdaCallback", "EarlyStopping",
-    "TrainerError", "ConversionError", "InvalidModelError", "MissingPlanError", "UnsupportedPlanVersionError",
-    "ArenaTooSmallError", "BadInputError", "BadLabelError", "NonFiniteError",
+    "TrainerError", "ConversionError", "InvalidArgumentError", "InvalidDtypeError", "InvalidModelError", "MissingPlanError",
+    "UnsupportedPlanVersionError", "InvalidPlanError", "UnsupportedModelError", "ArenaTooSmallError",
+    "BadInputError", "BadLabelError", "NonFiniteError", "NotInitializedError", "quiet_tensorflow",
 ]

@@ -6,6 +6,23 @@ import sys
 
 import numpy as np
 
+from ._quiet import quiet_tensorflow
+
+LOSSES = ["sparse_categorical_crossentropy", "categorical_crossentropy", "mse", "binary_crossentropy"]
+
+
+def _count(minimum):
+    """An argparse type: a whole number >= minimum."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+    return parse
+
 
 def _policy_arg(text):
     from .policies import parse_policy
@@ -26,16 +43,25 @@ def _optimizer(args):
 
 
 def _add_training_options(p):
-    p.add_argument("--loss", default="sparse_categorical_crossentropy",
-                   choices=["sparse_categorical_crossentropy", "categorical_crossentropy", "mse",
-                            "binary_crossentropy"])
+    p.add_argument("--loss", required=True, choices=LOSSES, help="the loss the model trains with (required)")
     p.add_argument("--learning-rate", type=float, default=0.05, help="SGD rate, or the cosine peak (default 0.05)")
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--cosine-decay-steps", type=int, default=0, help="use Keras' CosineDecay over this many batches")
-    p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up batches before the cosine")
+    p.add_argument("--cosine-decay-steps", type=_count(0), default=0,
+                   help="use Keras' CosineDecay over this many batches")
+    p.add_argument("--warmup-steps", type=_count(0), default=0, help="linear warm-up batches before the cosine")
     p.add_argument("--alpha", type=float, default=0.0, help="final cosine rate as a fraction of the peak")
-    p.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1)")
+    p.add_argument("--batch-size", type=_count(1), default=1, help="samples per update (default 1)")
+
+
+def _add_data_options(p, epochs):
+    p.add_argument("--data", required=True, help="built-in data set (mnist) or an .npz with x_train, y_train "
+                                                 "(and x_test, y_test) (required)")
+    p.add_argument("--epochs", type=_count(1), default=epochs, help=f"passes over the data (default {epochs})")
+    p.add_argument("--limit", type=_count(0), default=0, help="use only the first N training samples (0: all)")
+    p.add_argument("--test-limit", type=_count(0), default=0, help="use only the first N test samples (0: all)")
+    p.add_argument("--seed", type=_count(0), default=0, help="shuffling seed (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def _load_data(spec, limit, test_limit):
@@ -52,12 +78,36 @@ def _load_data(spec, limit, test_limit):
     return train, test
 
 
-def cmd_convert(args):
+def _shaped(x, shape, what):
+    """Samples reshaped to the model's input shape (flat data fits too), or a clear error."""
+    from .errors import InvalidArgumentError
+
+    x = np.asarray(x)
+    if len(x) == 0:
+        raise InvalidArgumentError(f"{what} holds no samples")
+    if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+        raise InvalidArgumentError(f"{what} has samples of shape {tuple(x.shape[1:])} but the model takes "
+                                   f"{tuple(shape)}: use data made for this model")
+    return x.reshape((len(x),) + tuple(shape))
+
+
+def _load_keras_model(path):
     import keras
 
+    from .errors import ConversionError
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for files it cannot read
+        raise ConversionError(f"cannot load {path} as a Keras model: {e}") from None
+
+
+def cmd_convert(args):
     from .converter import convert
 
-    model = keras.models.load_model(args.model, compile=False)
+    model = _load_keras_model(args.model)
     trainable = args.trainable or (args.train_last or None)
     out = convert(model, loss=args.loss, optimizer=_optimizer(args), trainable=trainable, policy=args.policy,
                   batch_size=args.batch_size)
@@ -93,34 +143,46 @@ def cmd_train(args):
     from .trainer import MicroTrainer
 
     (x, y), test = _load_data(args.data, args.limit, args.test_limit)
-    trainer = MicroTrainer(args.model, policy=args.policy, batch_size=args.batch_size, seed=args.seed)
-    x = x.reshape((len(x),) + tuple(trainer.info.input_shape[1:]))
-    validation = None
-    if test is not None:
-        validation = (test[0].reshape((len(test[0]),) + tuple(trainer.info.input_shape[1:])), test[1])
+    trainer = MicroTrainer(args.model, policy=args.policy, batch_size=args.batch_size, seed=args.seed,
+                           restore_state=not args.fresh)
+    start = trainer.counters
+    if start["steps"]:
+        print(f"resuming after {start['epochs']} epochs, {start['steps']} steps (--fresh starts over)")
+    shape = trainer.info.input_shape[1:]
+    x = _shaped(x, shape, "the training data")
+    validation = None if test is None else (_shaped(test[0], shape, "the test data"), test[1])
+    trainer.check_data(x, y)  # every sample, before the first update
+    if validation is not None:
+        trainer.check_data(*validation, name="test")
     history = trainer.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
                           verbose=0 if args.quiet else 1)
     c = trainer.counters
-    print(f"policy {trainer.policy!r}: {c['samples']} samples, {c['skipped']} skipped, "
-          f"forward MACs {c['forward_macs']}, backward MACs {c['backward_macs']}")
+    print(f"policy {trainer.policy!r}: {c['samples'] - start['samples']} samples, "
+          f"{c['skipped'] - start['skipped']} skipped, forward MACs {c['forward_macs'] - start['forward_macs']}, "
+          f"backward MACs {c['backward_macs'] - start['backward_macs']}")
     if validation is not None:
         print("test: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in history.history.items() if k.startswith("val_")))
     output = args.output or os.path.splitext(args.model)[0] + "_trained.tflite"
     trainer.save(output)
     print(f"wrote {output}")
+    if args.plot:
+        from .plots import plot_history
+
+        plot_history(history, args.plot, title=f"{os.path.basename(args.model)}, {trainer.policy!r}")
+        print(f"wrote {args.plot}")
 
 
 def cmd_compare(args):
-    import keras
-
     from .compare import DEFAULT_POLICIES, compare
+    from .errors import InvalidArgumentError
 
-    model = keras.models.load_model(args.model, compile=False)
+    model = _load_keras_model(args.model)
     (x, y), test = _load_data(args.data, args.limit, args.test_limit)
     if test is None:
-        raise SystemExit("compare needs test data: use a built-in data set or an .npz with x_test/y_test")
+        raise InvalidArgumentError("compare needs test data: use a built-in data set or an .npz with "
+                                   "x_test/y_test")
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    x, xt = x.reshape((len(x),) + shape), test[0].reshape((len(test[0]),) + shape)
+    x, xt = _shaped(x, shape, "the training data"), _shaped(test[0], shape, "the test data")
     result = compare(model, x, y, xt, test[1], loss=args.loss, optimizer=_optimizer(args),
                      policies=args.policies or DEFAULT_POLICIES, epochs=args.epochs, batch_size=args.batch_size,
                      seed=args.seed, verbose=0 if args.quiet else 1)
@@ -140,51 +202,47 @@ def cmd_export(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="tflm-train", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("convert", help="Keras model file -> trainable .tflite")
+    p = sub.add_parser("convert", parents=[common], help="Keras model file -> trainable .tflite")
     p.add_argument("model", help="a .keras (or .h5) model file")
     p.add_argument("-o", "--output", help="output .tflite (default: next to the model)")
     _add_training_options(p)
     p.add_argument("--trainable", nargs="+", metavar="LAYER", help="names of the layers to train (default: all)")
-    p.add_argument("--train-last", type=int, default=0, metavar="N", help="train only the last N weight layers")
+    p.add_argument("--train-last", type=_count(1), default=None, metavar="N",
+                   help="train only the last N weight layers")
     p.add_argument("--policy", type=_policy_arg, default=None,
                    help="full (default), static:RATIO, tinyprop[:k=v,...], tinypropv2[:k=v,...]")
     p.set_defaults(run=cmd_convert)
 
-    p = sub.add_parser("inspect", help="ops, trainable parameters, plan and arena bytes of a trainable .tflite")
+    p = sub.add_parser("inspect", parents=[common], help="ops, trainable parameters, plan and arena bytes of a trainable .tflite")
     p.add_argument("model")
-    p.add_argument("--batch-size", type=int, default=0, help="arena for this batch size (default: the plan's)")
+    p.add_argument("--batch-size", type=_count(0), default=0, help="arena for this batch size (default: the plan's)")
     p.set_defaults(run=cmd_inspect)
 
-    p = sub.add_parser("train", help="train a trainable .tflite with the C++ trainer")
+    p = sub.add_parser("train", parents=[common], help="train a trainable .tflite with the C++ trainer (continues a saved run)")
     p.add_argument("model")
-    p.add_argument("--data", default="mnist", help="built-in data set (mnist) or an .npz file")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=None, help="samples per update (default: the plan's)")
+    _add_data_options(p, epochs=1)
+    p.add_argument("--batch-size", type=_count(1), default=None, help="samples per update (default: the plan's)")
     p.add_argument("--policy", type=_policy_arg, default=None, help="override the plan's policy")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=int, default=0, help="use only the first N test samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", help="trained .tflite (default: MODEL_trained.tflite)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore the training state a trained file carries (counters, schedule, momentum, Ymax)")
+    p.add_argument("--plot", metavar="FILE", help="write this run's learning curves to FILE (.png)")
+    p.add_argument("-o", "--output", help="trained .tflite, with its training state (default: MODEL_trained.tflite)")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("compare", help="Keras fit vs the C++ trainer under each policy: table and plots")
+    p = sub.add_parser("compare", parents=[common], help="Keras fit vs the C++ trainer under each policy: table and plots")
     p.add_argument("model", help="a .keras model file (its current weights are the common start)")
-    p.add_argument("--data", default="mnist", help="built-in data set (mnist) or an .npz with a test split")
+    _add_data_options(p, epochs=3)
     _add_training_options(p)
     p.add_argument("--policies", type=_policy_arg, nargs="+", default=None,
                    help="default: full static:0.3 tinyprop tinypropv2")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--test-limit", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", default="compare_out")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--out-dir", default="compare_out", help="where the table and plots go (default compare_out)")
     p.set_defaults(run=cmd_compare)
 
-    p = sub.add_parser("export", help="trainable .tflite -> C/C++ source (aligned, writable array) for firmware")
+    p = sub.add_parser("export", parents=[common], help="trainable .tflite -> C/C++ source (aligned, writable array) for firmware")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, help="output source file, e.g. model_data.cc")
     p.add_argument("--name", default="g_model", help="array name (default g_model)")
@@ -197,8 +255,9 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
-    except (ConversionError, TrainerError, FileNotFoundError, ValueError) as e:
+        with quiet_tensorflow(not args.verbose):
+            args.run(args)
+    except (ConversionError, TrainerError, OSError, ValueError) as e:
         print(f"tflm-train {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

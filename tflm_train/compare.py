@@ -24,6 +24,7 @@ class MethodResult:
     forward_macs: list = field(default_factory=list)  # per epoch
     backward_macs: list = field(default_factory=list)
     skipped: list = field(default_factory=list)       # share of samples skipped per epoch
+    step_loss: list = field(default_factory=list)     # mean loss of each batch, in order, all epochs
     seconds: float = 0.0
     model_bytes: bytes = field(default=None, repr=False)  # the trained .tflite (C++ methods)
 
@@ -57,47 +58,19 @@ class CompareResult:
                                        for m in self.methods]}, indent=1)
 
     def save_plots(self, out_dir):
-        """accuracy.png and loss.png (lines per epoch), effort.png (bars per epoch)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        """accuracy.png and loss.png (per epoch; loss also per batch, smoothed), effort.png (bars per epoch)."""
+        from .plots import compare_figures, save_figure
 
         os.makedirs(out_dir, exist_ok=True)
         paths = []
-        for key, label in (("accuracy", "test accuracy"), ("loss", "training loss")):
-            fig, ax = plt.subplots(figsize=(6, 4))
-            for m in self.methods:
-                ax.plot(range(1, len(getattr(m, key)) + 1), getattr(m, key), marker="o", label=m.name)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            paths.append(os.path.join(out_dir, f"{key}.png"))
-            fig.savefig(paths[-1], dpi=110)
-            plt.close(fig)
-        fig, ax = plt.subplots(figsize=(7, 4))
-        epochs = len(self.methods[0].loss)
-        width = 0.8 / len(self.methods)
-        full = self.full_forward_macs + self.full_backward_macs
-        for i, m in enumerate(self.methods):
-            effort = [(f + b) / full for f, b in zip(m.forward_macs, m.backward_macs)]
-            ax.bar(np.arange(1, epochs + 1) + (i - (len(self.methods) - 1) / 2) * width, effort, width, label=m.name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("MACs / full backprop (forward+backward)")
-        ax.set_xticks(range(1, epochs + 1))
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        paths.append(os.path.join(out_dir, "effort.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        for name, fig in compare_figures(self).items():
+            paths.append(os.path.join(out_dir, f"{name}.png"))
+            save_figure(fig, paths[-1])
         return paths
 
 
 def _full_macs(model_bytes, x, y, samples):
-    """MACs of one epoch of full backprop (ALGORITHM.md's accounting). Under Full() every
+    """MACs of one epoch of full backprop (docs/algorithm.md's accounting). Under Full() every
     sample costs the same, so one step of a throwaway trainer gives them; the reference
     parity tests pin these counts to an independent implementation."""
     step = MicroTrainer(model_bytes, policy=Full(), batch_size=1).train_step(x[:1], y[:1])
@@ -114,6 +87,16 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
     import keras
 
     initial = [w.copy() for w in model.get_weights()]
+    # The data is checked by the trainer, and every model converted, before Keras
+    # runs, so bad data or an unsupported model fails with one clear error, not midway.
+    def micro_model(policy):
+        return convert(model, loss=loss, optimizer=optimizer, policy=policy, batch_size=batch_size)
+
+    model_files = [micro_model(policies[0])]
+    checker = MicroTrainer(model_files[0], batch_size=batch_size)
+    checker.check_data(x_train, y_train)
+    checker.check_data(x_test, y_test, name="test")
+    model_files += [micro_model(policy) for policy in policies[1:]]
     order = [np.random.default_rng(seed + e).permutation(len(x_train)) for e in range(epochs)]
     methods = []
 
@@ -121,10 +104,11 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
     reference.set_weights(initial)
     reference.compile(optimizer=optimizer.to_keras(), loss=loss, metrics=["accuracy"])
     keras_result = MethodResult("keras fit (full)")
+    record_batches = _batch_loss_recorder(keras_result.step_loss, len(x_train), batch_size)
     start = time.perf_counter()
     for e in range(epochs):
         h = reference.fit(x_train[order[e]], y_train[order[e]], batch_size=batch_size, epochs=1, shuffle=False,
-                          verbose=0)
+                          verbose=0, callbacks=[record_batches])
         keras_result.loss.append(float(h.history["loss"][-1]))
         keras_result.accuracy.append(float(reference.evaluate(x_test, y_test, verbose=0)[1]))
         if verbose:
@@ -133,9 +117,7 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
     keras_result.seconds = time.perf_counter() - start
 
     full_fwd = full_bwd = None
-    for policy in policies:
-        model.set_weights(initial)
-        model_bytes = convert(model, loss=loss, optimizer=optimizer, policy=policy, batch_size=batch_size)
+    for policy, model_bytes in zip(policies, model_files):
         if full_fwd is None:
             full_fwd, full_bwd = _full_macs(model_bytes, x_train, y_train, len(x_train))
             keras_result.forward_macs = [full_fwd] * epochs
@@ -148,6 +130,7 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
             h = trainer.fit(x_train[order[e]], y_train[order[e]], batch_size=batch_size, epochs=1, shuffle=False,
                             verbose=0)
             result.loss.append(h.history["loss"][-1])
+            result.step_loss.extend(float(v) for v in h.batch_loss)
             result.forward_macs.append(h.history["forward_macs"][-1])
             result.backward_macs.append(h.history["backward_macs"][-1])
             result.skipped.append(h.history["skipped"][-1])
@@ -158,8 +141,26 @@ def compare(model, x_train, y_train, x_test, y_test, *, loss, optimizer, policie
         result.seconds = time.perf_counter() - start
         result.model_bytes = trainer.model_bytes
         methods.append(result)
-    model.set_weights(initial)
     return CompareResult([keras_result] + methods, full_fwd, full_bwd)
+
+
+def _batch_loss_recorder(step_loss, samples, batch_size):
+    """A Keras callback appending the loss of each batch of a one-epoch fit to `step_loss`."""
+    import keras
+
+    previous = [0.0]  # running mean after the previous batch
+
+    def on_train_batch_end(batch, logs):
+        # Keras logs the running mean of the epoch so far, weighted by batch size; a batch's own
+        # loss is the difference of consecutive running sums over its size. With equal batches,
+        # counting batches from 1: loss_i = i * mean_i - (i - 1) * mean_(i-1).
+        before = batch * batch_size
+        size = min(batch_size, samples - before)
+        mean = float(logs["loss"])
+        step_loss.append((mean * (before + size) - previous[0] * before) / size)
+        previous[0] = mean
+
+    return keras.callbacks.LambdaCallback(on_train_batch_end=on_train_batch_end)
 
 
 def _describe(policy):

@@ -21,6 +21,10 @@ class InvalidArgumentError(TrainerError, ValueError):
     status = "InvalidArgument"
 
 
+class InvalidDtypeError(InvalidArgumentError, TypeError):
+    """Data that is not made of real numbers (strings, objects, complex values)."""
+
+
 class InvalidModelError(TrainerError, ValueError):
     """The bytes are not a valid .tflite flatbuffer (truncated, corrupt)."""
 

@@ -52,6 +52,11 @@ class CosineDecay:
         return keras.optimizers.schedules.CosineDecay(peak, self.decay_steps, alpha=self.alpha)
 
 
+# keras.optimizers.SGD options beyond learning rate, momentum and weight decay.
+_UNSUPPORTED_KERAS_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "loss_scale_factor",
+                              "gradient_accumulation_steps")
+
+
 class SGD:
     """Stochastic gradient descent with Keras' semantics, run by the C++ trainer.
 
@@ -97,8 +102,16 @@ class SGD:
 
         if not isinstance(optimizer, keras.optimizers.SGD):
             raise TypeError(f"only SGD trains on the device, got {type(optimizer).__name__}")
+        # Options the device does not implement are refused, never dropped.
+        config = optimizer.get_config()
+        unsupported = {key: config.get(key) for key in _UNSUPPORTED_KERAS_OPTIONS
+                       if config.get(key) not in (None, False)}
         if optimizer.nesterov:
-            raise ValueError("Nesterov momentum is not supported")
+            unsupported["nesterov"] = True
+        if unsupported:
+            raise ValueError(f"the Keras SGD sets {', '.join(f'{k}={v}' for k, v in unsupported.items())}, which "
+                             "the on-device trainer does not implement; remove it (the trainer refuses any step "
+                             "that would write NaN/Inf instead of clipping)")
         lr = optimizer._learning_rate
         if not isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
             lr = float(keras.ops.convert_to_numpy(lr))

@@ -1,6 +1,6 @@
 """Sparsity policies: which outputs of each trainable layer get a backward pass.
 
-The math is ALGORITHM.md's; the C++ trainer runs it. A policy is stored in the
+The math is docs/algorithm.md's; the C++ trainer runs it. A policy is stored in the
 plan at conversion (`convert(..., policy=...)`) and can be overridden per
 trainer (`MicroTrainer(model, policy=...)`).
 """
@@ -45,7 +45,7 @@ class StaticTopK(Policy):
 
 @dataclass(frozen=True)
 class TinyProp(Policy):
-    """TinyProp: a per-sample, per-layer ratio from the layer's error (ALGORITHM.md)."""
+    """TinyProp: a per-sample, per-layer ratio from the layer's error (docs/algorithm.md)."""
 
     s_min: float = 0.1
     s_max: float = 0.9

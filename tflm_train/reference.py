@@ -1,4 +1,4 @@
-"""ReferenceTrainer: the algorithm of ALGORITHM.md in Keras/TensorFlow, the oracle
+"""ReferenceTrainer: the algorithm of docs/algorithm.md in Keras/TensorFlow, the oracle
 the C++ trainer (MicroTrainer) is checked against.
 
 Everything that is a gradient is computed here with TensorFlow on the Keras model
@@ -40,7 +40,7 @@ itself (tf.GradientTape), never by the C++:
   (tape.gradient of [loss, z_m...] with output gradients [1, delta_hat_m...]): the loss
   gradient plus every later unit's kept error sent back (densely: through activations,
   pooling, padding, Add and frozen units) to this unit's output. In a chain that is the
-  next trainable unit's `delta_hat` sent back through its kernel, as ALGORITHM.md
+  next trainable unit's `delta_hat` sent back through its kernel, as docs/algorithm.md
   states; where the graph branches, the contributions of all paths add. The policy
   picks `k` from `n = delta.size` (a convolution's whole output map, H*W*C); the top-k
   of `|delta|` (ties: the lower flat index, in NHWC order) gives `delta_hat`; the kernel
@@ -52,13 +52,13 @@ itself (tf.GradientTape), never by the C++:
   but the schedule still advances (`optimizer.iterations` is incremented by hand).
 
 The few scalar decisions the policies make (Y, Ymax, S, k and the TinyPropV2 gate)
-are reproduced in float32 with the operations in the order ALGORITHM.md and the C++
+are reproduced in float32 with the operations in the order docs/algorithm.md and the C++
 use: Y is a sequential float32 sum of |delta| in flat index order, zeta^p is a
 repeated float32 product, round is round-half-away-from-zero (C's roundf). That
 makes k and the skip decisions comparable exactly; the errors they are computed from
 come from TensorFlow, so they can differ from the C++ by float32 rounding.
 
-Effort accounting (ALGORITHM.md; the C++ counts identically, this is the contract).
+Effort accounting (docs/algorithm.md; the C++ counts identically, this is the contract).
 Per sample, a weight unit's `fan_in` is n_in (dense), KH*KW*C_in (Conv2D, Conv1D with
 KH = 1, and the pointwise half with KH = KW = 1) or KH*KW (depthwise), and `n_out` is
 its number of output elements (H_out*W_out*C_out; depthwise C_out = C_in*multiplier).
@@ -98,15 +98,16 @@ import numpy as np
 from .optimizers import SGD
 from .policies import Full, Policy, StaticTopK, TinyProp, TinyPropV2
 from .converter.convert import loss_name as _loss_name
-from .converter.keras_model import WEIGHT_LAYERS, check_layers, trace, run_graph, trainable_units, weight_units
-from .trainer import _CLASSIFYING, StepResult
+from .converter.keras_model import (WEIGHT_LAYERS, check_layers, layer_kind, run_graph, trace, trainable_units,
+                                    weight_units)
+from .trainer import _CLASSIFYING, StepResult, epoch_order
 
 _F32 = np.float32
 
 LAYOUTS = ("keras", "tflite", "micro")
 
 
-# --- the policies' scalar arithmetic, float32 in ALGORITHM.md's order ---------------
+# --- the policies' scalar arithmetic, float32 in docs/algorithm.md's order ---------------
 
 def total_error(delta):
     """Y = sum |delta| as a sequential float32 sum in flat index order."""
@@ -350,7 +351,7 @@ def _build_units(model, trainable):
         nodes = trace(model)
         seen = set()
         for node in nodes:
-            if type(node.layer).__name__ in WEIGHT_LAYERS + ("BatchNormalization",):
+            if layer_kind(node.layer) in WEIGHT_LAYERS + ("BatchNormalization",):
                 if id(node.layer) in seen:
                     raise ValueError(f"layer '{node.layer.name}' ({type(node.layer).__name__}) is called more "
                                      "than once (shared weights), which the reference trainer does not support")
@@ -381,7 +382,7 @@ def _build_units(model, trainable):
 # --- the trainer -------------------------------------------------------------------------
 
 class ReferenceTrainer:
-    """Trains a Keras model with ALGORITHM.md's algorithm, in TensorFlow.
+    """Trains a Keras model with docs/algorithm.md's algorithm, in TensorFlow.
 
     Args:
       model: a built Keras Sequential/Functional model (a chain or a DAG, nested models
@@ -433,9 +434,9 @@ class ReferenceTrainer:
         self._frozen_macs = sum(self._units[i].forward_macs for i in paid)
         self._skip_macs = sum(self._units[i].forward_macs for i in paid if i > last)
         self._ymax = [_F32(0.0) for _ in self._layers]
-        self._rng = np.random.default_rng(seed)
+        self._seed = seed
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
-                             backward_macs=0, selection_ops=0)
+                             backward_macs=0, selection_ops=0, epochs=0)
         self.stop_training = False
         # Decisions float32 rounding could flip (see PolicyArithmetic.ambiguities): the
         # exact comparison with another implementation is only meaningful without them.
@@ -552,7 +553,7 @@ class ReferenceTrainer:
                     records[i] = (z, cut)
                     h = unit.activate(z if cut is None else cut)
                 return h
-            if id(layer) in self._folded_bn or type(layer).__name__ == "Dropout":
+            if id(layer) in self._folded_bn or layer_kind(layer) == "Dropout":
                 return args[0]
             return layer(*args, **{**kwargs, "training": False})
 
@@ -722,7 +723,7 @@ class ReferenceTrainer:
         n = len(x)
         batches = (n + batch_size - 1) // batch_size
         for epoch in range(epochs):
-            order = self._rng.permutation(n) if shuffle else np.arange(n)
+            order = epoch_order(self._seed, self.counters["epochs"], n) if shuffle else np.arange(n)
             loss_sum = correct = skipped = fwd = bwd = 0.0
             for b in range(batches):
                 index = order[b * batch_size:(b + 1) * batch_size]
@@ -732,6 +733,7 @@ class ReferenceTrainer:
                 skipped += r.samples - r.trained
                 fwd += r.forward_macs
                 bwd += r.backward_macs
+            self.counters["epochs"] += 1
             logs = {"loss": loss_sum / n}
             if self.loss in _CLASSIFYING:
                 logs["accuracy"] = correct / n

@@ -72,7 +72,15 @@ def main():
                         help="mlp: 784-32-16-10 (default); cnn: the papers' 5-layer 2-D CNN")
     parser.add_argument("--hidden", default="32,16", help="MLP hidden layer widths (default 32,16)")
     parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     args = parser.parse_args()
+    from tflm_train import quiet_tensorflow
+
+    with quiet_tensorflow(not args.verbose):
+        run(args)
+
+
+def run(args):
 
     import keras
 

@@ -3,6 +3,27 @@
 #include <string.h>
 
 namespace tflm_train {
+namespace {
+
+// The data of the metadata entry `name` (left null when there is none).
+Status FindMetadata(const tflite::Model* model, const char* name,
+                    const flatbuffers::Vector<uint8_t>** data, Message* why) {
+  if (model->metadata() == nullptr) return Status::kOk;
+  for (const tflite::Metadata* entry : *model->metadata()) {
+    if (entry->name() == nullptr || strcmp(entry->name()->c_str(), name) != 0) continue;
+    if (entry->buffer() >= model->buffers()->size()) {
+      why->Add("metadata \"").Add(name).Add("\" points at buffer ")
+          .Add(static_cast<long long>(entry->buffer())).Add(", past the model's ")
+          .Add(static_cast<long long>(model->buffers()->size())).Add(" buffers");
+      return Status::kInvalidModel;
+    }
+    *data = model->buffers()->Get(entry->buffer())->data();
+    return Status::kOk;
+  }
+  return Status::kOk;
+}
+
+}  // namespace
 
 Status ReadModel(const uint8_t* data, size_t size, ModelView* view, Message* why) {
   if (data == nullptr || size < 8) {
@@ -35,21 +56,8 @@ Status ReadModel(const uint8_t* data, size_t size, ModelView* view, Message* why
   }
 
   const flatbuffers::Vector<uint8_t>* plan_bytes = nullptr;
-  if (model->metadata() != nullptr) {
-    for (const tflite::Metadata* entry : *model->metadata()) {
-      if (entry->name() == nullptr || strcmp(entry->name()->c_str(), kPlanMetadataName) != 0) {
-        continue;
-      }
-      if (entry->buffer() >= model->buffers()->size()) {
-        why->Add("training plan points at buffer ").Add(static_cast<long long>(entry->buffer()))
-            .Add(", past the model's ").Add(static_cast<long long>(model->buffers()->size()))
-            .Add(" buffers");
-        return Status::kInvalidModel;
-      }
-      plan_bytes = model->buffers()->Get(entry->buffer())->data();
-      break;
-    }
-  }
+  Status status = FindMetadata(model, kPlanMetadataName, &plan_bytes, why);
+  if (status != Status::kOk) return status;
   if (plan_bytes == nullptr || plan_bytes->size() == 0) {
     why->Add("this .tflite has no training plan (metadata \"tflm_train\"); "
              "convert the model with tflm_train.convert");
@@ -66,9 +74,13 @@ Status ReadModel(const uint8_t* data, size_t size, ModelView* view, Message* why
         .Add("; this trainer reads version ").Add(static_cast<long long>(kPlanVersion));
     return Status::kUnsupportedPlanVersion;
   }
+  const flatbuffers::Vector<uint8_t>* state_bytes = nullptr;
+  status = FindMetadata(model, kStateMetadataName, &state_bytes, why);
+  if (status != Status::kOk) return status;
   view->model = model;
   view->subgraph = subgraph;
   view->plan = training_plan;
+  view->state = state_bytes != nullptr && state_bytes->size() > 0 ? state_bytes : nullptr;
   return Status::kOk;
 }
 

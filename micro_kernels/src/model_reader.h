@@ -21,12 +21,14 @@ namespace tflm_train {
 
 constexpr uint32_t kPlanVersion = 1;
 constexpr const char* kPlanMetadataName = "tflm_train";
+constexpr const char* kStateMetadataName = "tflm_train_state";
 constexpr int8_t kTensorFloat32 = 0;
 
 struct ModelView {
   const tflite::Model* model = nullptr;
   const tflite::SubGraph* subgraph = nullptr;  // subgraph 0, the forward graph
   const plan::TrainingPlan* plan = nullptr;
+  const flatbuffers::Vector<uint8_t>* state = nullptr;  // room for the training state, or null
 };
 
 // Verifies the flatbuffer, the plan and its version. On failure writes why to `why`.

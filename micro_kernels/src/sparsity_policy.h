@@ -1,6 +1,6 @@
 // How many outputs of a trainable layer get backward work (k), and the
 // TinyPropV2 per-sample gate. The arithmetic is float32 in a fixed order, as
-// ALGORITHM.md specifies, so the Python reference can reproduce it exactly.
+// docs/algorithm.md specifies, so the Python reference can reproduce it exactly.
 #ifndef TFLM_TRAIN_SPARSITY_POLICY_H_
 #define TFLM_TRAIN_SPARSITY_POLICY_H_
 

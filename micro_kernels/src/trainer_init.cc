@@ -49,8 +49,12 @@ PolicyParams PolicyFromPlan(const plan::Policy* p) {
   return out;
 }
 
-
-constexpr uint32_t kStateMagic = 0x31535454;  // "TTS1"
+// Training state: "TTST", then its format version. Format 1 ("TTS1", tflm_train
+// 0.1) had no version word, no epoch counter and no parameter count.
+constexpr uint32_t kStateMagic = 0x54535454;  // "TTST"
+constexpr uint32_t kOldStateMagic = 0x31535454;  // "TTS1"
+constexpr uint32_t kStateVersion = 2;
+constexpr size_t kStateHeaderWords = 5;  // magic, version, layers, momentum flag, parameters
 
 }  // namespace
 
@@ -85,6 +89,9 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   ready_ = false;
   report_ = ArenaReport();
   counters_ = Counters();
+  state_bytes_ = 0;
+  model_state_ = nullptr;
+  model_state_size_ = 0;
   error_[0] = '\0';
   if (model == nullptr) return Fail(Status::kInvalidArgument, "model is null");
   if ((reinterpret_cast<uintptr_t>(model) & 15u) != 0) {
@@ -114,7 +121,46 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   status = Layout(view, arena, arena_size);
   if (status != Status::kOk) return status;
   ready_ = true;
-  return Status::kOk;
+  return RestoreFromModel(view, options.restore_state);
+}
+
+// Finds the model's room for its training state and, when asked, resumes from
+// it. All zeros is a fresh state (what the converter writes).
+Status Trainer::RestoreFromModel(const ModelView& view, bool restore) {
+  if (view.state == nullptr) return Status::kOk;
+  if (view.state->size() != state_bytes_) {
+    ready_ = false;
+    Message m(error_, sizeof(error_));
+    m.Add("the model's training-state buffer holds ").Add(static_cast<long long>(view.state->size()))
+        .Add(" bytes but its state takes ").Add(static_cast<long long>(state_bytes_))
+        .Add("; re-convert the model");
+    return Status::kInvalidPlan;
+  }
+  // The flatbuffer API is const; the trainer owns the writable bytes it points into.
+  model_state_ = model_ + (view.state->data() - static_cast<const uint8_t*>(model_));
+  model_state_size_ = view.state->size();
+  uint32_t magic = 0;
+  memcpy(&magic, model_state_, sizeof(magic));
+  if (!restore || magic == 0) return Status::kOk;
+  const Status status = LoadState(model_state_, model_state_size_);
+  if (status != Status::kOk) {
+    ready_ = false;
+    char why[sizeof(error_)];
+    memcpy(why, error_, sizeof(why));
+    Message m(error_, sizeof(error_));
+    m.Add("the training state the model carries cannot be restored (").Add(why)
+        .Add("); start fresh instead (restore_state = false)");
+  }
+  return status;
+}
+
+Status Trainer::StoreStateInModel() {
+  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
+  if (model_state_ == nullptr) {
+    return Fail(Status::kInvalidArgument,
+                "this model has no room for its training state; re-convert it with this tflm_train");
+  }
+  return SaveState(model_state_, model_state_size_);
 }
 
 Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
@@ -431,6 +477,7 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
 
   // Per trainable layer: kept rows (direct) or gradient buffers, and momentum.
   size_t optimizer_bytes = 0, accumulator_bytes = 0, scratch_bytes = 0;
+  size_t parameters = 0;
   int32_t widest = 0;  // widest trainable layer, for the selection scratch
   int layer = 0;
   for (int i = 0; i < num_ops_; ++i) {
@@ -443,6 +490,7 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
     const size_t n_w = static_cast<size_t>(r.n_weights);
     const size_t n_b = static_cast<size_t>(r.n_bias);
     if (r.n_out > widest) widest = r.n_out;
+    parameters += n_w + n_b;
     size_t before = a.used();
     int32_t* rows = direct ? a.Take<int32_t>(static_cast<size_t>(r.n_out)) : nullptr;
     scratch_bytes += a.used() - before;
@@ -490,6 +538,10 @@ Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size)
   report_.optimizer_bytes = optimizer_bytes;
   report_.scratch_bytes = scratch_bytes;
   report_.required_bytes = a.used();
+  state_bytes_ = kStateHeaderWords * sizeof(uint32_t) + sizeof(Counters) +
+                 static_cast<size_t>(num_trainable_) * sizeof(float) +
+                 (momentum_ > 0.0f ? parameters * sizeof(float) : 0);
+  state_parameters_ = static_cast<uint32_t>(parameters);
   if (!commit) return Status::kOk;
 
   // Op records, now that every buffer has its place.
@@ -534,22 +586,21 @@ float Trainer::layer_ymax(int i) const {
   return ready_ && i >= 0 && i < num_trainable_ ? layers_[i].ymax : 0.0f;
 }
 
+float* Trainer::layer_weights(int i, size_t* count) {
+  const bool ok = ready_ && i >= 0 && i < num_trainable_;
+  *count = ok ? static_cast<size_t>(layers_[i].n_weights) : 0;
+  return ok ? layers_[i].weights : nullptr;
+}
+
+float* Trainer::layer_bias(int i, size_t* count) {
+  const bool ok = ready_ && i >= 0 && i < num_trainable_ && layers_[i].bias != nullptr;
+  *count = ok ? static_cast<size_t>(layers_[i].n_bias) : 0;
+  return ok ? layers_[i].bias : nullptr;
+}
+
 float Trainer::LearningRate() const {
   return ScheduledLearningRate(schedule_, lr_, counters_.steps, decay_steps_, warmup_steps_,
                                alpha_, warmup_initial_);
-}
-
-// State layout: magic, layer count, momentum flag, counters, Ymax per layer,
-// then each layer's weight and bias velocities when momentum is on.
-size_t Trainer::StateBytes() const {
-  if (!ready_) return 0;  // layers_ is not laid out until Init succeeds
-  size_t bytes = 3 * sizeof(uint32_t) + sizeof(Counters) + num_trainable_ * sizeof(float);
-  if (momentum_ > 0.0f) {
-    for (int i = 0; i < num_trainable_; ++i) {
-      bytes += static_cast<size_t>(layers_[i].n_weights + layers_[i].n_bias) * sizeof(float);
-    }
-  }
-  return bytes;
 }
 
 namespace {
@@ -563,6 +614,8 @@ struct StateCursor {
 
 }  // namespace
 
+// State layout (native byte order): header words, Counters, Ymax per layer, then
+// each layer's weight and bias velocities when momentum is on.
 Status Trainer::SaveState(uint8_t* out, size_t out_size) {
   if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
   if (out == nullptr || out_size != StateBytes()) {
@@ -570,8 +623,9 @@ Status Trainer::SaveState(uint8_t* out, size_t out_size) {
                 static_cast<long long>(StateBytes()), " bytes");
   }
   StateCursor c{out, 0};
-  const uint32_t header[3] = {kStateMagic, static_cast<uint32_t>(num_trainable_),
-                              momentum_ > 0.0f ? 1u : 0u};
+  const uint32_t header[kStateHeaderWords] = {kStateMagic, kStateVersion,
+                                              static_cast<uint32_t>(num_trainable_),
+                                              momentum_ > 0.0f ? 1u : 0u, state_parameters_};
   c.Put(header, sizeof(header));
   c.Put(&counters_, sizeof(counters_));
   for (int i = 0; i < num_trainable_; ++i) c.Put(&layers_[i].ymax, sizeof(float));
@@ -587,19 +641,45 @@ Status Trainer::SaveState(uint8_t* out, size_t out_size) {
 
 Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
   if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  if (in == nullptr || in_size != StateBytes()) {
-    return Fail(Status::kInvalidArgument, "state must be exactly StateBytes() = ",
-                static_cast<long long>(StateBytes()), " bytes for this model and optimizer");
+  uint32_t header[kStateHeaderWords] = {};
+  if (in == nullptr || in_size < sizeof(header)) {
+    return Fail(Status::kInvalidArgument, "state is shorter than a tflm_train state header");
   }
-  StateCursor c{const_cast<uint8_t*>(in), 0};
-  uint32_t header[3];
-  c.Get(header, sizeof(header));
-  if (header[0] != kStateMagic || header[1] != static_cast<uint32_t>(num_trainable_) ||
-      header[2] != (momentum_ > 0.0f ? 1u : 0u)) {
-    return Fail(Status::kInvalidArgument, "state was saved by a trainer for another model");
+  memcpy(header, in, sizeof(header));
+  if (header[0] == kOldStateMagic) {
+    return Fail(Status::kInvalidArgument,
+                "state was saved by tflm_train 0.1 (state format 1); this trainer reads format 2");
   }
-  c.Get(&counters_, sizeof(counters_));
-  for (int i = 0; i < num_trainable_; ++i) c.Get(&layers_[i].ymax, sizeof(float));
+  if (header[0] != kStateMagic) return Fail(Status::kInvalidArgument, "state is not a tflm_train state");
+  if (header[1] != kStateVersion) {
+    return Fail(Status::kInvalidArgument, "state has format version ", header[1],
+                "; this trainer reads format 2");
+  }
+  if (in_size != StateBytes() || header[2] != static_cast<uint32_t>(num_trainable_) ||
+      header[3] != (momentum_ > 0.0f ? 1u : 0u) || header[4] != state_parameters_) {
+    return Fail(Status::kInvalidArgument, "state was saved by a trainer for another model or optimizer");
+  }
+  StateCursor c{const_cast<uint8_t*>(in), sizeof(header)};
+  Counters counters;
+  c.Get(&counters, sizeof(counters));
+  float ymax[kMaxTrainableLayers];
+  for (int i = 0; i < num_trainable_; ++i) {
+    c.Get(&ymax[i], sizeof(float));
+    if (!(ymax[i] >= 0.0f) || !isfinite(ymax[i])) {
+      return Fail(Status::kInvalidArgument, "state holds a Ymax that is negative or not finite");
+    }
+  }
+  // Velocities are checked before anything is taken over: a refused state changes nothing.
+  const size_t velocities = c.at;
+  if (momentum_ > 0.0f) {
+    for (size_t at = velocities; at < in_size; at += sizeof(float)) {
+      float v;
+      memcpy(&v, in + at, sizeof(v));
+      if (!isfinite(v)) return Fail(Status::kInvalidArgument, "state holds a momentum that is not finite");
+    }
+  }
+  counters_ = counters;
+  for (int i = 0; i < num_trainable_; ++i) layers_[i].ymax = ymax[i];
   if (momentum_ > 0.0f) {
     for (int i = 0; i < num_trainable_; ++i) {
       TrainableLayer& l = layers_[i];

@@ -33,7 +33,7 @@ struct OpRuntime {
   int32_t layer;              // trainable layer index, -1 if none
   int32_t n_in, n_out;        // elements (FullyConnected: features)
   int32_t rows, depth;        // Softmax: rows of `depth`; Mean: positions x channels
-  int32_t fan_in;             // weight ops: MACs per output element (ALGORITHM.md)
+  int32_t fan_in;             // weight ops: MACs per output element (docs/algorithm.md)
   int32_t n_weights, n_bias;  // weight ops
   kernels::ConvShape conv;    // convolutions and pooling
   kernels::PadShape pad;      // Pad

@@ -359,7 +359,7 @@ static void TestPolicyTinyProp() {
     CHECK(tflm_train::KeptOutputs(p, 10, 2, 0.5f, 1.0f) == 1);    // 1.25 -> 1
     CHECK(tflm_train::KeptOutputs(p, 6, 0, 0.5f, 1.0f) == 3);     // 3.0
     CHECK(tflm_train::KeptOutputs(p, 10, 0, 0.25f, 0.5f) == 5);   // only the ratio matters
-    // The defaults S_min 0.1, S_max 0.9 in float32 (ALGORITHM.md: float32, fixed
+    // The defaults S_min 0.1, S_max 0.9 in float32 (docs/algorithm.md: float32, fixed
     // order): 0.9f - 0.1f = 0.79999995f, so S = 0.49999997f, not 0.5, and at
     // position 1 S*n = 2.4999998 rounds to 2 (exact arithmetic would give 3).
     PolicyParams d = Policy(kind);
@@ -1790,7 +1790,7 @@ static void CompareWithReference(const std::vector<uint8_t>& src, const TrainerO
     CHECK(r.learning_rate == lr);
     uint64_t backward_total = 0, selection_total = 0;
     for (int i = 0; i < num; ++i) {
-      // ALGORITHM.md effort: weight gradient k*n_in per layer, plus input
+      // docs/algorithm.md effort: weight gradient k*n_in per layer, plus input
       // gradient k*n_in for all but the first trainable layer.
       uint64_t macs = 0;
       bool all_rows = true;
@@ -2015,8 +2015,34 @@ static void TestTrainerStateRoundTrip() {
   StateRoundTrip(g_model, tp, "TinyProp");
   {
     Session s(g_model);
-    // magic, layer count, momentum flag; counters; one Ymax per layer; no velocities.
-    CHECK(s.trainer.StateBytes() == 3 * sizeof(uint32_t) + sizeof(tflm_train::Counters) + 2 * sizeof(float));
+    // magic, version, layer count, momentum flag, parameter count; counters; one Ymax
+    // per layer; no velocities.
+    CHECK(s.trainer.StateBytes() == 5 * sizeof(uint32_t) + sizeof(tflm_train::Counters) + 2 * sizeof(float));
+  }
+  {
+    // The model array carries its own state: after StoreStateInModel a new Init over
+    // the same bytes resumes; restore_state = false starts fresh.
+    Session a(g_model);
+    CHECK(a.trainer.HasStateInModel());
+    Lcg rng(56);
+    std::vector<float> xs, ys;
+    tflm_train::StepResult r;
+    for (int i = 0; i < 5; ++i) {
+      MakeSamples(rng, 1, 4, 2, &xs, &ys);
+      CHECK_STATUS(a.trainer.TrainStep(xs.data(), 4, ys.data(), 1, 1, &r, nullptr), Status::kOk);
+    }
+    a.trainer.CountEpoch();
+    CHECK_STATUS(a.trainer.StoreStateInModel(), Status::kOk);
+    const std::vector<uint8_t> saved(a.model.data(), a.model.data() + a.model.size());
+    Session b(saved);
+    CHECK_STATUS(b.init, Status::kOk);
+    CHECK(b.trainer.counters().steps == 5 && b.trainer.counters().epochs == 1);
+    CHECK(b.trainer.LearningRate() == a.trainer.LearningRate());
+    TrainerOptions fresh;
+    fresh.restore_state = false;
+    Session c(saved, fresh);
+    CHECK_STATUS(c.init, Status::kOk);
+    CHECK(c.trainer.counters().steps == 0 && c.trainer.layer_ymax(0) == 0.0f);
   }
   if (!g_momentum.empty()) {
     TrainerOptions direct;
@@ -2027,7 +2053,7 @@ static void TestTrainerStateRoundTrip() {
     Session s(g_momentum);
     const size_t velocities = (3 * 4 + 3 + 2 * 3 + 2) * sizeof(float);
     CHECK(s.trainer.StateBytes() ==
-          3 * sizeof(uint32_t) + sizeof(tflm_train::Counters) + 2 * sizeof(float) + velocities);
+          5 * sizeof(uint32_t) + sizeof(tflm_train::Counters) + 2 * sizeof(float) + velocities);
     // A state without momentum does not load into a trainer with momentum.
     Session plain_s(g_model);
     std::vector<uint8_t> st(plain_s.trainer.StateBytes());

@@ -33,7 +33,7 @@ constexpr int kMaxOps = 256;
 
 enum class PolicyKind : uint8_t { kFull = 0, kStaticTopK = 1, kTinyProp = 2, kTinyPropV2 = 3 };
 
-// The sparsity policy (ALGORITHM.md); field meanings as in the plan schema.
+// The sparsity policy (docs/algorithm.md); field meanings as in the plan schema.
 struct PolicyParams {
   PolicyKind kind = PolicyKind::kFull;
   float ratio = 1.0f;
@@ -45,6 +45,7 @@ struct TrainerOptions {
   uint32_t batch_size = 0;       // most samples per TrainStep; 0 = the plan's batch_size
   bool override_policy = false;  // use `policy` instead of the plan's
   PolicyParams policy;
+  bool restore_state = true;     // resume from the training state the model carries, if any
 };
 
 // Where the arena goes. required_bytes is also filled when Init fails with kArenaTooSmall.
@@ -80,6 +81,7 @@ struct StepResult {
 struct Counters {
   uint64_t steps = 0, updates = 0, samples = 0, trained = 0, skipped = 0;
   uint64_t forward_macs = 0, backward_macs = 0, selection_ops = 0;
+  uint64_t epochs = 0;  // advanced by CountEpoch(); the trainer itself has no notion of epochs
 };
 
 class Trainer {
@@ -107,14 +109,26 @@ class Trainer {
   Status EvaluateSample(const float* input, size_t input_len, const float* target,
                         size_t target_len, float* loss, float* correct);
 
+  // Checks one sample (and its label, unless target is null) as TrainStep would,
+  // without running it: lets a caller validate a whole data set before training.
+  Status CheckSample(const float* input, size_t input_len, const float* target, size_t target_len);
+
   // Forgets the TinyProp running maxima (Ymax) of every layer.
   void ResetPolicyState();
+  // Counts one finished pass over the caller's data (saved with the state).
+  void CountEpoch() { ++counters_.epochs; }
 
-  // Trainer state beyond the weights: step counter, counters, Ymax, momentum.
-  // StateBytes() is 0 until Init succeeds.
-  size_t StateBytes() const;
+  // Trainer state beyond the weights: counters (the schedule's position), Ymax,
+  // momentum (docs/training-plan-format.md gives the layout). StateBytes() is
+  // known once Init has measured the model (also when it returns kArenaTooSmall).
+  size_t StateBytes() const { return state_bytes_; }
   Status SaveState(uint8_t* out, size_t out_size);
   Status LoadState(const uint8_t* in, size_t in_size);
+  // A converted model carries room for its state (metadata "tflm_train_state"); Init
+  // resumes from it unless TrainerOptions::restore_state is false. StoreStateInModel
+  // writes the current state there, so the model bytes alone resume training.
+  bool HasStateInModel() const { return model_state_ != nullptr; }
+  Status StoreStateInModel();
 
   const char* error_message() const { return error_; }
   const ArenaReport& arena_report() const { return report_; }
@@ -129,12 +143,16 @@ class Trainer {
   size_t layer_outputs(int i) const;
   float LearningRate() const;  // the rate the next step will use
   float layer_ymax(int i) const;
+  // Trainable layer i's weights / bias inside the model bytes (TFLite layout), and
+  // how many floats each holds; null and 0 when out of range or without a bias.
+  float* layer_weights(int i, size_t* count);
+  float* layer_bias(int i, size_t* count);
 
  private:
   Status Fail(Status status, const char* what, long long value = -1, const char* tail = nullptr);
   Status Validate(const ModelView& view, const TrainerOptions& options);
   Status Layout(const ModelView& view, uint8_t* arena, size_t arena_size);
-  Status CheckSample(const float* input, size_t input_len, const float* target, size_t target_len);
+  Status RestoreFromModel(const ModelView& view, bool restore);
   void Forward(const float* input, uint64_t* macs);
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
@@ -176,6 +194,10 @@ class Trainer {
   float alpha_ = 0, warmup_initial_ = 0;
   Counters counters_;
   ArenaReport report_;
+  size_t state_bytes_ = 0;
+  uint32_t state_parameters_ = 0;  // trainable weights and biases, a check on restored states
+  uint8_t* model_state_ = nullptr;  // the model's own state buffer, or null
+  size_t model_state_size_ = 0;
   char error_[200] = {};
   // The graph, indexed once at Init. A "root" is the op whose output storage a
   // tensor uses (Reshape outputs share their input's); -1 is the model input.
