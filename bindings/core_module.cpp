@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "model_reader.h"
+#include "op_unit.h"
 #include "tflm_train/trainer.h"
 
 namespace py = pybind11;
@@ -81,6 +83,7 @@ py::dict ReportToDict(const tflm_train::ArenaReport& r) {
   d["optimizer_bytes"] = r.optimizer_bytes;
   d["scratch_bytes"] = r.scratch_bytes;
   d["bookkeeping_bytes"] = r.bookkeeping_bytes;
+  d["complete"] = r.complete;
   return d;
 }
 
@@ -98,6 +101,22 @@ tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& po
 
 using FloatArray = py::array_t<float, py::array::c_style>;
 
+// Measures the arena a model needs: a first Init without arena sizes the
+// bookkeeping, a second one with that much measures the rest (ArenaReport).
+tflm_train::ArenaReport Measure(uint8_t* model, size_t model_size, const tflm_train::TrainerOptions& options,
+                                size_t* state_bytes = nullptr) {
+  tflm_train::Trainer trainer;
+  Status s = trainer.Init(model, model_size, nullptr, 0, options);
+  if (s != Status::kArenaTooSmall) Raise(s, trainer.error_message());
+  if (!trainer.arena_report().complete) {
+    AlignedBytes scratch = AllocateAligned(trainer.arena_report().required_bytes, "arena");
+    s = trainer.Init(model, model_size, scratch.get(), trainer.arena_report().required_bytes, options);
+    if (s != Status::kArenaTooSmall && s != Status::kOk) Raise(s, trainer.error_message());
+  }
+  if (state_bytes != nullptr) *state_bytes = trainer.StateBytes();
+  return trainer.arena_report();
+}
+
 class PyTrainer {
  public:
   PyTrainer(const py::bytes& model, size_t arena_size, uint32_t batch_size, const py::object& policy,
@@ -107,14 +126,16 @@ class PyTrainer {
     model_ = AllocateAligned(model_size_, "model");
     std::memcpy(model_.get(), bytes.data(), model_size_);
     const tflm_train::TrainerOptions options = MakeOptions(batch_size, policy, restore_state);
-    if (arena_size == 0) {  // measure, then allocate exactly what is needed
-      Status s = trainer_.Init(model_.get(), model_size_, nullptr, 0, options);
-      if (s != Status::kArenaTooSmall) Raise(s, trainer_.error_message());
-      arena_size = trainer_.arena_report().required_bytes;
-    }
+    if (arena_size == 0) arena_size = Measure(model_.get(), model_size_, options).required_bytes;
     arena_size_ = arena_size;
     arena_ = AllocateAligned(arena_size_, "arena");
     Status s = trainer_.Init(model_.get(), model_size_, arena_.get(), arena_size_, options);
+    if (s == Status::kArenaTooSmall && !trainer_.arena_report().complete) {
+      // Too small even for the bookkeeping: measure the whole need, to say it exactly.
+      const size_t needed = Measure(model_.get(), model_size_, options).required_bytes;
+      Raise(s, "arena of " + std::to_string(arena_size_) + " bytes is too small: this model needs " +
+                   std::to_string(needed) + " bytes", needed);
+    }
     if (s != Status::kOk) Raise(s, trainer_.error_message(), trainer_.arena_report().required_bytes);
   }
 
@@ -379,11 +400,117 @@ py::dict MeasureArena(const py::bytes& model, uint32_t batch_size, const py::obj
   std::string bytes = model;
   AlignedBytes copy = AllocateAligned(bytes.size(), "model");
   std::memcpy(copy.get(), bytes.data(), bytes.size());
+  size_t state_bytes = 0;
+  py::dict d = ReportToDict(Measure(copy.get(), bytes.size(), MakeOptions(batch_size, policy), &state_bytes));
+  d["state_bytes"] = state_bytes;
+  return d;
+}
+
+// The TFLite builtin operators the trainer runs (its op registry).
+std::vector<std::string> SupportedOperators() {
+  std::vector<std::string> names;
+  for (int32_t code = 0; code < 256; ++code) {
+    if (const tflm_train::OpUnit* unit = tflm_train::FindOpUnit(code)) names.emplace_back(unit->name);
+  }
+  return names;
+}
+
+py::tuple Shape(const tflm_train::ModelView& view, int tensor) {
+  py::list dims;
+  const tflm_train::fb::Vector shape = view.tensor(tensor).shape();
+  for (uint32_t i = 0; i < shape.size(); ++i) dims.append(shape.Get<int32_t>(i));
+  return py::tuple(dims);
+}
+
+std::string TensorName(const tflm_train::ModelView& view, int tensor) {
+  const char* name = view.tensor(tensor).name();
+  return name != nullptr ? name : "";
+}
+
+// What `tflm-train inspect` and tflm_train.read_model_info show: the plan, and
+// every operator as the trainer runs it, read by the trainer itself (the file is
+// verified and validated first; errors raise as for a trainer).
+py::dict Describe(const py::bytes& model) {
+  std::string bytes = model;
+  AlignedBytes copy = AllocateAligned(bytes.size(), "model");
+  std::memcpy(copy.get(), bytes.data(), bytes.size());
+  tflm_train::TrainerOptions options;
+  options.restore_state = false;
+  const size_t arena_size = Measure(copy.get(), bytes.size(), options).required_bytes;
+  AlignedBytes arena = AllocateAligned(arena_size, "arena");
   tflm_train::Trainer trainer;
-  Status s = trainer.Init(copy.get(), bytes.size(), nullptr, 0, MakeOptions(batch_size, policy));
-  if (s != Status::kArenaTooSmall) Raise(s, trainer.error_message());
-  py::dict d = ReportToDict(trainer.arena_report());
+  Status s = trainer.Init(copy.get(), bytes.size(), arena.get(), arena_size, options);
+  if (s != Status::kOk) Raise(s, trainer.error_message());
+  tflm_train::ModelView view(copy.get(), bytes.size());
+  tflm_train::Message why(nullptr, 0);
+  if (tflm_train::ReadModel(&view, &why) != Status::kOk) Raise(Status::kInvalidModel, "model changed");
+
+  py::dict d;
+  const tflm_train::plan::TrainingPlan& plan = view.plan;
+  d["version"] = plan.version();
+  d["loss"] = static_cast<int>(plan.loss());
+  d["batch_size"] = plan.batch_size();
+  d["policy"] = PolicyToDict(trainer.policy());
+  const tflm_train::SgdSettings& sgd = trainer.optimizer();
+  py::dict optimizer;
+  optimizer["learning_rate"] = sgd.learning_rate;
+  optimizer["momentum"] = sgd.momentum;
+  optimizer["weight_decay"] = sgd.weight_decay;
+  optimizer["schedule"] = sgd.schedule;
+  optimizer["decay_steps"] = sgd.decay_steps;
+  optimizer["warmup_steps"] = sgd.warmup_steps;
+  optimizer["alpha"] = sgd.alpha;
+  optimizer["warmup_initial"] = sgd.warmup_initial;
+  d["optimizer"] = optimizer;
+  py::dict memory;
+  const tflm_train::plan::MemoryPlan m = plan.memory();
+  if (m.present()) {
+    memory["arena_bytes"] = m.arena_bytes();
+    memory["activation_bytes"] = m.activation_bytes();
+    memory["gradient_bytes"] = m.gradient_bytes();
+    memory["optimizer_bytes"] = m.optimizer_bytes();
+    memory["scratch_bytes"] = m.scratch_bytes();
+  }
+  d["memory"] = memory;
+  d["input_shape"] = Shape(view, view.subgraph.inputs().Get<int32_t>(0));
+  d["output_shape"] = Shape(view, view.subgraph.outputs().Get<int32_t>(0));
   d["state_bytes"] = trainer.StateBytes();
+  py::list ops;
+  for (int i = 0; i < trainer.num_ops(); ++i) {
+    tflm_train::OpDescription op;
+    trainer.DescribeOp(i, &op);
+    py::dict o;
+    o["kind"] = op.kind;
+    o["layer"] = op.layer;
+    o["name"] = op.layer >= 0 ? std::string(plan.layers(static_cast<uint32_t>(op.layer)).name() != nullptr
+                                                ? plan.layers(static_cast<uint32_t>(op.layer)).name()
+                                                : "")
+                              : TensorName(view, op.output);
+    o["input_shape"] = Shape(view, op.input);
+    o["output_shape"] = Shape(view, op.output);
+    o["activation"] = op.activation;
+    const tflm_train::fb::Vector inputs = view.op(i).inputs();
+    const bool weight_op = op.weights != nullptr;
+    o["weight_shape"] = weight_op ? py::object(Shape(view, inputs.Get<int32_t>(1))) : py::object(py::none());
+    o["weights_name"] = weight_op ? TensorName(view, inputs.Get<int32_t>(1)) : std::string();
+    o["weights"] = weight_op ? py::object(py::array_t<float>(op.n_weights, op.weights)) : py::object(py::none());
+    o["bias"] = op.bias != nullptr ? py::object(py::array_t<float>(op.n_bias, op.bias)) : py::object(py::none());
+    o["window"] = py::make_tuple(op.filter_h, op.filter_w);
+    o["stride"] = py::make_tuple(op.stride_h, op.stride_w);
+    o["dilation"] = py::make_tuple(op.dilation_h, op.dilation_w);
+    o["pad_top_left"] = py::make_tuple(op.pad_top, op.pad_left);
+    o["depth_multiplier"] = op.depth_multiplier;
+    o["padding"] = op.padding;
+    const size_t rank = py::len(o["input_shape"]);
+    py::list before, after;
+    for (size_t k = 4 - std::min<size_t>(rank, 4); k < 4; ++k) {
+      before.append(op.pad_before[k]);
+      after.append(op.pad_after[k]);
+    }
+    o["pad_before_after"] = std::string(op.kind) == "PAD" ? py::object(py::make_tuple(before, after)) : py::object(py::none());
+    ops.append(o);
+  }
+  d["ops"] = ops;
   return d;
 }
 
@@ -391,6 +518,8 @@ py::dict MeasureArena(const py::bytes& model, uint32_t batch_size, const py::obj
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "Host binding over the micro_kernels C++ trainer.";
+  m.def("supported_operators", &SupportedOperators, "The TFLite builtin operators the trainer runs.");
+  m.def("describe", &Describe, py::arg("model"), "The plan and every operator as the trainer runs it.");
   m.def("measure_arena", &MeasureArena, py::arg("model"), py::arg("batch_size") = 0,
         py::arg("policy") = py::none(), "Arena bytes the trainer needs for this model.");
   py::class_<PyTrainer>(m, "Trainer")

@@ -1,15 +1,11 @@
 """Shared pytest setup for tflm_train.
 
-The tests run against the *installed* tflm_train (it carries the compiled
-`_core` binding and ships `converter/` as `tflm_train.converter`). Running
-`python -m pytest` from the repository root puts the root on sys.path, where
-the bare source tree `tflm_train/` would shadow the installed package and fail
-to import; drop the root from sys.path before anything imports tflm_train.
+The tests run against the *installed* tflm_train, which carries the compiled
+`_core` binding: run them with `pytest` from the checkout (`python -m pytest`
+would put the source tree, which has no `_core`, first on sys.path).
 """
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow 2.21's oneDNN kernels return wrong batched convolutions and corrupt the heap
@@ -17,14 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # must be TensorFlow's plain kernels. Set before TensorFlow is first imported.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-_REPO = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _REPO]
-for _name in [n for n in sys.modules if n == "tflm_train" or n.startswith("tflm_train.")]:
-    _file = getattr(sys.modules[_name], "__file__", None) or ""
-    if _file.startswith(str(_REPO) + os.sep):
-        del sys.modules[_name]
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(autouse=True)

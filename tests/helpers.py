@@ -8,9 +8,6 @@ import keras
 import tensorflow as tf
 
 import tflm_train
-from tflm_train.converter.plan_reader import plan_bytes
-from tflm_train.plan.TrainingPlan import TrainingPlan
-from tflm_train.tflite.Model import Model
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mse", "binary_crossentropy")
 # The final activation each loss needs (cross-entropies are computed from the cached logits).
@@ -42,28 +39,38 @@ def randomize_biases(model, rng, scale=0.1):
             layer.bias.assign(rng.normal(0.0, scale, layer.bias.shape).astype(np.float32))
 
 
-def _tensor_array(model, subgraph, index):
-    tensor = subgraph.Tensors(index)
-    shape = tuple(int(tensor.Shape(i)) for i in range(tensor.ShapeLength()))
-    data = model.Buffers(tensor.Buffer()).DataAsNumpy()
-    return np.frombuffer(data.tobytes(), np.float32).reshape(shape).copy()
+def plan_bytes(model_bytes):
+    """The training plan inside a .tflite, found with TensorFlow's own reader (tests only)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    for entry in model.metadata or []:
+        if entry.name == b"tflm_train":
+            return bytes(bytearray(model.buffers[entry.buffer].data))
+    return None
+
+
+def plan_field_position(raw, field):
+    """Where scalar field `field` (its schema id) of the plan's root table sits, or None."""
+    import struct
+
+    table = struct.unpack_from("<I", raw, 0)[0]
+    vtable = table - struct.unpack_from("<i", raw, table)[0]
+    slot = 4 + 2 * field
+    if slot >= struct.unpack_from("<H", raw, vtable)[0]:
+        return None
+    offset = struct.unpack_from("<H", raw, vtable + slot)[0]
+    return table + offset if offset else None
 
 
 def weights_from_bytes(model_bytes):
-    """{layer name: (W[out, in], bias or None)} for every FullyConnected op in the
-    training plan, read from the .tflite's buffers (what the C++ trainer wrote)."""
-    model_bytes = bytes(model_bytes)
-    model = Model.GetRootAs(model_bytes, 0)
-    subgraph = model.Subgraphs(0)
-    plan = TrainingPlan.GetRootAs(plan_bytes(model_bytes), 0)
+    """{layer name: (W in TFLite's layout, bias or None)} for every weight op, as the
+    C++ trainer reads them from the .tflite (what it wrote)."""
     out = {}
-    for i in range(plan.OpsLength()):
-        op = plan.Ops(i)
-        if op.Weights() < 0:
-            continue
-        w = _tensor_array(model, subgraph, op.Weights())
-        b = _tensor_array(model, subgraph, op.Bias()) if op.Bias() >= 0 else None
-        out[op.Name().decode()] = (w, b)
+    for op in tflm_train.read_model_info(model_bytes).ops:
+        if op.weights is not None:
+            out[op.name] = (np.asarray(op.weights).reshape(op.weight_shape).copy(),
+                            None if op.bias is None else np.asarray(op.bias).copy())
     return out
 
 

@@ -15,10 +15,8 @@ import keras
 import tensorflow as tf
 
 import tflm_train
-from tflm_train.converter.plan_reader import plan_bytes
 from tflm_train.errors import (ArenaTooSmallError, BadInputError, BadLabelError, InvalidModelError,
                                MissingPlanError, NonFiniteError, TrainerError, UnsupportedPlanVersionError)
-from tflm_train.plan.TrainingPlan import TrainingPlan
 
 import helpers as H
 
@@ -194,36 +192,35 @@ def test_plain_tflite_without_plan_is_missing_plan(keras_model):
 
 
 def _patch_plan(model_bytes, patch):
-    """Applies patch(raw_plan: bytearray, plan: TrainingPlan) to the plan inside the
-    model bytes (same length, so every offset stays valid)."""
-    raw = plan_bytes(model_bytes)
+    """Applies patch(raw_plan: bytearray) to the plan inside the model bytes (same
+    length, so every offset stays valid)."""
+    raw = H.plan_bytes(model_bytes)
     start = model_bytes.find(raw)
     assert start > 0 and model_bytes.find(raw, start + 1) < 0
     edited = bytearray(raw)
-    patch(edited, TrainingPlan.GetRootAs(raw, 0))
+    patch(edited)
     return model_bytes[:start] + bytes(edited) + model_bytes[start + len(raw):]
 
 
 def _with_version(model_bytes, version):
-    def patch(raw, plan):
-        field = plan._tab.Offset(4)  # vtable slot of `version`, the first field
-        assert field != 0
-        struct.pack_into("<I", raw, plan._tab.Pos + field, version)
+    def patch(raw):
+        struct.pack_into("<I", raw, H.plan_field_position(raw, 0), version)  # `version` is field 0
     return _patch_plan(model_bytes, patch)
 
 
-@pytest.mark.parametrize("version", [0, 2, 7, 0xFFFFFFFF])
+@pytest.mark.parametrize("version", [0, 1, 3, 7, 0xFFFFFFFF])
 def test_unknown_plan_version_is_refused(model_bytes, version):
-    assert tflm_train.read_model_info(model_bytes).version == 1
+    assert tflm_train.read_model_info(model_bytes).version == 2
     patched = _with_version(model_bytes, version)
-    assert TrainingPlan.GetRootAs(plan_bytes(patched), 0).Version() == version
     assert len(patched) == len(model_bytes)
     with pytest.raises(UnsupportedPlanVersionError) as info:
         tflm_train.MicroTrainer(patched)
     assert str(version) in str(info.value)
+    # Files from tflm_train 0.1 (version 1) are told to re-convert.
+    assert ("re-convert" in str(info.value)) == (version < 2)
     # The patch touched nothing but the version.
-    assert _with_version(patched, 1) == model_bytes
-    tflm_train.MicroTrainer(_with_version(patched, 1))
+    assert _with_version(patched, 2) == model_bytes
+    tflm_train.MicroTrainer(_with_version(patched, 2))
 
 
 def test_plan_built_with_another_version_is_refused(keras_model, monkeypatch):
@@ -231,13 +228,13 @@ def test_plan_built_with_another_version_is_refused(keras_model, monkeypatch):
     step inside convert() already refuses the plan."""
     from tflm_train.converter import plan_writer
 
-    monkeypatch.setattr(plan_writer, "PLAN_VERSION", 2)
-    with pytest.raises(UnsupportedPlanVersionError):
+    monkeypatch.setattr(plan_writer, "PLAN_VERSION", 3)
+    with pytest.raises(tflm_train.ConversionError, match="version 3"):
         tflm_train.convert(keras_model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.1))
 
 
 def test_plan_with_wrong_identifier_is_invalid(model_bytes):
-    def patch(raw, plan):
+    def patch(raw):
         assert bytes(raw[4:8]) == b"TTPL"
         raw[4:8] = b"XXXX"
     with pytest.raises(InvalidModelError):

@@ -60,12 +60,12 @@ def test_microtrainer_predict_matches_keras(battery, name):
 def test_model_info_describes_the_keras_model(battery, name):
     model, loss, model_bytes = battery[name]
     info = tflm_train.read_model_info(model_bytes)
-    assert info.version == 1
+    assert info.version == 2
     assert tuple(info.input_shape) == (1,) + tuple(model.inputs[0].shape[1:])
     assert tuple(info.output_shape) == (1,) + tuple(model.outputs[0].shape[1:])
     assert info.loss == {"mse": "mean_squared_error"}.get(loss, loss)
     dense = [layer for layer in H._flat_layers(model) if isinstance(layer, keras.layers.Dense)]
-    fc = [op for op in info.ops if op.kind == "FullyConnected"]
+    fc = [op for op in info.ops if op.kind == "FULLY_CONNECTED"]
     assert [op.name for op in fc] == [layer.name for layer in dense]
     for op, layer in zip(fc, dense):
         assert op.weight_shape == (layer.units, layer.kernel.shape[0])

@@ -3,7 +3,7 @@ QEMU's mps2-an386 and checked against the host trainer on the same model and dat
 once with the 784-32-16-10 MLP and once with the papers' 5-layer 2-D CNN
 (make_data.py --model cnn), each at -O2 and -Os (about 12 s of QEMU for the CNN).
 
-Skips when the cross toolchain or QEMU is missing (scripts/setup_cortex_m.sh installs
+Skips when the cross toolchain or QEMU is missing (scripts/setup_test_tools.sh installs
 them), unless the environment variable CI is set: then it fails, so CI never passes
 without running the firmware.
 """
@@ -28,7 +28,7 @@ TIMEOUT = 600
 def _need(tool):
     path = shutil.which(tool)
     if path is None:
-        message = f"{tool} not found: run bash scripts/setup_cortex_m.sh"
+        message = f"{tool} not found: run bash scripts/setup_test_tools.sh"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI is set, so this fails instead of skipping)")
         pytest.skip(message)

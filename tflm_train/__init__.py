@@ -7,13 +7,14 @@
     trainer.save("trained.tflite")   # still runs in stock TFLM
 """
 
-import os as _os
+import importlib.util as _util
 
-if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "converter")):
+if _util.find_spec(__name__ + "._core") is None:
     raise ImportError(
-        "tflm_train is being imported from its source tree, which lacks the compiled trainer. "
-        "Install it (`pip install .`) and run from outside the checkout; run the tests with `pytest`, "
-        "not `python -m pytest` (which puts the checkout first on sys.path).")
+        "tflm_train is being imported from its source tree, which lacks the compiled trainer "
+        "(tflm_train._core). Install it (`bash scripts/setup.sh` or `pip install .`) and run from "
+        "outside the checkout; run the tests with `pytest`, not `python -m pytest` (which puts the "
+        "checkout first on sys.path).")
 
 from ._quiet import quiet_tensorflow
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback

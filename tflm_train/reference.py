@@ -766,48 +766,27 @@ class ReferenceTrainer:
 
 
 def micro_weights(model_bytes):
-    """{op name: (kernel, bias or None)} of every weight op (FullyConnected, Conv2D,
-    DepthwiseConv2D) in a trainable .tflite (e.g. MicroTrainer.model_bytes), for
+    """{op name: (kernel, bias or None)} of every weight op (FULLY_CONNECTED, CONV_2D,
+    DEPTHWISE_CONV_2D) in a trainable .tflite (e.g. MicroTrainer.model_bytes), for
     comparing a trained micro model with the reference. Dense kernels come in Keras'
-    layout [in, out] (as always); convolution kernels in TFLite's, as stored: Conv2D
-    OHWI [C_out, KH, KW, C_in] (a Conv1D is a Conv2D with KH = 1), DepthwiseConv2D
-    [1, KH, KW, C*mult]. The names are the weight units' ("<layer>/depthwise",
-    "<layer>/pointwise" for a SeparableConv2D), so the result goes straight into
-    ReferenceTrainer.set_weights and compares with ReferenceTrainer.get_weights("micro").
-    Returns a WeightDict with layout "micro". Reads the flatbuffer only."""
-    from .converter.plan_reader import plan_bytes
-    from .plan.OpKind import OpKind
-    from .plan.TrainingPlan import TrainingPlan
-    from .tflite.Model import Model
-
-    model_bytes = bytes(model_bytes)
-    raw = plan_bytes(model_bytes)
-    if raw is None:
-        raise ValueError("this .tflite carries no tflm_train training plan")
-    plan = TrainingPlan.GetRootAs(raw, 0)
-    model = Model.GetRootAs(model_bytes, 0)
-    tensors = model.Subgraphs(0)
-
-    def tensor_values(index):
-        t = tensors.Tensors(index)
-        buf = model.Buffers(t.Buffer())
-        if buf.DataLength() > 0:
-            data = buf.DataAsNumpy().tobytes()
-        else:
-            data = model_bytes[buf.Offset():buf.Offset() + buf.Size()]
-        shape = tuple(int(t.Shape(i)) for i in range(t.ShapeLength()))
-        return np.frombuffer(data, np.float32).reshape(shape).copy()
+    layout [in, out] (as always); convolution kernels in TFLite's, as stored: CONV_2D
+    OHWI [C_out, KH, KW, C_in] (a Conv1D is a CONV_2D with KH = 1), DEPTHWISE_CONV_2D
+    [1, KH, KW, C*mult]. The names of trainable ops are the weight units' ("<layer>/
+    depthwise", "<layer>/pointwise" for a SeparableConv2D), so the result goes straight
+    into ReferenceTrainer.set_weights and compares with ReferenceTrainer.get_weights("micro");
+    a trainable op's bias is the one that trains (possibly an ADD's constant). Returns a
+    WeightDict with layout "micro". The compiled trainer reads the file."""
+    from .converter import read_model_info
 
     out = WeightDict(layout="micro")
-    for i in range(plan.OpsLength()):
-        op = plan.Ops(i)
-        if op.Weights() < 0:
+    for op in read_model_info(model_bytes).ops:
+        if op.weights is None:
             continue
-        w = tensor_values(op.Weights())                     # TFLite's layout
-        b = tensor_values(op.Bias()) if op.Bias() >= 0 else None
-        if op.Kind() == OpKind.FullyConnected:
+        w = np.asarray(op.weights, np.float32).reshape(op.weight_shape).copy()
+        b = None if op.bias is None else np.asarray(op.bias, np.float32).copy()
+        if op.kind == "FULLY_CONNECTED":
             w = w.T.copy()                                  # [out, in] -> Keras' [in, out]
-        out[(op.Name() or b"").decode()] = (w, b)
+        out[op.name] = (w, b)
     return out
 
 

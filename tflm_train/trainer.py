@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 from .callbacks import Callback, History, ProgressBar
-from .converter.plan_reader import read_model_info
+from .converter.model_info import read_model_info
 from .errors import ArenaTooSmallError, InvalidArgumentError, InvalidDtypeError, TrainerError
 from .policies import Policy, policy_from_dict
 

@@ -10,7 +10,8 @@ namespace tflm_train {
 
 class ArenaAllocator {
  public:
-  ArenaAllocator(uint8_t* base, size_t size) : base_(base), size_(size) {}
+  // `used`: bytes before the first block (a measure that continues another layout).
+  ArenaAllocator(uint8_t* base, size_t size, size_t used = 0) : base_(base), size_(size), used_(used) {}
 
   template <typename T>
   T* Take(size_t count) {
@@ -35,6 +36,7 @@ class ArenaAllocator {
   size_t used() const { return used_; }
   bool overflow() const { return overflow_; }
   bool measuring() const { return base_ == nullptr; }
+  uint8_t* base() const { return base_; }
 
  private:
   uint8_t* base_;

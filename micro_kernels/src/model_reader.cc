@@ -1,23 +1,27 @@
 #include "model_reader.h"
 
-#include <string.h>
-
 namespace tflm_train {
 namespace {
 
-// The data of the metadata entry `name` (left null when there is none).
-Status FindMetadata(const tflite::Model* model, const char* name,
-                    const flatbuffers::Vector<uint8_t>** data, Message* why) {
-  if (model->metadata() == nullptr) return Status::kOk;
-  for (const tflite::Metadata* entry : *model->metadata()) {
-    if (entry->name() == nullptr || strcmp(entry->name()->c_str(), name) != 0) continue;
-    if (entry->buffer() >= model->buffers()->size()) {
-      why->Add("metadata \"").Add(name).Add("\" points at buffer ")
-          .Add(static_cast<long long>(entry->buffer())).Add(", past the model's ")
-          .Add(static_cast<long long>(model->buffers()->size())).Add(" buffers");
+// The bytes of the metadata entry `name`; `present` stays false when there is none.
+struct MetadataBytes {
+  bool present = false;
+  fb::Vector data;
+};
+
+Status FindMetadata(const ModelView& view, const char* name, MetadataBytes* out, Message* why) {
+  const uint32_t entries = view.model.metadata().size();
+  for (uint32_t i = 0; i < entries; ++i) {
+    const tflite::Metadata entry = view.model.metadata(i);
+    if (!entry.table().StringEquals(0, name)) continue;
+    if (entry.buffer() >= view.model.buffers().size()) {
+      why->Add("metadata \"").Add(name).Add("\" points at buffer ").Add(static_cast<long long>(entry.buffer()))
+          .Add(", past the model's ").Add(static_cast<long long>(view.model.buffers().size()))
+          .Add(" buffers");
       return Status::kInvalidModel;
     }
-    *data = model->buffers()->Get(entry->buffer())->data();
+    out->present = true;
+    out->data = view.model.buffers(entry.buffer()).data();
     return Status::kOk;
   }
   return Status::kOk;
@@ -25,121 +29,166 @@ Status FindMetadata(const tflite::Model* model, const char* name,
 
 }  // namespace
 
-Status ReadModel(const uint8_t* data, size_t size, ModelView* view, Message* why) {
-  if (data == nullptr || size < 8) {
+Status ReadModel(ModelView* view, Message* why) {
+  const fb::Reader& r = view->reader;
+  if (r.data() == nullptr || r.size() < 8) {
     why->Add("model is empty or shorter than a flatbuffer header");
     return Status::kInvalidModel;
   }
-  if (size >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+  if (r.size() >= (size_t{1} << 31)) {
     why->Add("model is larger than a flatbuffer can be (2 GB)");
     return Status::kInvalidModel;
   }
-  if (!tflite::ModelBufferHasIdentifier(data)) {
+  if (!r.HasIdentifier(tflite::kFileIdentifier)) {
     why->Add("model bytes do not carry the .tflite identifier TFL3");
     return Status::kInvalidModel;
   }
-  flatbuffers::Verifier model_verifier(data, size);
-  if (!tflite::VerifyModelBuffer(model_verifier)) {
+  view->model = tflite::GetModel(r);
+  tflite::Verify(view->model);
+  if (r.failed() || !view->model.present()) {
     why->Add("model flatbuffer failed verification (truncated or corrupt)");
     return Status::kInvalidModel;
   }
-  const tflite::Model* model = tflite::GetModel(data);
-  if (model->subgraphs() == nullptr || model->subgraphs()->size() == 0 ||
-      model->buffers() == nullptr) {
+  if (view->model.subgraphs().size() == 0 || !view->model.buffers().present()) {
     why->Add("model has no subgraph or no buffers");
     return Status::kInvalidModel;
   }
-  const tflite::SubGraph* subgraph = model->subgraphs()->Get(0);
-  if (subgraph->tensors() == nullptr) {
-    why->Add("subgraph 0 has no tensors");
+  view->subgraph = view->model.subgraphs(0);
+  if (!view->subgraph.tensors().present() || !view->subgraph.operators().present()) {
+    why->Add("subgraph 0 has no tensors or no operators");
     return Status::kInvalidModel;
   }
 
-  const flatbuffers::Vector<uint8_t>* plan_bytes = nullptr;
-  Status status = FindMetadata(model, kPlanMetadataName, &plan_bytes, why);
+  MetadataBytes plan;
+  Status status = FindMetadata(*view, kPlanMetadataName, &plan, why);
   if (status != Status::kOk) return status;
-  if (plan_bytes == nullptr || plan_bytes->size() == 0) {
+  if (!plan.present || plan.data.size() == 0) {
     why->Add("this .tflite has no training plan (metadata \"tflm_train\"); "
              "convert the model with tflm_train.convert");
     return Status::kMissingPlan;
   }
-  flatbuffers::Verifier plan_verifier(plan_bytes->data(), plan_bytes->size());
-  if (!plan::VerifyTrainingPlanBuffer(plan_verifier)) {
+  view->plan_reader = fb::Reader(plan.data.bytes(), plan.data.size());
+  const fb::Reader& p = view->plan_reader;
+  if (p.size() < 8 || !p.HasIdentifier(plan::kFileIdentifier)) {
     why->Add("training plan failed verification (corrupt, or not a tflm_train plan)");
     return Status::kInvalidModel;
   }
-  const plan::TrainingPlan* training_plan = plan::GetTrainingPlan(plan_bytes->data());
-  if (training_plan->version() != kPlanVersion) {
-    why->Add("training plan has version ").Add(static_cast<long long>(training_plan->version()))
+  view->plan = plan::GetTrainingPlan(p);
+  // The version first (field 0 in every version): an older plan's tables differ.
+  const uint32_t version = view->plan.version();
+  if (!p.failed() && view->plan.present() && version == kPlanVersion) plan::Verify(view->plan);
+  if (p.failed() || !view->plan.present()) {
+    why->Add("training plan failed verification (corrupt, or not a tflm_train plan)");
+    return Status::kInvalidModel;
+  }
+  if (version != kPlanVersion) {
+    why->Add("training plan has version ").Add(static_cast<long long>(view->plan.version()))
         .Add("; this trainer reads version ").Add(static_cast<long long>(kPlanVersion));
+    if (view->plan.version() < kPlanVersion) why->Add(": re-convert the model with this tflm_train");
     return Status::kUnsupportedPlanVersion;
   }
-  const flatbuffers::Vector<uint8_t>* state_bytes = nullptr;
-  status = FindMetadata(model, kStateMetadataName, &state_bytes, why);
+
+  MetadataBytes state;
+  status = FindMetadata(*view, kStateMetadataName, &state, why);
   if (status != Status::kOk) return status;
-  view->model = model;
-  view->subgraph = subgraph;
-  view->plan = training_plan;
-  view->state = state_bytes != nullptr && state_bytes->size() > 0 ? state_bytes : nullptr;
+  if (state.present && state.data.size() > 0) {
+    view->state = state.data.bytes();
+    view->state_size = state.data.size();
+  }
   return Status::kOk;
 }
 
-const tflite::Tensor* TensorAt(const ModelView& view, int index) {
-  if (index < 0 || static_cast<uint32_t>(index) >= view.subgraph->tensors()->size()) return nullptr;
-  return view.subgraph->tensors()->Get(index);
+tflite::Tensor ModelView::tensor(int index) const {
+  if (index < 0 || static_cast<uint32_t>(index) >= num_tensors()) return tflite::Tensor();
+  return subgraph.tensors(static_cast<uint32_t>(index));
 }
 
-int64_t TensorElements(const tflite::Tensor* tensor) {
-  if (tensor == nullptr || tensor->shape() == nullptr) return 0;
+int32_t ModelView::BuiltinCode(const tflite::Operator& op) const {
+  if (op.opcode_index() >= model.operator_codes().size()) return -1;
+  const tflite::OperatorCode code = model.operator_codes(op.opcode_index());
+  if (code.custom_code() != nullptr) return -1;
+  // Files from before 2.4 keep codes under 127 in the deprecated byte only.
+  const int32_t builtin = static_cast<int32_t>(code.builtin_code());
+  const int32_t deprecated = code.deprecated_builtin_code();
+  return builtin > deprecated ? builtin : deprecated;
+}
+
+bool TensorDims(const ModelView& view, int index, Dims* dims) {
+  const fb::Vector shape = view.tensor(index).shape();
+  if (!shape.present() || shape.size() > 6) return false;
+  dims->rank = static_cast<int>(shape.size());
+  for (int i = 0; i < dims->rank; ++i) {
+    dims->d[i] = shape.Get<int32_t>(static_cast<uint32_t>(i));
+    if (dims->d[i] < 1) return false;
+  }
+  return Elements(*dims) > 0;
+}
+
+int64_t Elements(const Dims& dims) {
   int64_t elements = 1;
-  for (int32_t dim : *tensor->shape()) {
-    if (dim <= 0) return 0;
-    elements *= dim;
+  for (int i = 0; i < dims.rank; ++i) {
+    elements *= dims.d[i];
     if (elements > (int64_t{1} << 28)) return 0;  // far beyond any microcontroller model
   }
   return elements;
 }
 
-int32_t TensorLastDim(const tflite::Tensor* tensor) {
-  if (tensor == nullptr || tensor->shape() == nullptr || tensor->shape()->size() == 0) return 1;
-  return tensor->shape()->Get(tensor->shape()->size() - 1);
+int TensorType(const ModelView& view, int index) {
+  const tflite::Tensor t = view.tensor(index);
+  return t.present() ? static_cast<int>(t.type()) : -1;
 }
 
-float* ConstantData(const ModelView& view, uint8_t* model_base, int tensor_index,
-                    int64_t expected_elements, Message* why) {
-  const tflite::Tensor* tensor = TensorAt(view, tensor_index);
-  if (tensor == nullptr || tensor->type() != kTensorFloat32) {
-    why->Add("tensor ").Add(static_cast<long long>(tensor_index)).Add(" is missing or not float32");
+const uint8_t* ConstantBytes(const ModelView& view, int index, uint32_t* bytes) {
+  *bytes = 0;
+  const tflite::Tensor t = view.tensor(index);
+  if (!t.present() || t.buffer() == 0 || t.buffer() >= view.model.buffers().size()) return nullptr;
+  const fb::Vector data = view.model.buffers(t.buffer()).data();
+  if (!data.present() || data.size() == 0) return nullptr;
+  *bytes = data.size();
+  return data.bytes();
+}
+
+float* ConstantFloats(const ModelView& view, uint8_t* model_base, int index, int64_t expected_elements,
+                      Message* why) {
+  uint32_t bytes = 0;
+  const uint8_t* data = ConstantBytes(view, index, &bytes);
+  if (TensorType(view, index) != static_cast<int>(tflite::TensorType::FLOAT32) || data == nullptr ||
+      static_cast<int64_t>(bytes) != expected_elements * 4) {
+    why->Add("tensor ").Add(index).Add(" needs constant float32 data of ")
+        .Add(static_cast<long long>(expected_elements * 4)).Add(" bytes");
     return nullptr;
   }
-  const uint32_t buffer = tensor->buffer();
-  const flatbuffers::Vector<uint8_t>* data =
-      buffer == 0 || buffer >= view.model->buffers()->size() ? nullptr
-                                                              : view.model->buffers()->Get(buffer)->data();
-  if (data == nullptr || static_cast<int64_t>(data->size()) != expected_elements * 4) {
-    why->Add("tensor ").Add(static_cast<long long>(tensor_index))
-        .Add(" needs a constant buffer of ").Add(static_cast<long long>(expected_elements * 4))
-        .Add(" bytes");
+  // The reader is read-only; the trainer owns the writable bytes it points into.
+  uint8_t* writable = model_base + (data - view.reader.data());
+  if ((reinterpret_cast<uintptr_t>(writable) & 3u) != 0) {
+    why->Add("tensor ").Add(index).Add(" data is not 4-byte aligned");
     return nullptr;
   }
-  // The flatbuffer API is const; the trainer owns the writable bytes it points into.
-  uint8_t* bytes = model_base + (data->data() - static_cast<const uint8_t*>(model_base));
-  if ((reinterpret_cast<uintptr_t>(bytes) & 3u) != 0) {
-    why->Add("tensor ").Add(static_cast<long long>(tensor_index)).Add(" data is not 4-byte aligned");
-    return nullptr;
-  }
-  return reinterpret_cast<float*>(bytes);
+  return reinterpret_cast<float*>(writable);
 }
 
 int BufferUsers(const ModelView& view, uint32_t buffer) {
   int users = 0;
-  for (const tflite::SubGraph* subgraph : *view.model->subgraphs()) {
-    if (subgraph->tensors() == nullptr) continue;
-    for (const tflite::Tensor* tensor : *subgraph->tensors()) {
-      if (tensor->buffer() == buffer) ++users;
+  const uint32_t subgraphs = view.model.subgraphs().size();
+  for (uint32_t s = 0; s < subgraphs; ++s) {
+    const tflite::SubGraph sg = view.model.subgraphs(s);
+    const uint32_t tensors = sg.tensors().size();
+    for (uint32_t t = 0; t < tensors; ++t) {
+      if (sg.tensors(t).buffer() == buffer) ++users;
     }
   }
   return users;
+}
+
+int TensorReaders(const ModelView& view, int index) {
+  int readers = 0;
+  for (uint32_t o = 0; o < view.num_operators(); ++o) {
+    const fb::Vector inputs = view.op(static_cast<int>(o)).inputs();
+    for (uint32_t i = 0; i < inputs.size(); ++i) {
+      if (inputs.Get<int32_t>(i) == index) ++readers;
+    }
+  }
+  return readers;
 }
 
 }  // namespace tflm_train

@@ -1,80 +1,91 @@
-// Trainer set-up: validate everything the model and plan say, then lay the
-// arena out. Nothing here runs per step.
+// Trainer set-up: read and verify the model, prepare every operator through its
+// unit, mark the plan's trainable layers, index the graph, then measure and lay
+// out the arena. Nothing here runs per step.
 #include <math.h>
 #include <string.h>
 
 #include "arena_allocator.h"
+#include "arena_planner.h"
+#include "graph.h"
 #include "model_reader.h"
-#include "op_prepare.h"
-#include "sgd.h"
+#include "network.h"
+#include "optimizer.h"
 #include "sparsity_policy.h"
-#include "trainer_internal.h"
 #include "tflm_train/trainer.h"
 
 namespace tflm_train {
+
+size_t TrainingStateBytes(int layers, size_t parameters, bool momentum);  // training_state.cc
+
 namespace {
 
 constexpr uint32_t kMaxBatchSize = 65536;
 
-// The op (before `before`) that writes `tensor`, or -1.
-int Producer(const plan::TrainingPlan* p, int tensor, int before) {
-  for (int i = 0; i < before; ++i) {
-    if (p->ops()->Get(i)->output() == tensor) return i;
-  }
-  return -1;
-}
+static_assert(static_cast<int>(PolicyKind::kFull) == static_cast<int>(plan::PolicyKind::Full) &&
+                  static_cast<int>(PolicyKind::kStaticTopK) == static_cast<int>(plan::PolicyKind::StaticTopK) &&
+                  static_cast<int>(PolicyKind::kTinyProp) == static_cast<int>(plan::PolicyKind::TinyProp) &&
+                  static_cast<int>(PolicyKind::kTinyPropV2) == static_cast<int>(plan::PolicyKind::TinyPropV2),
+              "the public PolicyKind must equal the plan schema's");
 
-bool IsFused(const plan::TrainingPlan* p, int last_kind) {
-  const plan::LossKind loss = p->loss();
-  return ((loss == plan::LossKind::SparseCategoricalCrossentropy ||
-           loss == plan::LossKind::CategoricalCrossentropy) &&
-          last_kind == static_cast<int>(plan::OpKind::Softmax)) ||
-         (loss == plan::LossKind::BinaryCrossentropy &&
-          last_kind == static_cast<int>(plan::OpKind::Logistic));
-}
-
-PolicyParams PolicyFromPlan(const plan::Policy* p) {
+PolicyParams PolicyFromPlan(const plan::Policy& p) {
   PolicyParams out;
-  if (p == nullptr) return out;
-  out.kind = static_cast<PolicyKind>(p->kind());
-  out.ratio = p->ratio();
-  out.s_min = p->s_min();
-  out.s_max = p->s_max();
-  out.zeta = p->zeta();
-  out.ymax_decay = p->ymax_decay();
-  out.d_min = p->d_min();
-  out.d_max = p->d_max();
-  out.beta = p->beta();
-  out.tau = p->tau();
+  if (!p.present()) return out;
+  out.kind = static_cast<PolicyKind>(p.kind());
+  out.ratio = p.ratio();
+  out.s_min = p.s_min();
+  out.s_max = p.s_max();
+  out.zeta = p.zeta();
+  out.ymax_decay = p.ymax_decay();
+  out.d_min = p.d_min();
+  out.d_max = p.d_max();
+  out.beta = p.beta();
+  out.tau = p.tau();
   return out;
 }
 
-// Training state: "TTST", then its format version. Format 1 ("TTS1", tflm_train
-// 0.1) had no version word, no epoch counter and no parameter count.
-constexpr uint32_t kStateMagic = 0x54535454;  // "TTST"
-constexpr uint32_t kOldStateMagic = 0x31535454;  // "TTS1"
-constexpr uint32_t kStateVersion = 2;
-constexpr size_t kStateHeaderWords = 5;  // magic, version, layers, momentum flag, parameters
+bool IsFloat(const ModelView& view, int tensor) {
+  return tensor < 0 || TensorType(view, tensor) == static_cast<int>(tflite::TensorType::FLOAT32);
+}
+
+// Operator i through its unit. An operator without one, or activations that are
+// not float32, are refused naming the operator.
+Status PrepareOp(const ModelView& view, uint8_t* model, int32_t i, OpRuntime* op, Message* why) {
+  const tflite::Operator source = view.op(i);
+  const int32_t code = view.BuiltinCode(source);
+  const OpUnit* unit = FindOpUnit(code);
+  if (unit == nullptr) {
+    why->Add("operator ").Add(i);
+    if (code < 0) {
+      why->Add(" is a custom operator");
+    } else {
+      why->Add(" has builtin code ").Add(static_cast<long long>(code));
+    }
+    why->Add(", which the trainer does not run");
+    return Status::kUnsupportedModel;
+  }
+  *op = OpRuntime();
+  op->unit = unit;
+  op->index = i;
+  op->layer = -1;
+  op->inputs[0] = op->inputs[1] = -1;
+  const PrepareContext ctx{view, model, static_cast<int>(i), source, why};
+  const Status status = unit->prepare(ctx, op);
+  if (status != Status::kOk) return status;
+  if (!IsFloat(view, op->inputs[0]) || !IsFloat(view, op->inputs[1]) || !IsFloat(view, op->output)) {
+    return ctx.Fail("works on a tensor that is not float32; only float models train");
+  }
+  return Status::kOk;
+}
+
+// The loss folds the final SOFTMAX (cross-entropies) or LOGISTIC (binary) into its gradient.
+bool LossFoldsLastOp(plan::LossKind loss, const OpRuntime& last) {
+  const tflite::BuiltinOperator code = last.unit->code;
+  return ((loss == plan::LossKind::SparseCategoricalCrossentropy || loss == plan::LossKind::CategoricalCrossentropy) &&
+          code == tflite::BuiltinOperator::SOFTMAX) ||
+         (loss == plan::LossKind::BinaryCrossentropy && code == tflite::BuiltinOperator::LOGISTIC);
+}
 
 }  // namespace
-
-const char* StatusName(Status status) {
-  switch (status) {
-    case Status::kOk: return "Ok";
-    case Status::kInvalidArgument: return "InvalidArgument";
-    case Status::kInvalidModel: return "InvalidModel";
-    case Status::kMissingPlan: return "MissingPlan";
-    case Status::kUnsupportedPlanVersion: return "UnsupportedPlanVersion";
-    case Status::kInvalidPlan: return "InvalidPlan";
-    case Status::kUnsupportedModel: return "UnsupportedModel";
-    case Status::kArenaTooSmall: return "ArenaTooSmall";
-    case Status::kBadInput: return "BadInput";
-    case Status::kBadLabel: return "BadLabel";
-    case Status::kNonFinite: return "NonFinite";
-    case Status::kNotInitialized: return "NotInitialized";
-  }
-  return "Unknown";
-}
 
 Status Trainer::Fail(Status status, const char* what, long long value, const char* tail) {
   Message message(error_, sizeof(error_));
@@ -87,9 +98,11 @@ Status Trainer::Fail(Status status, const char* what, long long value, const cha
 Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t arena_size,
                      const TrainerOptions& options) {
   ready_ = false;
+  net_ = nullptr;
   report_ = ArenaReport();
   counters_ = Counters();
   state_bytes_ = 0;
+  state_parameters_ = 0;
   model_state_ = nullptr;
   model_state_size_ = 0;
   error_[0] = '\0';
@@ -97,597 +110,343 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   if ((reinterpret_cast<uintptr_t>(model) & 15u) != 0) {
     return Fail(Status::kInvalidArgument, "model bytes must start at a 16-byte aligned address");
   }
-  ModelView view;
-  Message why(error_, sizeof(error_));
-  Status status = ReadModel(model, model_size, &view, &why);
-  if (status != Status::kOk) return status;
-  plan_ = view.plan;
+  if (arena != nullptr && (reinterpret_cast<uintptr_t>(arena) & 15u) != 0) {
+    return Fail(Status::kInvalidArgument, "arena must start at a 16-byte aligned address");
+  }
   model_ = model;
-  status = Validate(view, options);
+  ModelView view(model, model_size);
+  Message why(error_, sizeof(error_));
+  Status status = ReadModel(&view, &why);
+  if (status == Status::kOk) status = ReadSettings(view, options);
   if (status != Status::kOk) return status;
 
-  status = Layout(view, nullptr, 0);  // measure
+  // The bookkeeping first: its size follows from the model's counts alone.
+  const int32_t num_ops = static_cast<int32_t>(view.num_operators());
+  const int32_t num_tensors = static_cast<int32_t>(view.num_tensors());
+  const int32_t num_layers = static_cast<int32_t>(view.plan.layers().size());
+  ArenaAllocator a(arena, arena_size);
+  Network* net = a.Take<Network>(1);
+  OpRuntime* ops = a.Take<OpRuntime>(static_cast<size_t>(num_ops));
+  TrainableLayer* layers = a.Take<TrainableLayer>(static_cast<size_t>(num_layers));
+  float** tensor_data = a.Take<float*>(static_cast<size_t>(num_tensors));
+  float** tensor_grad = a.Take<float*>(static_cast<size_t>(num_tensors));
+  int32_t* producer = a.Take<int32_t>(static_cast<size_t>(num_tensors));
+  a.Align();
+  report_.bookkeeping_bytes = a.used();
+  if (net == nullptr || producer == nullptr) {
+    // Without room for the records, check each operator on its own and report
+    // what the bookkeeping needs; an Init with that much measures the rest.
+    for (int32_t i = 0; i < num_ops; ++i) {
+      OpRuntime op;
+      status = PrepareOp(view, model, i, &op, &why);
+      if (status != Status::kOk) return status;
+    }
+    report_.required_bytes = a.used();
+    Message m(error_, sizeof(error_));
+    m.Add("arena of ").Add(static_cast<long long>(arena == nullptr ? 0 : arena_size))
+        .Add(" bytes is too small: this model needs at least ").Add(static_cast<long long>(a.used()))
+        .Add(" bytes (Init with that much measures all it needs)");
+    return Status::kArenaTooSmall;
+  }
+  *net = Network();
+  net->ops = ops;
+  net->num_ops = num_ops;
+  net->layers = layers;
+  net->num_layers = num_layers;
+  net->tensor_data = tensor_data;
+  net->tensor_grad = tensor_grad;
+  net->producer = producer;
+  net->num_tensors = num_tensors;
+  net->input = view.subgraph.inputs().Get<int32_t>(0);
+  net->output = view.subgraph.outputs().Get<int32_t>(0);
+  net->input_size = input_size_;
+  net->output_size = output_size_;
+  net_ = net;
+  status = PrepareNetwork(view);
+  if (status == Status::kOk) status = MarkLayers(view);
+  if (status == Status::kOk) status = IndexGraph(net, &why);
+  if (status == Status::kOk) status = CheckSplitBiases(view);
   if (status != Status::kOk) return status;
-  if (arena == nullptr || arena_size < report_.required_bytes) {
-    Message message(error_, sizeof(error_));
-    message.Add("arena of ").Add(static_cast<long long>(arena == nullptr ? 0 : arena_size))
-        .Add(" bytes is too small: this model needs ")
+  const OpRuntime& last = net->ops[num_ops - 1];
+  if (last.output != net->output) {
+    return Fail(Status::kUnsupportedModel, "the last operator must write the model's output");
+  }
+  const auto loss = static_cast<plan::LossKind>(loss_kind_);
+  const bool cross_entropy =
+      loss == plan::LossKind::SparseCategoricalCrossentropy || loss == plan::LossKind::CategoricalCrossentropy;
+  if (cross_entropy && last.unit->code != tflite::BuiltinOperator::SOFTMAX) {
+    return Fail(Status::kInvalidPlan, "categorical cross-entropy needs a model ending in SOFTMAX");
+  }
+  if (loss == plan::LossKind::BinaryCrossentropy && last.unit->code != tflite::BuiltinOperator::LOGISTIC) {
+    return Fail(Status::kInvalidPlan, "binary cross-entropy needs a model ending in LOGISTIC (sigmoid)");
+  }
+  if (cross_entropy && static_cast<size_t>(last.depth) != output_size_) {
+    return Fail(Status::kUnsupportedModel, "cross-entropy needs one row of class scores per sample");
+  }
+  net->loss_op = LossFoldsLastOp(loss, last) ? num_ops - 1 : num_ops;
+  if (net->loss_op == 0 || !net->ops[net->loss_op - 1].needs_grad) {
+    return Fail(Status::kInvalidPlan, "no trainable layer reaches the model's output");
+  }
+
+  // Measure the rest, then lay it out.
+  const PlannerOptions planner{accumulate_, sgd_.momentum > 0.0f};
+  ArenaAllocator measure(nullptr, 0, a.used());
+  status = PlanArena(net, planner, &measure, &report_, &why);
+  if (status != Status::kOk) return status;
+  report_.required_bytes = measure.used();
+  report_.complete = true;
+  if (arena_size < report_.required_bytes) {
+    Message m(error_, sizeof(error_));
+    m.Add("arena of ").Add(static_cast<long long>(arena_size)).Add(" bytes is too small: this model needs ")
         .Add(static_cast<long long>(report_.required_bytes)).Add(" bytes");
     return Status::kArenaTooSmall;
   }
-  if ((reinterpret_cast<uintptr_t>(arena) & 15u) != 0) {
-    return Fail(Status::kInvalidArgument, "arena must start at a 16-byte aligned address");
-  }
-  status = Layout(view, arena, arena_size);
+  status = PlanArena(net, planner, &a, &report_, &why);
   if (status != Status::kOk) return status;
+  output_ = net->tensor_data[net->output];
+  logits_ = net->tensor_data[net->ops[net->loss_op - 1].output];
+  loss_grad_ = net->tensor_grad[net->ops[net->loss_op - 1].output];
+  error_[0] = '\0';
   ready_ = true;
   return RestoreFromModel(view, options.restore_state);
 }
 
-// Finds the model's room for its training state and, when asked, resumes from
-// it. All zeros is a fresh state (what the converter writes).
-Status Trainer::RestoreFromModel(const ModelView& view, bool restore) {
-  if (view.state == nullptr) return Status::kOk;
-  if (view.state->size() != state_bytes_) {
-    ready_ = false;
-    Message m(error_, sizeof(error_));
-    m.Add("the model's training-state buffer holds ").Add(static_cast<long long>(view.state->size()))
-        .Add(" bytes but its state takes ").Add(static_cast<long long>(state_bytes_))
-        .Add("; re-convert the model");
-    return Status::kInvalidPlan;
-  }
-  // The flatbuffer API is const; the trainer owns the writable bytes it points into.
-  model_state_ = model_ + (view.state->data() - static_cast<const uint8_t*>(model_));
-  model_state_size_ = view.state->size();
-  uint32_t magic = 0;
-  memcpy(&magic, model_state_, sizeof(magic));
-  if (!restore || magic == 0) return Status::kOk;
-  const Status status = LoadState(model_state_, model_state_size_);
-  if (status != Status::kOk) {
-    ready_ = false;
-    char why[sizeof(error_)];
-    memcpy(why, error_, sizeof(why));
-    Message m(error_, sizeof(error_));
-    m.Add("the training state the model carries cannot be restored (").Add(why)
-        .Add("); start fresh instead (restore_state = false)");
-  }
-  return status;
-}
-
-Status Trainer::StoreStateInModel() {
-  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  if (model_state_ == nullptr) {
-    return Fail(Status::kInvalidArgument,
-                "this model has no room for its training state; re-convert it with this tflm_train");
-  }
-  return SaveState(model_state_, model_state_size_);
-}
-
-Status Trainer::Validate(const ModelView& view, const TrainerOptions& options) {
-  const plan::TrainingPlan* p = view.plan;
+// The plan's loss, optimizer, policy and batch size, and the model's input and output.
+Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& options) {
+  const plan::TrainingPlan& p = view.plan;
   Message m(error_, sizeof(error_));
-  if (p->ops() == nullptr || p->ops()->size() == 0) {
-    m.Add("training plan lists no ops");
-    return Status::kInvalidPlan;
-  }
-  if (p->ops()->size() > static_cast<uint32_t>(kMaxOps)) {
-    m.Add("plan has more than ").Add(kMaxOps).Add(" ops");
-    return Status::kUnsupportedModel;
-  }
-  num_ops_ = static_cast<int>(p->ops()->size());
-  num_tensors_ = static_cast<int>(view.subgraph->tensors()->size());
-  num_trainable_ = 0;
-
-  for (int i = 0; i < num_ops_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    const int n_inputs = OpInputCount(op);
-    if (op->inputs() == nullptr || static_cast<int>(op->inputs()->size()) != n_inputs) {
-      m.Add("op ").Add(i).Add(" must read exactly ").Add(n_inputs).Add(" activation tensor(s)");
-      return Status::kInvalidPlan;
-    }
-    const int out = op->output();
-    for (int j = 0; j <= n_inputs; ++j) {
-      const int t = j < n_inputs ? op->inputs()->Get(j) : out;
-      const tflite::Tensor* tensor = TensorAt(view, t);
-      if (tensor == nullptr) {
-        m.Add("op ").Add(i).Add(" refers to a tensor outside the model's ").Add(num_tensors_)
-            .Add(" tensors");
-        return Status::kInvalidPlan;
-      }
-      if (tensor->type() != kTensorFloat32) {
-        m.Add("op ").Add(i).Add(" works on a tensor that is not float32; only float models train");
-        return Status::kUnsupportedModel;
-      }
-      if (TensorElements(tensor) == 0) {
-        m.Add("op ").Add(i).Add(" has a tensor with an empty, dynamic or oversized shape");
-        return Status::kUnsupportedModel;
-      }
-      if (j < n_inputs && t != p->input() && Producer(p, t, i) < 0) {
-        m.Add("op ").Add(i).Add(" reads tensor ").Add(t).Add(" before any op writes it");
-        return Status::kInvalidPlan;
-      }
-      if (j < n_inputs && t == out) {
-        m.Add("op ").Add(i).Add(" writes tensor ").Add(out).Add(", which it also reads");
-        return Status::kInvalidPlan;
-      }
-    }
-    if (out == p->input() || Producer(p, out, i) >= 0) {
-      m.Add("op ").Add(i).Add(" writes tensor ").Add(out).Add(", which already has a value");
-      return Status::kInvalidPlan;
-    }
-    OpRuntime r;
-    const Status status = PrepareOp(view, model_, i, &r, &m);
-    if (status != Status::kOk) return status;
-    if (!op->trainable()) continue;
-    const int tensors[2] = {op->weights(), op->bias()};
-    for (int t : tensors) {
-      if (t < 0) continue;
-      for (int j = 0; j < num_ops_; ++j) {
-        const plan::Op* other = p->ops()->Get(j);
-        if (j != i && (other->weights() == t || other->bias() == t)) {
-          m.Add("trainable tensor ").Add(t).Add(" is also used by op ").Add(j)
-              .Add("; each trainable tensor must belong to one op");
-          return Status::kInvalidPlan;
-        }
-      }
-      const uint32_t buffer = TensorAt(view, t)->buffer();
-      if (BufferUsers(view, buffer) != 1) {
-        m.Add("trainable tensor ").Add(t).Add(" shares buffer ").Add(static_cast<long long>(buffer))
-            .Add(" with another tensor; each must own its buffer");
-        return Status::kInvalidPlan;
-      }
-    }
-    if (num_trainable_ == kMaxTrainableLayers) {
-      m.Add("model has more than ").Add(kMaxTrainableLayers).Add(" trainable layers");
-      return Status::kUnsupportedModel;
-    }
-    ++num_trainable_;
-  }
-
-  const tflite::SubGraph* sg = view.subgraph;
-  if (sg->inputs() == nullptr || sg->inputs()->size() != 1 || sg->outputs() == nullptr ||
-      sg->outputs()->size() != 1) {
+  const fb::Vector inputs = view.subgraph.inputs();
+  const fb::Vector outputs = view.subgraph.outputs();
+  if (inputs.size() != 1 || outputs.size() != 1) {
     m.Add("model must have exactly one input and one output");
     return Status::kUnsupportedModel;
   }
-  const plan::Op* last = p->ops()->Get(num_ops_ - 1);
-  if (p->input() != sg->inputs()->Get(0) || p->output() != sg->outputs()->Get(0) ||
-      last->output() != p->output()) {
-    m.Add("plan's input/output tensors do not match the model's");
-    return Status::kInvalidPlan;
+  Dims in, out;
+  const int32_t input = inputs.Get<int32_t>(0), output = outputs.Get<int32_t>(0);
+  if (!TensorDims(view, input, &in) || !TensorDims(view, output, &out) || !IsFloat(view, input) ||
+      !IsFloat(view, output)) {
+    m.Add("model input and output must be float32 tensors of static shape");
+    return Status::kUnsupportedModel;
   }
-  if (num_trainable_ == 0) {
+  input_size_ = static_cast<size_t>(Elements(in));
+  output_size_ = static_cast<size_t>(Elements(out));
+  if (view.plan.layers().size() == 0) {
     m.Add("plan marks no layer trainable");
     return Status::kInvalidPlan;
   }
+  if (view.plan.layers().size() > static_cast<uint32_t>(kMaxTrainableLayers)) {
+    m.Add("model has more than ").Add(kMaxTrainableLayers).Add(" trainable layers");
+    return Status::kUnsupportedModel;
+  }
 
-  // Loss.
-  const int loss = static_cast<int>(p->loss());
-  const int last_kind = static_cast<int>(last->kind());
-  if (loss > static_cast<int>(plan::LossKind::MAX)) {
+  const int loss = static_cast<int>(p.loss());
+  if (loss > static_cast<int>(plan::LossKind::BinaryCrossentropy)) {
     m.Add("plan names loss ").Add(loss).Add(", which this trainer does not know");
     return Status::kUnsupportedModel;
   }
-  const bool cross_entropy = p->loss() == plan::LossKind::SparseCategoricalCrossentropy ||
-                             p->loss() == plan::LossKind::CategoricalCrossentropy;
-  if (cross_entropy && last_kind != static_cast<int>(plan::OpKind::Softmax)) {
-    m.Add("categorical cross-entropy needs a model ending in Softmax");
-    return Status::kInvalidPlan;
-  }
-  if (p->loss() == plan::LossKind::BinaryCrossentropy &&
-      last_kind != static_cast<int>(plan::OpKind::Logistic)) {
-    m.Add("binary cross-entropy needs a model ending in a sigmoid (Logistic)");
-    return Status::kInvalidPlan;
-  }
-  const tflite::Tensor* out_t = TensorAt(view, p->output());
-  output_size_ = static_cast<size_t>(TensorElements(out_t));
-  if (cross_entropy && TensorLastDim(out_t) != static_cast<int32_t>(output_size_)) {
-    m.Add("cross-entropy needs one row of class scores per sample");
-    return Status::kUnsupportedModel;
-  }
-  input_size_ = static_cast<size_t>(TensorElements(TensorAt(view, p->input())));
   loss_kind_ = static_cast<uint8_t>(loss);
-  target_size_ = p->loss() == plan::LossKind::SparseCategoricalCrossentropy ? 1 : output_size_;
-  loss_op_ = IsFused(p, last_kind) ? num_ops_ - 1 : num_ops_;
-  IndexGraph();
-  if (loss_op_ == 0 || !needs_grad_[loss_op_ - 1]) {
-    m.Add("no trainable layer reaches the model's output");
-    return Status::kInvalidPlan;
-  }
+  target_size_ = p.loss() == plan::LossKind::SparseCategoricalCrossentropy ? 1 : output_size_;
 
-  // Optimizer.
-  const plan::Optimizer* opt = p->optimizer();
-  if (opt == nullptr) {
+  const plan::Optimizer opt = p.optimizer();
+  if (!opt.present()) {
     m.Add("plan has no optimizer");
     return Status::kInvalidPlan;
   }
-  lr_ = opt->learning_rate();
-  momentum_ = opt->momentum();
-  weight_decay_ = opt->weight_decay();
-  schedule_ = static_cast<uint8_t>(opt->schedule());
-  decay_steps_ = opt->decay_steps();
-  warmup_steps_ = opt->warmup_steps();
-  alpha_ = opt->alpha();
-  warmup_initial_ = opt->warmup_initial();
-  if (!(lr_ >= 0.0f && isfinite(lr_)) || !(momentum_ >= 0.0f && momentum_ < 1.0f) ||
-      !(weight_decay_ >= 0.0f && isfinite(weight_decay_))) {
+  sgd_.learning_rate = opt.learning_rate();
+  sgd_.momentum = opt.momentum();
+  sgd_.weight_decay = opt.weight_decay();
+  sgd_.schedule = static_cast<uint8_t>(opt.schedule());
+  sgd_.decay_steps = opt.decay_steps();
+  sgd_.warmup_steps = opt.warmup_steps();
+  sgd_.alpha = opt.alpha();
+  sgd_.warmup_initial = opt.warmup_initial();
+  if (!(sgd_.learning_rate >= 0.0f && isfinite(sgd_.learning_rate)) ||
+      !(sgd_.momentum >= 0.0f && sgd_.momentum < 1.0f) ||
+      !(sgd_.weight_decay >= 0.0f && isfinite(sgd_.weight_decay))) {
     m.Add("optimizer needs a finite learning rate >= 0, momentum in [0, 1), weight decay >= 0");
     return Status::kInvalidPlan;
   }
-  if (schedule_ > static_cast<uint8_t>(plan::ScheduleKind::MAX)) {
+  if (sgd_.schedule > static_cast<uint8_t>(plan::ScheduleKind::CosineDecay)) {
     m.Add("plan names an unknown learning-rate schedule");
     return Status::kUnsupportedModel;
   }
-  if (schedule_ == static_cast<uint8_t>(plan::ScheduleKind::CosineDecay) &&
-      (decay_steps_ == 0 || !(alpha_ >= 0.0f && alpha_ <= 1.0f) || !isfinite(warmup_initial_))) {
+  if (opt.schedule() == plan::ScheduleKind::CosineDecay &&
+      (sgd_.decay_steps == 0 || !(sgd_.alpha >= 0.0f && sgd_.alpha <= 1.0f) || !isfinite(sgd_.warmup_initial))) {
     m.Add("cosine schedule needs decay_steps > 0, alpha in [0, 1] and a finite warm-up start");
     return Status::kInvalidPlan;
   }
 
-  // Policy and batch.
-  policy_ = options.override_policy ? options.policy : PolicyFromPlan(p->policy());
+  policy_ = options.override_policy ? options.policy : PolicyFromPlan(p.policy());
   if (const char* problem = CheckPolicy(policy_)) {
     m.Add(problem);
     return options.override_policy ? Status::kInvalidArgument : Status::kInvalidPlan;
   }
-  batch_size_ = options.batch_size != 0 ? options.batch_size : p->batch_size();
+  batch_size_ = options.batch_size != 0 ? options.batch_size : p.batch_size();
   if (batch_size_ == 0 || batch_size_ > kMaxBatchSize) {
     m.Add("batch size must be 1 to ").Add(static_cast<long long>(kMaxBatchSize));
-    return Status::kInvalidArgument;
+    return options.batch_size != 0 ? Status::kInvalidArgument : Status::kInvalidPlan;
   }
   accumulate_ = batch_size_ > 1;
-  error_[0] = '\0';
   return Status::kOk;
 }
 
-void Trainer::IndexGraph() {
-  const plan::TrainingPlan* p = plan_;
-  for (int i = 0; i < num_ops_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    bool needs_grad = op->trainable();
-    input_root_[i][1] = -1;
-    for (int j = 0; j < OpInputCount(op); ++j) {
-      const int producer = Producer(p, op->inputs()->Get(j), i);
-      input_root_[i][j] = static_cast<int16_t>(producer < 0 ? -1 : output_root_[producer]);
-      if (producer >= 0 && needs_grad_[producer]) needs_grad = true;
-    }
-    output_root_[i] = static_cast<int16_t>(op->kind() == plan::OpKind::Reshape ? input_root_[i][0] : i);
-    needs_grad_[i] = needs_grad;
-  }
-}
-
-// Whether the storage of `root` must survive the forward pass: backward (or the
-// loss) reads it.
-bool Trainer::NeededByBackward(int root) const {
-  if (root == output_root_[num_ops_ - 1] || root == output_root_[loss_op_ - 1]) return true;
-  for (int j = 0; j < loss_op_; ++j) {
-    if (!needs_grad_[j]) continue;  // no backward for this op
-    const plan::Op* op = plan_->ops()->Get(j);
-    if (BackwardReadsOutput(op) && output_root_[j] == root) return true;
-    if (BackwardReadsInput(static_cast<OpKind>(op->kind()), op->trainable()) &&
-        input_root_[j][0] == root) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// The last op that reads the storage of `root` (-1 if none).
-int Trainer::LastReader(int root) const {
-  int last = -1;
-  for (int j = 0; j < num_ops_; ++j) {
-    const plan::Op* op = plan_->ops()->Get(j);
-    if (op->kind() == plan::OpKind::Reshape) continue;  // an alias, not a read
-    for (int k = 0; k < OpInputCount(op); ++k) {
-      if (input_root_[j][k] == root) last = j;
-    }
-  }
-  return last;
-}
-
-// The first op after `op` that writes storage (num_ops_ if none).
-int Trainer::NextWriter(int op) const {
-  for (int j = op + 1; j < num_ops_; ++j) {
-    if (plan_->ops()->Get(j)->kind() != plan::OpKind::Reshape) return j;
-  }
-  return num_ops_;
-}
-
-// Arena order: op and layer records, activations, the error region (zeroed per
-// sample), per-layer gradient/optimizer buffers, top-k scratch. Activations that
-// backward reads get their own storage; the others, when they live only from
-// their producer to the next op that writes, share one region.
-Status Trainer::Layout(const ModelView& view, uint8_t* arena, size_t arena_size) {
-  const plan::TrainingPlan* p = view.plan;
-  ArenaAllocator a(arena, arena_size);
-  const bool commit = !a.measuring();
+Status Trainer::PrepareNetwork(const ModelView& view) {
   Message m(error_, sizeof(error_));
-
-  ops_ = a.Take<OpRuntime>(num_ops_);
-  layers_ = a.Take<TrainableLayer>(num_trainable_);
-  tensor_data_ = a.Take<float*>(num_tensors_);
-  tensor_grad_ = a.Take<float*>(num_tensors_);
-  if (commit) {
-    for (int t = 0; t < num_tensors_; ++t) tensor_data_[t] = tensor_grad_[t] = nullptr;
+  for (int32_t i = 0; i < net_->num_ops; ++i) {
+    const Status status = PrepareOp(view, model_, i, &net_->ops[i], &m);
+    if (status != Status::kOk) return status;
   }
-  a.Align();
-  size_t mark = a.used();
-  report_.bookkeeping_bytes = mark;
+  return Status::kOk;
+}
 
-  // Forward activations.
-  input_ = a.Take<float>(input_size_);
-  if (commit) tensor_data_[p->input()] = input_;
-  // Transient outputs alternate between the two ends of one shared region. Only
-  // consecutive ones can be alive together (the op writing one reads the other),
-  // so the region holds the largest such pair.
-  size_t shared_floats = 0, previous = 0;
-  int previous_reader = -1;
-  for (int i = 0; i < num_ops_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    if (op->kind() == plan::OpKind::Reshape) continue;
-    const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
-    const int reader = LastReader(i);
-    if (!NeededByBackward(i) && reader <= NextWriter(i)) {
-      const size_t together = (previous_reader == i ? previous : 0) + n;
-      if (together > shared_floats) shared_floats = together;
-      previous = n;
-      previous_reader = reader;
-      continue;
+// The plan's layers: weight operators in forward order, each owning its weights
+// and bias (trained in place, so no other tensor or op may share them).
+Status Trainer::MarkLayers(const ModelView& view) {
+  Message m(error_, sizeof(error_));
+  size_t parameters = 0;
+  int32_t previous = -1;
+  for (int32_t l = 0; l < net_->num_layers; ++l) {
+    const plan::Layer source = view.plan.layers(static_cast<uint32_t>(l));
+    const int32_t index = source.op_index();
+    if (index <= previous || index >= net_->num_ops || !Has(net_->ops[index], kWeights)) {
+      m.Add("plan layer ").Add(l).Add(" names operator ").Add(index)
+          .Add(", which is not a weight operator after the previous layer's");
+      return Status::kInvalidPlan;
     }
-    float* out = a.Take<float>(n);
-    if (commit) tensor_data_[op->output()] = out;
-  }
-  float* shared = shared_floats > 0 ? a.Take<float>(shared_floats) : nullptr;
-  if (commit) {
-    bool from_top = false;
-    for (int i = 0; i < num_ops_; ++i) {
-      const plan::Op* op = p->ops()->Get(i);
-      if (op->kind() == plan::OpKind::Reshape) {
-        tensor_data_[op->output()] = tensor_data_[op->inputs()->Get(0)];
-      } else if (tensor_data_[op->output()] == nullptr) {
-        const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
-        tensor_data_[op->output()] = from_top ? shared + (shared_floats - n) : shared;
-        from_top = !from_top;
+    previous = index;
+    OpRuntime& op = net_->ops[index];
+    op.layer = l;
+    TrainableLayer& layer = net_->layers[l];
+    layer = TrainableLayer();
+    layer.op = index;
+    layer.position = net_->num_layers - 1 - l;
+    layer.n_out = op.n_out;
+    layer.weights = op.weights;
+    layer.n_weights = op.n_weights;
+    const fb::Vector inputs = view.op(index).inputs();
+    int32_t tensors[2] = {inputs.Get<int32_t>(1, -1), -1};
+    if (source.has_bias() && op.bias != nullptr) {
+      layer.bias = op.bias;
+      layer.n_bias = op.n_bias;
+      tensors[1] = inputs.Get<int32_t>(2, -1);
+    }
+    const int32_t bias_op = source.bias_op_index();
+    if (bias_op >= 0) {
+      // A bias TensorFlow kept out of the weight op: an ADD of a constant right after it.
+      // (That it reads the op's output, through reshapes only, is checked once the graph is indexed.)
+      const OpRuntime* add = bias_op < net_->num_ops ? &net_->ops[bias_op] : nullptr;
+      const int32_t channels = op.depth;
+      if (layer.bias != nullptr || add == nullptr || add->unit->code != tflite::BuiltinOperator::ADD ||
+          add->constant == nullptr || bias_op <= index || add->depth != channels ||
+          op.act != kernels::FusedAct::kNone) {
+        m.Add("plan layer ").Add(l).Add(" names operator ").Add(bias_op)
+            .Add(" as its bias, which is not an ADD of one constant per channel to its linear output");
+        return Status::kInvalidPlan;
+      }
+      layer.bias = add->constant;
+      layer.n_bias = channels;
+      const fb::Vector add_inputs = view.op(bias_op).inputs();
+      tensors[1] = add->constant_first ? add_inputs.Get<int32_t>(0, -1) : add_inputs.Get<int32_t>(1, -1);
+    }
+    for (int32_t t : tensors) {
+      if (t < 0) continue;
+      if (TensorReaders(view, t) != 1 || BufferUsers(view, view.tensor(t).buffer()) != 1) {
+        m.Add("trainable tensor ").Add(t).Add(" of plan layer ").Add(l)
+            .Add(" is shared with another tensor or operator; each must own its buffer");
+        return Status::kInvalidPlan;
       }
     }
+    parameters += static_cast<size_t>(layer.n_weights) + static_cast<size_t>(layer.n_bias);
   }
-  a.Align();  // each section carries its own trailing padding
-  report_.activation_bytes = a.used() - mark;
-  mark = a.used();
-
-  // Error buffers, one region zeroed per sample: outputs of the ops that get backward.
-  size_t region_start = 0;
-  for (int i = 0; i < loss_op_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    if (!needs_grad_[i]) continue;
-    if (op->kind() == plan::OpKind::Reshape) {  // its input needs a gradient too: share it
-      if (commit) tensor_grad_[op->output()] = tensor_grad_[op->inputs()->Get(0)];
-      continue;
-    }
-    const size_t n = static_cast<size_t>(TensorElements(TensorAt(view, op->output())));
-    float* grad = a.Take<float>(n);
-    if (region_start == 0) region_start = a.used() - n * sizeof(float);
-    if (commit) tensor_grad_[op->output()] = grad;
-  }
-  error_region_floats_ = (a.used() - region_start) / sizeof(float);
-  if (commit) error_region_ = reinterpret_cast<float*>(arena + region_start);
-  a.Align();
-  size_t error_bytes = a.used() - mark;
-  mark = a.used();
-
-  // Per trainable layer: kept rows (direct) or gradient buffers, and momentum.
-  size_t optimizer_bytes = 0, accumulator_bytes = 0, scratch_bytes = 0;
-  size_t parameters = 0;
-  int32_t widest = 0;  // widest trainable layer, for the selection scratch
-  int layer = 0;
-  for (int i = 0; i < num_ops_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    if (!op->trainable()) continue;
-    OpRuntime r;
-    Status status = PrepareOp(view, model_, i, &r, &m);  // validated already: fills the sizes
-    if (status != Status::kOk) return status;
-    const bool direct = !accumulate_ && r.kind == OpKind::kFullyConnected;
-    const size_t n_w = static_cast<size_t>(r.n_weights);
-    const size_t n_b = static_cast<size_t>(r.n_bias);
-    if (r.n_out > widest) widest = r.n_out;
-    parameters += n_w + n_b;
-    size_t before = a.used();
-    int32_t* rows = direct ? a.Take<int32_t>(static_cast<size_t>(r.n_out)) : nullptr;
-    scratch_bytes += a.used() - before;
-    before = a.used();
-    float* w_grad = direct ? nullptr : a.Take<float>(n_w);
-    float* b_grad = !direct && n_b > 0 ? a.Take<float>(n_b) : nullptr;
-    accumulator_bytes += a.used() - before;
-    before = a.used();
-    float* w_vel = momentum_ > 0.0f ? a.Take<float>(n_w) : nullptr;
-    float* b_vel = momentum_ > 0.0f && n_b > 0 ? a.Take<float>(n_b) : nullptr;
-    optimizer_bytes += a.used() - before;
-    if (commit) {
-      TrainableLayer& l = layers_[layer];
-      l.op = i;
-      l.position = num_trainable_ - 1 - layer;
-      l.n_out = r.n_out;
-      l.n_weights = r.n_weights;
-      l.n_bias = r.n_bias;
-      l.direct = direct;
-      l.rows = rows;
-      l.weight_grad = w_grad;
-      l.bias_grad = b_grad;
-      l.weight_velocity = w_vel;
-      l.bias_velocity = b_vel;
-      l.k = 0;
-      l.ymax = 0.0f;
-      if (w_grad != nullptr) memset(w_grad, 0, n_w * sizeof(float));
-      if (b_grad != nullptr) memset(b_grad, 0, n_b * sizeof(float));
-      if (w_vel != nullptr) memset(w_vel, 0, n_w * sizeof(float));
-      if (b_vel != nullptr) memset(b_vel, 0, n_b * sizeof(float));
-    }
-    ++layer;
-  }
-  size_t before = a.used();
-  select_index_ = a.Take<int32_t>(static_cast<size_t>(widest));
-  select_mask_ = a.Take<uint8_t>(static_cast<size_t>(widest));
-  select_rows_ = a.Take<int32_t>(static_cast<size_t>(widest));
-  scratch_bytes += a.used() - before;
-
-  if (a.overflow()) {
-    m.Add("model is too large to lay out in memory");
-    return Status::kUnsupportedModel;
-  }
-  report_.gradient_bytes = error_bytes + accumulator_bytes;
-  report_.optimizer_bytes = optimizer_bytes;
-  report_.scratch_bytes = scratch_bytes;
-  report_.required_bytes = a.used();
-  state_bytes_ = kStateHeaderWords * sizeof(uint32_t) + sizeof(Counters) +
-                 static_cast<size_t>(num_trainable_) * sizeof(float) +
-                 (momentum_ > 0.0f ? parameters * sizeof(float) : 0);
   state_parameters_ = static_cast<uint32_t>(parameters);
-  if (!commit) return Status::kOk;
-
-  // Op records, now that every buffer has its place.
-  layer = 0;
-  for (int i = 0; i < num_ops_; ++i) {
-    const plan::Op* op = p->ops()->Get(i);
-    OpRuntime& r = ops_[i];
-    Status status = PrepareOp(view, model_, i, &r, &m);
-    if (status != Status::kOk) return status;
-    const int in = op->inputs()->Get(0);
-    const int in2 = OpInputCount(op) > 1 ? op->inputs()->Get(1) : -1;
-    r.in = tensor_data_[in];
-    r.in2 = in2 >= 0 ? tensor_data_[in2] : nullptr;
-    r.out = tensor_data_[op->output()];
-    r.d_in = tensor_grad_[in];
-    r.d_in2 = in2 >= 0 ? tensor_grad_[in2] : nullptr;
-    r.d_out = tensor_grad_[op->output()];
-    if (op->trainable()) {
-      r.layer = layer;
-      layers_[layer].weights = r.weights;
-      layers_[layer].bias = r.bias;
-      ++layer;
-    }
-  }
-  const plan::Op* last_backward = p->ops()->Get(loss_op_ - 1);
-  output_ = tensor_data_[p->output()];
-  logits_ = tensor_data_[last_backward->output()];
-  loss_grad_ = tensor_grad_[last_backward->output()];
-  error_[0] = '\0';
+  state_bytes_ = TrainingStateBytes(net_->num_layers, parameters, sgd_.momentum > 0.0f);
   return Status::kOk;
 }
 
-void Trainer::ResetPolicyState() {
-  for (int i = 0; i < num_trainable_ && layers_ != nullptr; ++i) layers_[i].ymax = 0.0f;
+// A bias kept in an ADD must be added to the weight op's own output: the ADD reads
+// the same storage (reshapes alias it), so nothing else sits in between.
+Status Trainer::CheckSplitBiases(const ModelView& view) {
+  for (int32_t l = 0; l < net_->num_layers; ++l) {
+    const int32_t bias_op = view.plan.layers(static_cast<uint32_t>(l)).bias_op_index();
+    const OpRuntime& op = net_->ops[net_->layers[l].op];
+    if (bias_op >= 0 && net_->ops[bias_op].input_root[0] != op.output_root) {
+      return Fail(Status::kInvalidPlan, "plan layer ", l,
+                  " names as its bias an ADD that does not add to the layer's own output");
+    }
+  }
+  return Status::kOk;
 }
 
 size_t Trainer::layer_outputs(int i) const {
-  return ready_ && i >= 0 && i < num_trainable_ ? static_cast<size_t>(layers_[i].n_out) : 0;
+  return ready_ && i >= 0 && i < net_->num_layers ? static_cast<size_t>(net_->layers[i].n_out) : 0;
 }
 
+int Trainer::num_trainable_layers() const { return ready_ ? net_->num_layers : 0; }
+
 float Trainer::layer_ymax(int i) const {
-  return ready_ && i >= 0 && i < num_trainable_ ? layers_[i].ymax : 0.0f;
+  return ready_ && i >= 0 && i < net_->num_layers ? net_->layers[i].ymax : 0.0f;
 }
 
 float* Trainer::layer_weights(int i, size_t* count) {
-  const bool ok = ready_ && i >= 0 && i < num_trainable_;
-  *count = ok ? static_cast<size_t>(layers_[i].n_weights) : 0;
-  return ok ? layers_[i].weights : nullptr;
+  const bool ok = ready_ && i >= 0 && i < net_->num_layers;
+  *count = ok ? static_cast<size_t>(net_->layers[i].n_weights) : 0;
+  return ok ? net_->layers[i].weights : nullptr;
 }
 
 float* Trainer::layer_bias(int i, size_t* count) {
-  const bool ok = ready_ && i >= 0 && i < num_trainable_ && layers_[i].bias != nullptr;
-  *count = ok ? static_cast<size_t>(layers_[i].n_bias) : 0;
-  return ok ? layers_[i].bias : nullptr;
+  const bool ok = ready_ && i >= 0 && i < net_->num_layers && net_->layers[i].bias != nullptr;
+  *count = ok ? static_cast<size_t>(net_->layers[i].n_bias) : 0;
+  return ok ? net_->layers[i].bias : nullptr;
 }
 
-float Trainer::LearningRate() const {
-  return ScheduledLearningRate(schedule_, lr_, counters_.steps, decay_steps_, warmup_steps_,
-                               alpha_, warmup_initial_);
+int Trainer::num_ops() const { return ready_ ? net_->num_ops : 0; }
+
+bool Trainer::DescribeOp(int i, OpDescription* out) const {
+  if (!ready_ || i < 0 || i >= net_->num_ops) return false;
+  const OpRuntime& op = net_->ops[i];
+  *out = OpDescription();
+  out->kind = op.unit->name;
+  out->layer = op.layer;
+  out->input = op.inputs[0];
+  out->second_input = op.inputs[1];
+  out->output = op.output;
+  out->n_weights = op.n_weights;
+  out->n_bias = op.n_bias;
+  out->activation = static_cast<uint8_t>(op.act);
+  const bool window = op.unit->code == tflite::BuiltinOperator::CONV_2D ||
+                      op.unit->code == tflite::BuiltinOperator::DEPTHWISE_CONV_2D ||
+                      op.unit->code == tflite::BuiltinOperator::MAX_POOL_2D ||
+                      op.unit->code == tflite::BuiltinOperator::AVERAGE_POOL_2D;
+  if (window) {
+    const kernels::ConvShape& s = op.conv;
+    out->filter_h = s.filter_h;
+    out->filter_w = s.filter_w;
+    out->stride_h = s.stride_h;
+    out->stride_w = s.stride_w;
+    out->dilation_h = s.dilation_h;
+    out->dilation_w = s.dilation_w;
+    out->pad_top = s.pad_top;
+    out->pad_left = s.pad_left;
+    out->depth_multiplier = s.depth_multiplier;
+    out->padding = static_cast<uint8_t>(op.padding);
+  }
+  if (op.unit->code == tflite::BuiltinOperator::PAD) {
+    for (int k = 0; k < 4; ++k) {
+      out->pad_before[k] = op.pad.before[k];
+      out->pad_after[k] = op.pad.after[k];
+    }
+  }
+  if (op.layer >= 0) {  // the trainable layer's parameters (its bias may sit in an ADD)
+    out->weights = net_->layers[op.layer].weights;
+    out->bias = net_->layers[op.layer].bias;
+    out->n_bias = net_->layers[op.layer].n_bias;
+  } else {
+    out->weights = op.weights;
+    out->bias = op.bias;
+  }
+  return true;
 }
 
-namespace {
-
-struct StateCursor {
-  uint8_t* bytes;
-  size_t at;
-  void Put(const void* from, size_t n) { memcpy(bytes + at, from, n); at += n; }
-  void Get(void* to, size_t n) { memcpy(to, bytes + at, n); at += n; }
-};
-
-}  // namespace
-
-// State layout (native byte order): header words, Counters, Ymax per layer, then
-// each layer's weight and bias velocities when momentum is on.
-Status Trainer::SaveState(uint8_t* out, size_t out_size) {
-  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  if (out == nullptr || out_size != StateBytes()) {
-    return Fail(Status::kInvalidArgument, "state buffer must be exactly StateBytes() = ",
-                static_cast<long long>(StateBytes()), " bytes");
-  }
-  StateCursor c{out, 0};
-  const uint32_t header[kStateHeaderWords] = {kStateMagic, kStateVersion,
-                                              static_cast<uint32_t>(num_trainable_),
-                                              momentum_ > 0.0f ? 1u : 0u, state_parameters_};
-  c.Put(header, sizeof(header));
-  c.Put(&counters_, sizeof(counters_));
-  for (int i = 0; i < num_trainable_; ++i) c.Put(&layers_[i].ymax, sizeof(float));
-  if (momentum_ > 0.0f) {
-    for (int i = 0; i < num_trainable_; ++i) {
-      const TrainableLayer& l = layers_[i];
-      c.Put(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
-      if (l.n_bias > 0) c.Put(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
-    }
-  }
-  return Status::kOk;
-}
-
-Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
-  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  uint32_t header[kStateHeaderWords] = {};
-  if (in == nullptr || in_size < sizeof(header)) {
-    return Fail(Status::kInvalidArgument, "state is shorter than a tflm_train state header");
-  }
-  memcpy(header, in, sizeof(header));
-  if (header[0] == kOldStateMagic) {
-    return Fail(Status::kInvalidArgument,
-                "state was saved by tflm_train 0.1 (state format 1); this trainer reads format 2");
-  }
-  if (header[0] != kStateMagic) return Fail(Status::kInvalidArgument, "state is not a tflm_train state");
-  if (header[1] != kStateVersion) {
-    return Fail(Status::kInvalidArgument, "state has format version ", header[1],
-                "; this trainer reads format 2");
-  }
-  if (in_size != StateBytes() || header[2] != static_cast<uint32_t>(num_trainable_) ||
-      header[3] != (momentum_ > 0.0f ? 1u : 0u) || header[4] != state_parameters_) {
-    return Fail(Status::kInvalidArgument, "state was saved by a trainer for another model or optimizer");
-  }
-  StateCursor c{const_cast<uint8_t*>(in), sizeof(header)};
-  Counters counters;
-  c.Get(&counters, sizeof(counters));
-  float ymax[kMaxTrainableLayers];
-  for (int i = 0; i < num_trainable_; ++i) {
-    c.Get(&ymax[i], sizeof(float));
-    if (!(ymax[i] >= 0.0f) || !isfinite(ymax[i])) {
-      return Fail(Status::kInvalidArgument, "state holds a Ymax that is negative or not finite");
-    }
-  }
-  // Velocities are checked before anything is taken over: a refused state changes nothing.
-  const size_t velocities = c.at;
-  if (momentum_ > 0.0f) {
-    for (size_t at = velocities; at < in_size; at += sizeof(float)) {
-      float v;
-      memcpy(&v, in + at, sizeof(v));
-      if (!isfinite(v)) return Fail(Status::kInvalidArgument, "state holds a momentum that is not finite");
-    }
-  }
-  counters_ = counters;
-  for (int i = 0; i < num_trainable_; ++i) layers_[i].ymax = ymax[i];
-  if (momentum_ > 0.0f) {
-    for (int i = 0; i < num_trainable_; ++i) {
-      TrainableLayer& l = layers_[i];
-      c.Get(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
-      if (l.n_bias > 0) c.Get(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
-    }
-  }
-  return Status::kOk;
-}
+float Trainer::LearningRate() const { return tflm_train::LearningRate(sgd_, counters_.steps); }
 
 }  // namespace tflm_train

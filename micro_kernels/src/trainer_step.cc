@@ -4,77 +4,16 @@
 #include <string.h>
 
 #include "kernels/activations.h"
-#include "kernels/conv.h"
-#include "kernels/fully_connected.h"
+#include "kernels/conv_shape.h"
 #include "kernels/loss.h"
-#include "kernels/pad_add.h"
-#include "kernels/pooling.h"
 #include "kernels/top_k.h"
 #include "message.h"
-#include "sgd.h"
+#include "network.h"
+#include "optimizer.h"
 #include "sparsity_policy.h"
-#include "trainer_internal.h"
 #include "tflm_train/trainer.h"
 
 namespace tflm_train {
-namespace {
-
-// Updates larger than this are treated as divergence and refused. It is below
-// half a float32 ulp at FLT_MAX, so adding such a step to any finite weight
-// cannot round to Inf.
-constexpr float kMaxUpdate = 1e30f;
-
-float MaxAbs(const float* v, int n) {
-  float m = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float a = fabsf(v[i]);
-    if (!(a <= m)) m = a;  // NaN propagates as the maximum
-  }
-  return m;
-}
-
-// The gradient step of one tensor is at most lr * max_grad * max_input; with
-// momentum the velocity adds momentum * max|v|. Weight decay shrinks a weight
-// as long as wd*lr <= 1 (checked once per step).
-bool UpdateIsSafe(float lr, float max_grad, float max_input, float momentum, const float* velocity,
-                  int n) {
-  const float step = lr * max_grad;
-  if (!(step <= kMaxUpdate && step * max_input <= kMaxUpdate)) return false;
-  if (velocity == nullptr) return true;
-  return momentum * MaxAbs(velocity, n) + step * max_input <= kMaxUpdate;
-}
-
-// Weight gradient (into grad_w, when not null) and input gradient (into op.d_in,
-// when not null) from the errors of the `num_kept` output elements in `kept`
-// (null: all of them, in order).
-void WeightOpBackward(const OpRuntime& op, const int32_t* kept, int32_t num_kept, float* grad_w) {
-  switch (op.kind) {
-    case OpKind::kFullyConnected:
-      if (grad_w != nullptr) {
-        kernels::FullyConnectedAccumulateGrad(op.in, op.n_in, op.d_out, kept, num_kept, grad_w);
-      }
-      if (op.d_in != nullptr) {
-        kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, num_kept, op.d_in);
-      }
-      break;
-    case OpKind::kConv2D:
-      kernels::Conv2DBackward(op.in, op.weights, op.conv, op.d_out, kept, num_kept, grad_w, op.d_in);
-      break;
-    case OpKind::kDepthwiseConv2D:
-      kernels::DepthwiseConv2DBackward(op.in, op.weights, op.conv, op.d_out, kept, num_kept, grad_w,
-                                       op.d_in);
-      break;
-    default:
-      break;
-  }
-}
-
-void AddInto(const float* from, int32_t n, float* to) {
-  if (to == nullptr) return;
-  for (int32_t i = 0; i < n; ++i) to[i] += from[i];
-}
-
-}  // namespace
 
 Status Trainer::CheckSample(const float* input, size_t input_len, const float* target,
                             size_t target_len) {
@@ -129,51 +68,10 @@ Status Trainer::CheckSample(const float* input, size_t input_len, const float* t
 }
 
 void Trainer::Forward(const float* input, uint64_t* macs) {
-  memcpy(input_, input, input_size_ * sizeof(float));
-  for (int i = 0; i < num_ops_; ++i) {
-    const OpRuntime& op = ops_[i];
-    switch (op.kind) {
-      case OpKind::kFullyConnected:
-        kernels::FullyConnected(op.in, op.n_in, op.weights, op.bias, op.n_out, op.act, op.out);
-        break;
-      case OpKind::kConv2D:
-        kernels::Conv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
-        break;
-      case OpKind::kDepthwiseConv2D:
-        kernels::DepthwiseConv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
-        break;
-      case OpKind::kRelu:
-      case OpKind::kRelu6:
-        kernels::FusedActForward(op.act, op.in, op.n_out, op.out);
-        break;
-      case OpKind::kLogistic:
-        kernels::Logistic(op.in, op.n_out, op.out);
-        break;
-      case OpKind::kTanh:
-        kernels::Tanh(op.in, op.n_out, op.out);
-        break;
-      case OpKind::kSoftmax:
-        kernels::Softmax(op.in, op.rows, op.depth, op.out);
-        break;
-      case OpKind::kMaxPool2D:
-        kernels::MaxPool(op.in, op.conv, op.act, op.out);
-        break;
-      case OpKind::kAveragePool2D:
-        kernels::AveragePool(op.in, op.conv, op.act, op.out);
-        break;
-      case OpKind::kMean:
-        kernels::Mean(op.in, op.rows, op.depth, op.out);
-        break;
-      case OpKind::kPad:
-        kernels::Pad(op.in, op.pad, op.n_out, op.out);
-        break;
-      case OpKind::kAdd:
-        kernels::Add(op.in, op.in2, op.n_out, op.act, op.out);
-        break;
-      case OpKind::kReshape:
-        break;  // output aliases input
-    }
-    if (HasWeights(op.kind)) *macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
+  memcpy(net_->tensor_data[net_->input], input, input_size_ * sizeof(float));
+  for (int i = 0; i < net_->num_ops; ++i) {
+    const OpRuntime& op = net_->ops[i];
+    *macs += op.unit->forward(op);
   }
 }
 
@@ -206,10 +104,9 @@ Status Trainer::EvaluateSample(const float* input, size_t input_len, const float
 
 Status Trainer::TrainSample(const float* input, const float* target, SampleResult* r) {
   Forward(input, &r->forward_macs);
-  memset(error_region_, 0, error_region_floats_ * sizeof(float));
+  memset(net_->error_region, 0, net_->error_region_floats * sizeof(float));
   r->loss = kernels::LossAndGradient(static_cast<kernels::LossKind>(loss_kind_), logits_, output_,
-                                     static_cast<int>(output_size_), target, loss_grad_,
-                                     &r->correct);
+                                     static_cast<int>(output_size_), target, loss_grad_, &r->correct);
   if (!isfinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
@@ -219,171 +116,52 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
 // Ops run backward from the last one before the loss; ops whose output depends
 // on no trainable layer (a frozen prefix) are not visited at all.
 Status Trainer::Backward(SampleResult* r) {
-  for (int i = loss_op_ - 1; i >= 0; --i) {
-    if (!needs_grad_[i]) continue;
-    OpRuntime& op = ops_[i];
-    switch (op.kind) {
-      case OpKind::kFullyConnected:
-      case OpKind::kConv2D:
-      case OpKind::kDepthwiseConv2D: {
-        // d_out becomes the error w.r.t. the pre-activation output z.
-        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
-        const float y = TotalError(op.d_out, op.n_out);
-        if (!isfinite(y)) {
-          return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
-        }
-        if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient
-          if (op.d_in != nullptr) {
-            WeightOpBackward(op, nullptr, op.n_out, nullptr);
-            r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
-          }
-          break;
-        }
-        TrainableLayer& layer = layers_[op.layer];
-        const float ymax = UpdateYmax(policy_, y, &layer.ymax);
-        if (layer.position == 0 && !GateTrains(policy_, y, ymax)) {
-          r->skipped = true;
-          return Status::kOk;
-        }
-        const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
-        int32_t* kept = layer.direct ? layer.rows : select_rows_;
-        r->selection_ops +=
-            kernels::SelectTopKRows(op.d_out, op.n_out, k, select_index_, select_mask_, kept);
-        layer.k = k;
-        r->k[op.layer] = k;
-        // Direct layers take their weight update from `kept` and d_out after backward.
-        WeightOpBackward(op, kept, k, layer.weight_grad);
-        if (layer.bias_grad != nullptr) {
-          kernels::BiasGrad(op.d_out, op.n_out / layer.n_bias, layer.n_bias, layer.bias_grad);
-        }
-        r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;  // weight gradient
-        if (op.d_in != nullptr) r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;
-        break;
-      }
-      case OpKind::kRelu:
-      case OpKind::kRelu6:
-        if (op.d_in != nullptr) kernels::FusedActBackward(op.act, op.out, op.d_out, op.n_out, op.d_in);
-        break;
-      case OpKind::kLogistic:
-        if (op.d_in != nullptr) kernels::LogisticBackward(op.out, op.d_out, op.n_out, op.d_in);
-        break;
-      case OpKind::kTanh:
-        if (op.d_in != nullptr) kernels::TanhBackward(op.out, op.d_out, op.n_out, op.d_in);
-        break;
-      case OpKind::kSoftmax:
-        if (op.d_in != nullptr) {
-          kernels::SoftmaxBackward(op.out, op.d_out, op.rows, op.depth, op.d_in);
-        }
-        break;
-      case OpKind::kMaxPool2D:
-        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
-        if (op.d_in != nullptr) kernels::MaxPoolBackward(op.in, op.conv, op.d_out, op.d_in);
-        break;
-      case OpKind::kAveragePool2D:
-        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
-        if (op.d_in != nullptr) kernels::AveragePoolBackward(op.conv, op.d_out, op.d_in);
-        break;
-      case OpKind::kMean:
-        if (op.d_in != nullptr) kernels::MeanBackward(op.d_out, op.rows, op.depth, op.d_in);
-        break;
-      case OpKind::kPad:
-        if (op.d_in != nullptr) kernels::PadBackward(op.d_out, op.pad, op.d_in);
-        break;
-      case OpKind::kAdd:
-        kernels::FusedActBackwardInPlace(op.act, op.out, op.n_out, op.d_out);
-        AddInto(op.d_out, op.n_out, op.d_in);
-        AddInto(op.d_out, op.n_out, op.d_in2);
-        break;
-      case OpKind::kReshape:
-        if (op.d_in != op.d_out) AddInto(op.d_out, op.n_out, op.d_in);
-        break;
+  for (int i = net_->loss_op - 1; i >= 0; --i) {
+    OpRuntime& op = net_->ops[i];
+    if (!op.needs_grad) continue;
+    if (!Has(op, kWeights)) {
+      op.unit->backward(op);
+      continue;
     }
-  }
-  return Status::kOk;
-}
-
-// Applies this step's gradients once every error is known. Direct layers
-// (FullyConnected at batch size 1) update straight from their kept rows and
-// errors, with no gradient buffer; the others apply their gradient buffers
-// scaled by `grad_scale` (1 / samples trained) and clear them. Rows a direct
-// layer did not keep are not touched unless momentum or weight decay move every
-// weight anyway.
-Status Trainer::ApplyUpdate(float lr, float grad_scale) {
-  bool safe = weight_decay_ * lr <= 1.0f;
-  if (!safe) {
-    ClearGradients();
-    return Fail(Status::kNonFinite,
-                "weight_decay * learning_rate exceeds 1; step refused, weights unchanged");
-  }
-  for (int l = 0; l < num_trainable_ && safe; ++l) {
-    const TrainableLayer& layer = layers_[l];
-    const OpRuntime& op = ops_[layer.op];
-    if (layer.direct) {
-      const float max_delta = MaxAbs(op.d_out, layer.n_out);
-      safe = UpdateIsSafe(lr, max_delta, MaxAbs(op.in, op.n_in), momentum_, layer.weight_velocity,
-                          layer.n_weights) &&
-             UpdateIsSafe(lr, max_delta, 1.0f, momentum_, layer.bias_velocity, layer.n_bias);
-    } else {
-      safe = UpdateIsSafe(lr, MaxAbs(layer.weight_grad, layer.n_weights) * grad_scale, 1.0f,
-                          momentum_, layer.weight_velocity, layer.n_weights) &&
-             (layer.bias_grad == nullptr ||
-              UpdateIsSafe(lr, MaxAbs(layer.bias_grad, layer.n_bias) * grad_scale, 1.0f, momentum_,
-                           layer.bias_velocity, layer.n_bias));
+    // d_out becomes the error w.r.t. the pre-activation output z.
+    kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
+    const float y = TotalError(op.d_out, op.n_out);
+    if (!isfinite(y)) {
+      return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
     }
-  }
-  if (!safe) {
-    ClearGradients();
-    return Fail(Status::kNonFinite, "update would overflow; step refused, weights unchanged");
-  }
-  const SgdStep step{lr, momentum_, weight_decay_};
-  const bool every_row = momentum_ != 0.0f || weight_decay_ != 0.0f;
-  for (int l = 0; l < num_trainable_; ++l) {
-    const TrainableLayer& layer = layers_[l];
-    const OpRuntime& op = ops_[layer.op];
-    if (!layer.direct) {
-      SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights,
-                layer.weight_velocity);
-      if (layer.bias != nullptr) {
-        SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias, layer.bias_velocity);
+    if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient
+      if (op.d_in != nullptr) {
+        op.unit->weight_backward(op, nullptr, op.n_out, nullptr);
+        r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
       }
       continue;
     }
-    const int32_t n_in = op.n_in;
-    if (every_row) {
-      int32_t next = 0;  // walks the ascending kept-row list
-      for (int32_t o = 0; o < layer.n_out; ++o) {
-        float delta = 0.0f;
-        if (next < layer.k && layer.rows[next] == o) {
-          delta = op.d_out[o];
-          ++next;
-        }
-        float* velocity = layer.weight_velocity != nullptr ? layer.weight_velocity + o * n_in : nullptr;
-        SgdUpdateRankOne(step, delta, op.in, n_in, layer.weights + o * n_in, velocity);
-      }
-    } else {
-      for (int32_t r = 0; r < layer.k; ++r) {
-        const int32_t o = layer.rows[r];
-        SgdUpdateRankOne(step, op.d_out[o], op.in, n_in, layer.weights + o * n_in, nullptr);
-      }
+    TrainableLayer& layer = net_->layers[op.layer];
+    const float ymax = UpdateYmax(policy_, y, &layer.ymax);
+    if (layer.position == 0 && !GateTrains(policy_, y, ymax)) {
+      r->skipped = true;
+      return Status::kOk;
     }
-    if (layer.bias != nullptr) {  // bias gradient uses the dense error
-      SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
+    const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
+    int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
+    r->selection_ops +=
+        kernels::SelectTopKRows(op.d_out, op.n_out, k, net_->select_index, net_->select_mask, kept);
+    layer.k = k;
+    r->k[op.layer] = k;
+    // Direct layers take their weight update from `kept` and d_out after backward.
+    op.unit->weight_backward(op, kept, k, layer.weight_grad);
+    if (layer.bias_grad != nullptr) {
+      kernels::BiasGrad(op.d_out, op.n_out / layer.n_bias, layer.n_bias, layer.bias_grad);
     }
+    r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;  // weight gradient
+    if (op.d_in != nullptr) r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;
   }
-  ClearGradients();
   return Status::kOk;
 }
 
-void Trainer::ClearGradients() {
-  for (int l = 0; l < num_trainable_; ++l) {
-    const TrainableLayer& layer = layers_[l];
-    if (layer.weight_grad != nullptr) {
-      memset(layer.weight_grad, 0, static_cast<size_t>(layer.n_weights) * sizeof(float));
-    }
-    if (layer.bias_grad != nullptr) {
-      memset(layer.bias_grad, 0, static_cast<size_t>(layer.n_bias) * sizeof(float));
-    }
-  }
+Status Trainer::Update(float lr, float grad_scale) {
+  Message m(error_, sizeof(error_));
+  return ApplyUpdate(sgd_, net_, lr, grad_scale, &m);
 }
 
 Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* targets,
@@ -407,7 +185,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   }
   // A refused step must leave the policy state as it was, like the weights.
   float saved_ymax[kMaxTrainableLayers];
-  for (int l = 0; l < num_trainable_; ++l) saved_ymax[l] = layers_[l].ymax;
+  for (int l = 0; l < net_->num_layers; ++l) saved_ymax[l] = net_->layers[l].ymax;
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;
@@ -416,12 +194,12 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     SampleResult local;
     SampleResult* r = per_sample != nullptr ? &per_sample[s] : &local;
     *r = SampleResult();
-    r->num_layers = num_trainable_;
+    r->num_layers = net_->num_layers;
     Status status = TrainSample(inputs + s * input_len, targets + s * target_len, r);
-    if (status == Status::kOk && !r->skipped && !accumulate_) status = ApplyUpdate(lr, 1.0f);
+    if (status == Status::kOk && !r->skipped && !accumulate_) status = Update(lr, 1.0f);
     if (status != Status::kOk) {
-      ClearGradients();
-      for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
+      ClearGradients(net_);
+      for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
       return status;
     }
     loss_sum += r->loss;
@@ -436,9 +214,9 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     }
   }
   if (accumulate_ && result->trained > 0) {
-    Status status = ApplyUpdate(lr, 1.0f / static_cast<float>(result->trained));
+    Status status = Update(lr, 1.0f / static_cast<float>(result->trained));
     if (status != Status::kOk) {
-      for (int l = 0; l < num_trainable_; ++l) layers_[l].ymax = saved_ymax[l];
+      for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
       return status;
     }
   }

@@ -18,19 +18,13 @@
 
 namespace tflm_train {
 
-namespace plan {
-struct TrainingPlan;
-}  // namespace plan
-struct OpRuntime;
-struct TrainableLayer;
+struct Network;
 struct ModelView;
 
 // Per-step reports keep per-layer numbers in fixed arrays; Init rejects models
 // with more trainable layers than this.
 constexpr int kMaxTrainableLayers = 64;
-// Init rejects plans with more ops than this (the trainer object indexes the graph in fixed arrays).
-constexpr int kMaxOps = 256;
-
+// Values as the plan schema's PolicyKind (static_asserted in trainer_init.cc).
 enum class PolicyKind : uint8_t { kFull = 0, kStaticTopK = 1, kTinyProp = 2, kTinyPropV2 = 3 };
 
 // The sparsity policy (docs/algorithm.md); field meanings as in the plan schema.
@@ -41,6 +35,14 @@ struct PolicyParams {
   float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.5f;
 };
 
+// The plan's optimizer: Keras' SGD and its learning-rate schedule (docs/algorithm.md).
+struct SgdSettings {
+  float learning_rate = 0.0f, momentum = 0.0f, weight_decay = 0.0f;
+  uint8_t schedule = 0;  // the plan's ScheduleKind: 0 constant, 1 cosine decay
+  uint32_t decay_steps = 0, warmup_steps = 0;
+  float alpha = 0.0f, warmup_initial = 0.0f;
+};
+
 struct TrainerOptions {
   uint32_t batch_size = 0;       // most samples per TrainStep; 0 = the plan's batch_size
   bool override_policy = false;  // use `policy` instead of the plan's
@@ -49,15 +51,20 @@ struct TrainerOptions {
 };
 
 // Where the arena goes. required_bytes is also filled when Init fails with kArenaTooSmall.
+// The trainer's bookkeeping (one record per operator, layer and tensor) comes first
+// and the rest is planned with it: an Init without room for the bookkeeping (no
+// arena at all, say) can only report that much (complete = false); an Init with at
+// least that much reports the exact total.
 struct ArenaReport {
   size_t required_bytes = 0;
+  bool complete = false;         // required_bytes is the whole arena, not just the bookkeeping
   size_t activation_bytes = 0;   // forward activations: those backward reads, plus one region
                                  // the others share
   size_t gradient_bytes = 0;     // error (delta) buffers, and weight gradients (convolutions,
                                  // and every layer when batch > 1)
   size_t optimizer_bytes = 0;    // momentum velocities
   size_t scratch_bytes = 0;      // top-k selection and kept-row lists
-  size_t bookkeeping_bytes = 0;  // per-op records and policy state
+  size_t bookkeeping_bytes = 0;  // per-op, per-layer and per-tensor records
 };
 
 struct SampleResult {
@@ -84,6 +91,24 @@ struct Counters {
   uint64_t epochs = 0;  // advanced by CountEpoch(); the trainer itself has no notion of epochs
 };
 
+// One operator as the trainer runs it, for reports (tflm-train inspect).
+struct OpDescription {
+  const char* kind = "";       // the TFLite builtin operator, e.g. "CONV_2D"
+  int32_t layer = -1;          // trainable layer index, -1 when it does not train
+  int32_t input = -1, second_input = -1, output = -1;  // activation tensors
+  int32_t n_weights = 0, n_bias = 0;
+  uint8_t activation = 0;      // fused (or the op's own) activation: 0 none, 1 relu, 2 relu6
+  // Convolutions and pooling (zero otherwise): window, strides, dilations, padding
+  // before the first row/column, depth multiplier.
+  int32_t filter_h = 0, filter_w = 0, stride_h = 0, stride_w = 0, dilation_h = 0, dilation_w = 0;
+  int32_t pad_top = 0, pad_left = 0, depth_multiplier = 0;
+  uint8_t padding = 0;         // TFLite's Padding of a windowed op: 0 SAME, 1 VALID
+  // PAD: elements added before/after each axis of the input, padded to rank 4 with leading axes.
+  int32_t pad_before[4] = {}, pad_after[4] = {};
+  const float* weights = nullptr;  // weight ops: in the model bytes
+  const float* bias = nullptr;
+};
+
 class Trainer {
  public:
   Trainer() = default;
@@ -92,7 +117,8 @@ class Trainer {
 
   // model: the .tflite bytes, 16-byte aligned and writable (weights change in place).
   // arena: 16-byte aligned scratch owned by the caller for the trainer's lifetime.
-  // Passing arena == nullptr measures: Init returns kArenaTooSmall and fills arena_report().
+  // An arena too small (or null) measures: Init returns kArenaTooSmall and fills
+  // arena_report() (see ArenaReport::complete).
   Status Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t arena_size,
               const TrainerOptions& options = TrainerOptions());
 
@@ -119,8 +145,8 @@ class Trainer {
   void CountEpoch() { ++counters_.epochs; }
 
   // Trainer state beyond the weights: counters (the schedule's position), Ymax,
-  // momentum (docs/training-plan-format.md gives the layout). StateBytes() is
-  // known once Init has measured the model (also when it returns kArenaTooSmall).
+  // momentum (docs/training-plan-format.md gives the layout). StateBytes() is known
+  // once Init has measured the whole model (kOk, or kArenaTooSmall with a complete report).
   size_t StateBytes() const { return state_bytes_; }
   Status SaveState(uint8_t* out, size_t out_size);
   Status LoadState(const uint8_t* in, size_t in_size);
@@ -134,11 +160,15 @@ class Trainer {
   const ArenaReport& arena_report() const { return report_; }
   const Counters& counters() const { return counters_; }
   const PolicyParams& policy() const { return policy_; }
+  const SgdSettings& optimizer() const { return sgd_; }
   uint32_t batch_size() const { return batch_size_; }
   size_t input_size() const { return input_size_; }
   size_t output_size() const { return output_size_; }
   size_t target_size() const { return target_size_; }
-  int num_trainable_layers() const { return num_trainable_; }
+  int num_trainable_layers() const;
+  int num_ops() const;
+  // Operator i (in subgraph 0's order); false when out of range or before Init.
+  bool DescribeOp(int i, OpDescription* out) const;
   // Outputs and position from the output (0 = last) of trainable layer i.
   size_t layer_outputs(int i) const;
   float LearningRate() const;  // the rate the next step will use
@@ -150,48 +180,28 @@ class Trainer {
 
  private:
   Status Fail(Status status, const char* what, long long value = -1, const char* tail = nullptr);
-  Status Validate(const ModelView& view, const TrainerOptions& options);
-  Status Layout(const ModelView& view, uint8_t* arena, size_t arena_size);
+  Status ReadSettings(const ModelView& view, const TrainerOptions& options);
+  Status PrepareNetwork(const ModelView& view);
+  Status MarkLayers(const ModelView& view);
+  Status CheckSplitBiases(const ModelView& view);
   Status RestoreFromModel(const ModelView& view, bool restore);
   void Forward(const float* input, uint64_t* macs);
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
-  Status ApplyUpdate(float lr, float grad_scale);
-  void ClearGradients();
-  void IndexGraph();
-  bool NeededByBackward(int root) const;
-  int LastReader(int root) const;
-  int NextWriter(int op) const;
+  Status Update(float lr, float grad_scale);
 
-  const plan::TrainingPlan* plan_ = nullptr;
+  Network* net_ = nullptr;  // in the arena
   uint8_t* model_ = nullptr;
   bool ready_ = false;
-  OpRuntime* ops_ = nullptr;
-  int num_ops_ = 0;
-  TrainableLayer* layers_ = nullptr;
-  int num_trainable_ = 0;
-  int loss_op_ = 0;             // ops from here on are folded into the loss gradient
-  float** tensor_data_ = nullptr;
-  float** tensor_grad_ = nullptr;
-  int num_tensors_ = 0;
-  float* error_region_ = nullptr;  // all per-sample error buffers, zeroed per sample
-  size_t error_region_floats_ = 0;
-  int32_t* select_index_ = nullptr;  // top-k scratch, sized for the widest trainable layer
-  uint8_t* select_mask_ = nullptr;
-  int32_t* select_rows_ = nullptr;   // kept elements of layers that are not `direct`
-  float* input_ = nullptr;
-  const float* output_ = nullptr;
-  const float* logits_ = nullptr;  // what the loss reads (the output unless fused)
-  float* loss_grad_ = nullptr;     // where the loss writes its gradient
   size_t input_size_ = 0, output_size_ = 0, target_size_ = 0;
   uint32_t batch_size_ = 1;
   bool accumulate_ = false;        // batch size > 1: every layer accumulates into gradient buffers
   PolicyParams policy_;
   uint8_t loss_kind_ = 0;
-  float lr_ = 0, momentum_ = 0, weight_decay_ = 0;
-  uint8_t schedule_ = 0;
-  uint32_t decay_steps_ = 0, warmup_steps_ = 0;
-  float alpha_ = 0, warmup_initial_ = 0;
+  SgdSettings sgd_;
+  const float* output_ = nullptr;
+  const float* logits_ = nullptr;  // what the loss reads (the output unless fused)
+  float* loss_grad_ = nullptr;     // where the loss writes its gradient
   Counters counters_;
   ArenaReport report_;
   size_t state_bytes_ = 0;
@@ -199,11 +209,6 @@ class Trainer {
   uint8_t* model_state_ = nullptr;  // the model's own state buffer, or null
   size_t model_state_size_ = 0;
   char error_[200] = {};
-  // The graph, indexed once at Init. A "root" is the op whose output storage a
-  // tensor uses (Reshape outputs share their input's); -1 is the model input.
-  int16_t input_root_[kMaxOps][2] = {};
-  int16_t output_root_[kMaxOps] = {};
-  bool needs_grad_[kMaxOps] = {};   // the op's output depends on a trainable layer
 };
 
 }  // namespace tflm_train

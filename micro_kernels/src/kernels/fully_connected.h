@@ -1,4 +1,4 @@
-// Fully-connected forward and backward on one sample. Weights are TFLite's
+// FULLY_CONNECTED on one sample and its two gradients. Weights are TFLite's
 // [out, in] row-major; `rows` lists the output rows that get backward work, in
 // ascending order (null = every row), so sparse backward touches only those rows.
 #ifndef TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
@@ -44,8 +44,8 @@ inline void FullyConnectedInputGrad(const float* w, int n_in, const float* delta
 }
 
 // grad_w[o, :] += delta[o] * x for kept rows.
-inline void FullyConnectedAccumulateGrad(const float* x, int n_in, const float* delta,
-                                         const int32_t* rows, int num_rows, float* grad_w) {
+inline void FullyConnectedWeightGrad(const float* x, int n_in, const float* delta,
+                                     const int32_t* rows, int num_rows, float* grad_w) {
   for (int r = 0; r < num_rows; ++r) {
     const int o = rows != nullptr ? rows[r] : r;
     const float d = delta[o];

@@ -1,0 +1,41 @@
+// FULLY_CONNECTED: y = act(W x + b), weights [out, in].
+#include "kernels/fully_connected.h"
+#include "ops/prepare_helpers.h"
+
+namespace tflm_train {
+namespace {
+
+Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
+  Dims in, out;
+  Status status = PrepareInOut(ctx, op, &in, &out);
+  if (status != Status::kOk) return status;
+  const auto options = ctx.Options<tflite::FullyConnectedOptions>(tflite::BuiltinOptions::FullyConnectedOptions);
+  if (options.weights_format() != 0) return ctx.Fail("has shuffled (non-default) weights");
+  status = ctx.FusedActivation(options.fused_activation_function(), &op->act);
+  if (status != Status::kOk) return status;
+  // One sample: TFLite flattens the input to [batch, in]; the trainer's batch is 1.
+  Dims w;
+  if (!TensorDims(ctx.view, ctx.Input(1), &w) || w.rank != 2 || w.d[1] != op->n_in || w.d[0] != op->n_out) {
+    return ctx.Fail("needs weights [outputs, inputs] for one sample of batch 1", Status::kInvalidModel);
+  }
+  const int32_t shape[2] = {op->n_out, op->n_in};
+  op->fan_in = op->n_in;
+  return PrepareWeights(ctx, shape, 2, op->n_out, op);
+}
+
+uint64_t Forward(const OpRuntime& op) {
+  kernels::FullyConnected(op.in, op.n_in, op.weights, op.bias, op.n_out, op.act, op.out);
+  return static_cast<uint64_t>(op.n_out) * op.fan_in;
+}
+
+void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* grad_w) {
+  if (grad_w != nullptr) kernels::FullyConnectedWeightGrad(op.in, op.n_in, op.d_out, kept, k, grad_w);
+  if (op.d_in != nullptr) kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, k, op.d_in);
+}
+
+}  // namespace
+
+extern const OpUnit kFullyConnected = {tflite::BuiltinOperator::FULLY_CONNECTED, "FULLY_CONNECTED", kWeights,
+                                       Prepare, Forward, nullptr, WeightBackward};
+
+}  // namespace tflm_train

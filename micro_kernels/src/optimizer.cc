@@ -1,0 +1,123 @@
+#include "optimizer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sgd.h"
+
+namespace tflm_train {
+namespace {
+
+// Updates larger than this are treated as divergence and refused. It is below
+// half a float32 ulp at FLT_MAX, so adding such a step to any finite weight
+// cannot round to Inf.
+constexpr float kMaxUpdate = 1e30f;
+
+float MaxAbs(const float* v, int n) {
+  float m = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float a = fabsf(v[i]);
+    if (!(a <= m)) m = a;  // NaN propagates as the maximum
+  }
+  return m;
+}
+
+// The gradient step of one tensor is at most lr * max_grad * max_input; with
+// momentum the velocity adds momentum * max|v|. Weight decay shrinks a weight
+// as long as wd*lr <= 1 (checked once per step).
+bool UpdateIsSafe(float lr, float max_grad, float max_input, float momentum, const float* velocity, int n) {
+  const float step = lr * max_grad;
+  if (!(step <= kMaxUpdate && step * max_input <= kMaxUpdate)) return false;
+  if (velocity == nullptr) return true;
+  return momentum * MaxAbs(velocity, n) + step * max_input <= kMaxUpdate;
+}
+
+bool StepIsSafe(const SgdSettings& sgd, const Network& net, float lr, float grad_scale) {
+  if (!(sgd.weight_decay * lr <= 1.0f)) return false;
+  for (int l = 0; l < net.num_layers; ++l) {
+    const TrainableLayer& layer = net.layers[l];
+    const OpRuntime& op = net.ops[layer.op];
+    bool safe;
+    if (layer.direct) {
+      const float max_delta = MaxAbs(op.d_out, layer.n_out);
+      safe = UpdateIsSafe(lr, max_delta, MaxAbs(op.in, op.n_in), sgd.momentum, layer.weight_velocity,
+                          layer.n_weights) &&
+             UpdateIsSafe(lr, max_delta, 1.0f, sgd.momentum, layer.bias_velocity, layer.n_bias);
+    } else {
+      safe = UpdateIsSafe(lr, MaxAbs(layer.weight_grad, layer.n_weights) * grad_scale, 1.0f, sgd.momentum,
+                          layer.weight_velocity, layer.n_weights) &&
+             (layer.bias_grad == nullptr ||
+              UpdateIsSafe(lr, MaxAbs(layer.bias_grad, layer.n_bias) * grad_scale, 1.0f, sgd.momentum,
+                           layer.bias_velocity, layer.n_bias));
+    }
+    if (!safe) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+float LearningRate(const SgdSettings& sgd, uint64_t step) {
+  return ScheduledLearningRate(sgd.schedule, sgd.learning_rate, step, sgd.decay_steps, sgd.warmup_steps,
+                               sgd.alpha, sgd.warmup_initial);
+}
+
+Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_scale, Message* why) {
+  if (!StepIsSafe(sgd, *net, lr, grad_scale)) {
+    ClearGradients(net);
+    why->Add(sgd.weight_decay * lr > 1.0f ? "weight_decay * learning_rate exceeds 1"
+                                          : "update would overflow");
+    why->Add("; step refused, weights unchanged");
+    return Status::kNonFinite;
+  }
+  const SgdStep step{lr, sgd.momentum, sgd.weight_decay};
+  const bool every_row = sgd.momentum != 0.0f || sgd.weight_decay != 0.0f;
+  for (int l = 0; l < net->num_layers; ++l) {
+    const TrainableLayer& layer = net->layers[l];
+    const OpRuntime& op = net->ops[layer.op];
+    if (!layer.direct) {
+      SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights, layer.weight_velocity);
+      if (layer.bias != nullptr) {
+        SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias, layer.bias_velocity);
+      }
+      continue;
+    }
+    // Rows a direct layer did not keep are not touched unless momentum or weight
+    // decay move every weight anyway.
+    const int32_t n_in = op.n_in;
+    if (every_row) {
+      int32_t next = 0;  // walks the ascending kept-row list
+      for (int32_t o = 0; o < layer.n_out; ++o) {
+        float delta = 0.0f;
+        if (next < layer.k && layer.rows[next] == o) {
+          delta = op.d_out[o];
+          ++next;
+        }
+        float* velocity = layer.weight_velocity != nullptr ? layer.weight_velocity + o * n_in : nullptr;
+        SgdUpdateRankOne(step, delta, op.in, n_in, layer.weights + o * n_in, velocity);
+      }
+    } else {
+      for (int32_t r = 0; r < layer.k; ++r) {
+        const int32_t o = layer.rows[r];
+        SgdUpdateRankOne(step, op.d_out[o], op.in, n_in, layer.weights + o * n_in, nullptr);
+      }
+    }
+    if (layer.bias != nullptr) {  // bias gradient uses the dense error
+      SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
+    }
+  }
+  ClearGradients(net);
+  return Status::kOk;
+}
+
+void ClearGradients(Network* net) {
+  for (int l = 0; l < net->num_layers; ++l) {
+    const TrainableLayer& layer = net->layers[l];
+    if (layer.weight_grad != nullptr) {
+      memset(layer.weight_grad, 0, static_cast<size_t>(layer.n_weights) * sizeof(float));
+    }
+    if (layer.bias_grad != nullptr) memset(layer.bias_grad, 0, static_cast<size_t>(layer.n_bias) * sizeof(float));
+  }
+}
+
+}  // namespace tflm_train

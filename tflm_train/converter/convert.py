@@ -1,0 +1,144 @@
+"""tflm_train.convert: a Keras model becomes one trainable .tflite."""
+
+import re
+
+from .. import _core
+from ..errors import ConversionError, TrainerError
+from ..optimizers import SGD
+from ..policies import Full, Policy
+from . import keras_model, tflite_graph
+from .plan_writer import LOSSES, PLAN_METADATA_NAME, STATE_METADATA_NAME, build_plan
+
+_LOSS_ALIASES = {
+    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
+    "mse": "mean_squared_error",
+    "mean_squared_error": "mean_squared_error",
+    "binary_crossentropy": "binary_crossentropy",
+}
+_LOSS_CLASSES = {
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "MeanSquaredError": "mean_squared_error",
+    "BinaryCrossentropy": "binary_crossentropy",
+}
+
+
+def loss_name(loss):
+    """The canonical Keras name of a loss given by name, alias or Keras loss object."""
+    if isinstance(loss, str):
+        if loss not in _LOSS_ALIASES:
+            raise ConversionError(f"loss '{loss}' is not supported; use one of {sorted(_LOSS_ALIASES)}")
+        return _LOSS_ALIASES[loss]
+    kind = type(loss).__name__
+    if kind not in _LOSS_CLASSES:
+        raise ConversionError(f"loss {kind} is not supported; use one of {sorted(_LOSS_ALIASES)}")
+    config = loss.get_config()
+    if config.get("from_logits") or config.get("label_smoothing"):
+        raise ConversionError("from_logits and label_smoothing are not supported: end the model in "
+                              "softmax/sigmoid instead")
+    return _LOSS_CLASSES[kind]
+
+
+def _check_operators(graph):
+    """Names the first operator the trainer does not run (its registry is the list)."""
+    supported = _core.supported_operators()
+    for op in graph.subgraphs[0].operators:
+        name = tflite_graph._op_name(graph, op)
+        if name not in supported:
+            raise ConversionError(f"TensorFlow's converter produced a {name} op, which the trainer does not run "
+                                  f"(it runs {', '.join(supported)})")
+
+
+def _check_loss_fits(loss, graph):
+    last = tflite_graph._op_name(graph, graph.subgraphs[0].operators[-1])
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy") and last != "SOFTMAX":
+        raise ConversionError(f"{loss} needs a model whose last layer ends in softmax")
+    if loss == "binary_crossentropy" and last != "LOGISTIC":
+        raise ConversionError("binary_crossentropy needs a model whose last layer ends in sigmoid")
+
+
+def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1):
+    """Converts a Keras model into a trainable .tflite (bytes).
+
+    The result runs inference in stock TFLite/TFLM unchanged and carries a
+    training plan that tflm_train's C++ trainer reads.
+
+    Args:
+      model: a built Keras Sequential or Functional model (channels_last) of
+        Dense, Conv1D, Conv2D, DepthwiseConv2D and SeparableConv2D layers (a
+        BatchNormalization right after a linear one is folded into it);
+        MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D,
+        ZeroPadding1D/2D and Add (two equal shapes); Activation (linear, relu,
+        relu6, sigmoid, tanh, softmax), ReLU, Softmax, Flatten, Reshape and
+        Dropout layers (Dropout is dropped).
+      loss: "sparse_categorical_crossentropy" or "categorical_crossentropy"
+        (model ends in softmax), "mse", or "binary_crossentropy" (ends in sigmoid);
+        the matching Keras loss objects are accepted too.
+      optimizer: a `tflm_train.SGD` (or a `keras.optimizers.SGD`).
+      trainable: None for every layer Keras marks trainable; a list of layer
+        names; or an int N for the last N weight layers (a SeparableConv2D
+        counts once and trains both its halves).
+      policy: a sparsity policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`.
+      batch_size: samples per update the on-device arena is planned for.
+
+    Raises:
+      ConversionError: for an unsupported layer, loss or option (the message names it).
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise ConversionError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not model.built:
+        raise ConversionError("the model is not built: give it an Input or call it once")
+    loss = loss_name(loss)
+    if not isinstance(optimizer, SGD):
+        try:
+            optimizer = SGD.from_keras(optimizer)
+        except (TypeError, ValueError) as e:
+            raise ConversionError(str(e)) from None
+    policy = Full() if policy is None else policy
+    if not isinstance(policy, Policy):
+        raise ConversionError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
+    if int(batch_size) != batch_size or not 1 <= batch_size <= 65536:
+        raise ConversionError(f"batch_size must be an integer from 1 to 65536, got {batch_size!r}")
+
+    keras_model.check_layers(model)
+    graph = tflite_graph.read(keras_model.to_tflite(model))
+    units = keras_model.weight_units(model)
+    ops = tflite_graph.weight_ops(graph, units)
+    _check_operators(graph)
+    _check_loss_fits(loss, graph)
+    tflite_graph.mark_trainable(ops, units, trainable)
+    layers = [op.plan_layer() for op in ops if op.trainable]
+
+    def assemble(memory):
+        plan = build_plan(layers, loss, optimizer, policy, int(batch_size), memory,
+                          0 if memory is None else memory["state_bytes"])
+        tflite_graph.add_metadata(graph, PLAN_METADATA_NAME, plan)
+        if memory is not None:  # the trainer saves its state here, so a file resumes training
+            tflite_graph.add_metadata(graph, STATE_METADATA_NAME, bytes(memory["state_bytes"]))
+        return tflite_graph.write(graph)
+
+    # The memory plan and the state's size are what the C++ measures for this very
+    # file; it also validates every operator, naming any it cannot train.
+    try:
+        memory = _core.measure_arena(assemble(None))
+    except TrainerError as e:
+        raise ConversionError(f"the trainer cannot train what TensorFlow's converter made of this model: "
+                              f"{_with_tensor_name(graph, str(e))}") from None
+    return assemble(memory)
+
+
+def _with_tensor_name(graph, message):
+    """The trainer names operators by index; TensorFlow names their outputs after the
+    Keras layers, so the message gets that name too."""
+    match = re.search(r"operator (\d+)", message)
+    operators = graph.subgraphs[0].operators
+    if match is None or int(match.group(1)) >= len(operators):
+        return message
+    output = graph.subgraphs[0].tensors[int(operators[int(match.group(1))].outputs[0])]
+    return f"{message} (its output is '{output.name.decode(errors='replace')}')"
+
+
+__all__ = ["convert", "loss_name", "LOSSES"]
