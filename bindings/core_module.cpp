@@ -28,10 +28,60 @@ struct AlignedFree {
 };
 using AlignedBytes = std::unique_ptr<uint8_t, AlignedFree>;
 
+// The exception classes, one per failing Status, made here (tflm_train.errors
+// re-exports them): TrainerError(RuntimeError) and, per status, a subclass that is
+// also the Python exception a caller would expect (ValueError, FloatingPointError).
+// Raw references, kept for the process's life (no destructor runs after Python exits).
+PyObject* g_errors[12] = {};
+
+py::object MakeError(py::module_& m, const char* name, const char* doc, std::initializer_list<py::handle> bases,
+                     Status status) {
+  py::tuple base_tuple(bases.size());
+  size_t i = 0;
+  for (py::handle base : bases) base_tuple[i++] = py::reinterpret_borrow<py::object>(base);
+  const std::string qualified = std::string("tflm_train.errors.") + name;
+  py::object cls = py::reinterpret_steal<py::object>(
+      PyErr_NewExceptionWithDoc(qualified.c_str(), doc, base_tuple.ptr(), nullptr));
+  if (!cls) throw py::error_already_set();
+  cls.attr("status") = tflm_train::StatusName(status);
+  m.attr(name) = cls;
+  g_errors[static_cast<int>(status)] = cls.inc_ref().ptr();
+  return cls;
+}
+
+void RegisterErrors(py::module_& m) {
+  py::object trainer = MakeError(m, "TrainerError", "A call into the C++ trainer failed; the trainer and its "
+                                 "weights are unchanged.", {PyExc_RuntimeError}, Status::kOk);
+  py::handle value = PyExc_ValueError;
+  MakeError(m, "InvalidArgumentError", "A bad argument: a size, a count, data of the wrong shape.", {trainer, value},
+            Status::kInvalidArgument);
+  py::object model = MakeError(m, "InvalidModelError", "The bytes are not a valid .tflite (truncated, corrupt).",
+                               {trainer, value}, Status::kInvalidModel);
+  MakeError(m, "MissingPlanError", "A valid .tflite without a tflm_train training plan: convert it first.", {model},
+            Status::kMissingPlan);
+  MakeError(m, "UnsupportedPlanVersionError", "A plan written for another version of the trainer.", {model},
+            Status::kUnsupportedPlanVersion);
+  MakeError(m, "InvalidPlanError", "The training plan does not fit the model it rides in.", {model},
+            Status::kInvalidPlan);
+  MakeError(m, "UnsupportedModelError", "An operator, option, type or shape the trainer does not run.",
+            {trainer, value}, Status::kUnsupportedModel);
+  py::object arena = MakeError(m, "ArenaTooSmallError", "The arena cannot hold the trainer; `required_bytes` says "
+                               "what would.", {trainer, value}, Status::kArenaTooSmall);
+  arena.attr("required_bytes") = 0;
+  MakeError(m, "BadInputError", "Input values that are not finite.", {trainer, value}, Status::kBadInput);
+  MakeError(m, "BadLabelError", "A label out of range or not finite.", {trainer, value}, Status::kBadLabel);
+  MakeError(m, "NonFiniteError", "The step would have written NaN/Inf; it was refused and weights are unchanged.",
+            {trainer, PyExc_FloatingPointError}, Status::kNonFinite);
+  MakeError(m, "NotInitializedError", "The trainer's Init has not succeeded.", {trainer}, Status::kNotInitialized);
+}
+
 [[noreturn]] void Raise(Status status, const std::string& message, size_t required = 0) {
-  py::module_::import("tflm_train.errors")
-      .attr("raise_for_status")(tflm_train::StatusName(status), message, required);
-  throw py::error_already_set();  // raise_for_status always raises
+  const int index = static_cast<int>(status);
+  py::handle cls = index > 0 && index < 12 ? g_errors[index] : g_errors[0];
+  py::object error = cls(message);
+  if (status == Status::kArenaTooSmall) error.attr("required_bytes") = required;
+  PyErr_SetObject(cls.ptr(), error.ptr());
+  throw py::error_already_set();
 }
 
 AlignedBytes AllocateAligned(size_t size, const char* what) {
@@ -45,46 +95,72 @@ AlignedBytes AllocateAligned(size_t size, const char* what) {
   return AlignedBytes(p);
 }
 
-tflm_train::PolicyParams PolicyFromDict(const py::dict& d) {
-  tflm_train::PolicyParams p;
-  p.kind = static_cast<tflm_train::PolicyKind>(d["kind"].cast<int>());
-  p.ratio = d["ratio"].cast<float>();
-  p.s_min = d["s_min"].cast<float>();
-  p.s_max = d["s_max"].cast<float>();
-  p.zeta = d["zeta"].cast<float>();
-  p.ymax_decay = d["ymax_decay"].cast<float>();
-  p.d_min = d["d_min"].cast<float>();
-  p.d_max = d["d_max"].cast<float>();
-  p.beta = d["beta"].cast<float>();
-  p.tau = d["tau"].cast<float>();
-  return p;
+// The typed records the binding hands out (Counters, ArenaReport, PolicyParams) are
+// classes with one attribute per field. They also read like a mapping (r["steps"],
+// dict(r), ==), so they compare with the plain dicts of the Python reference trainer.
+template <typename T>
+void AddFields(py::class_<T>& cls, std::vector<std::string> fields) {
+  cls.def("__copy__", [](const T& self) { return T(self); })
+      .def("__deepcopy__", [](const T& self, py::dict) { return T(self); })
+      .def("keys", [fields](const T&) { return fields; })
+      .def("__getitem__", [fields](py::object self, const std::string& key) {
+        if (std::find(fields.begin(), fields.end(), key) == fields.end()) throw py::key_error(key);
+        return self.attr(key.c_str());
+      })
+      .def("__eq__", [fields](py::object self, py::object other) {
+        if (!py::hasattr(other, "keys")) return false;
+        py::dict mine, theirs;
+        for (const std::string& f : fields) mine[f.c_str()] = self.attr(f.c_str());
+        for (py::handle key : other.attr("keys")()) theirs[key] = other[key];
+        return mine.equal(theirs);
+      })
+      .def("__repr__", [fields, name = std::string(py::str(cls.attr("__name__")))](py::object self) {
+        std::string text = name + "(";
+        for (size_t i = 0; i < fields.size(); ++i) {
+          text += (i ? ", " : "") + fields[i] + "=" + std::string(py::repr(self.attr(fields[i].c_str())));
+        }
+        return text + ")";
+      });
 }
 
-py::dict PolicyToDict(const tflm_train::PolicyParams& p) {
-  py::dict d;
-  d["kind"] = static_cast<int>(p.kind);
-  d["ratio"] = p.ratio;
-  d["s_min"] = p.s_min;
-  d["s_max"] = p.s_max;
-  d["zeta"] = p.zeta;
-  d["ymax_decay"] = p.ymax_decay;
-  d["d_min"] = p.d_min;
-  d["d_max"] = p.d_max;
-  d["beta"] = p.beta;
-  d["tau"] = p.tau;
-  return d;
-}
-
-py::dict ReportToDict(const tflm_train::ArenaReport& r) {
-  py::dict d;
-  d["required_bytes"] = r.required_bytes;
-  d["activation_bytes"] = r.activation_bytes;
-  d["gradient_bytes"] = r.gradient_bytes;
-  d["optimizer_bytes"] = r.optimizer_bytes;
-  d["scratch_bytes"] = r.scratch_bytes;
-  d["bookkeeping_bytes"] = r.bookkeeping_bytes;
-  d["complete"] = r.complete;
-  return d;
+void BindRecords(py::module_& m) {
+  py::class_<tflm_train::Counters> counters(m, "Counters", "Cumulative steps, samples and MACs of a trainer.");
+  counters.def_readonly("steps", &tflm_train::Counters::steps)
+      .def_readonly("updates", &tflm_train::Counters::updates)
+      .def_readonly("samples", &tflm_train::Counters::samples)
+      .def_readonly("trained", &tflm_train::Counters::trained)
+      .def_readonly("skipped", &tflm_train::Counters::skipped)
+      .def_readonly("forward_macs", &tflm_train::Counters::forward_macs)
+      .def_readonly("backward_macs", &tflm_train::Counters::backward_macs)
+      .def_readonly("selection_ops", &tflm_train::Counters::selection_ops)
+      .def_readonly("epochs", &tflm_train::Counters::epochs);
+  AddFields(counters, {"steps", "updates", "samples", "trained", "skipped", "forward_macs", "backward_macs",
+                       "selection_ops", "epochs"});
+  py::class_<tflm_train::ArenaReport> report(m, "ArenaReport", "Where the arena goes, in bytes.");
+  report.def_readonly("required_bytes", &tflm_train::ArenaReport::required_bytes)
+      .def_readonly("complete", &tflm_train::ArenaReport::complete)
+      .def_readonly("activation_bytes", &tflm_train::ArenaReport::activation_bytes)
+      .def_readonly("gradient_bytes", &tflm_train::ArenaReport::gradient_bytes)
+      .def_readonly("optimizer_bytes", &tflm_train::ArenaReport::optimizer_bytes)
+      .def_readonly("scratch_bytes", &tflm_train::ArenaReport::scratch_bytes)
+      .def_readonly("bookkeeping_bytes", &tflm_train::ArenaReport::bookkeeping_bytes);
+  AddFields(report, {"required_bytes", "complete", "activation_bytes", "gradient_bytes", "optimizer_bytes",
+                     "scratch_bytes", "bookkeeping_bytes"});
+  py::class_<tflm_train::PolicyParams> policy(m, "PolicyParams", "A sparsity policy's parameters (kind: the plan "
+                                              "schema's PolicyKind).");
+  policy.def(py::init<>())
+      .def_property("kind", [](const tflm_train::PolicyParams& p) { return static_cast<int>(p.kind); },
+                    [](tflm_train::PolicyParams& p, int kind) { p.kind = static_cast<tflm_train::PolicyKind>(kind); })
+      .def_readwrite("ratio", &tflm_train::PolicyParams::ratio)
+      .def_readwrite("s_min", &tflm_train::PolicyParams::s_min)
+      .def_readwrite("s_max", &tflm_train::PolicyParams::s_max)
+      .def_readwrite("zeta", &tflm_train::PolicyParams::zeta)
+      .def_readwrite("ymax_decay", &tflm_train::PolicyParams::ymax_decay)
+      .def_readwrite("d_min", &tflm_train::PolicyParams::d_min)
+      .def_readwrite("d_max", &tflm_train::PolicyParams::d_max)
+      .def_readwrite("beta", &tflm_train::PolicyParams::beta)
+      .def_readwrite("tau", &tflm_train::PolicyParams::tau);
+  AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau"});
 }
 
 tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy,
@@ -94,7 +170,7 @@ tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& po
   options.restore_state = restore_state;
   if (!policy.is_none()) {
     options.override_policy = true;
-    options.policy = PolicyFromDict(policy.cast<py::dict>());
+    options.policy = policy.cast<tflm_train::PolicyParams>();
   }
   return options;
 }
@@ -339,21 +415,6 @@ class PyTrainer {
     if (s != Status::kOk) Raise(s, trainer_.error_message());
   }
 
-  py::dict Counters() const {
-    const tflm_train::Counters& c = trainer_.counters();
-    py::dict d;
-    d["steps"] = c.steps;
-    d["updates"] = c.updates;
-    d["samples"] = c.samples;
-    d["trained"] = c.trained;
-    d["skipped"] = c.skipped;
-    d["forward_macs"] = c.forward_macs;
-    d["backward_macs"] = c.backward_macs;
-    d["selection_ops"] = c.selection_ops;
-    d["epochs"] = c.epochs;
-    return d;
-  }
-
   std::vector<size_t> LayerOutputs() const {
     std::vector<size_t> out;
     for (int i = 0; i < trainer_.num_trainable_layers(); ++i) out.push_back(trainer_.layer_outputs(i));
@@ -395,15 +456,15 @@ class PyTrainer {
   tflm_train::Trainer trainer_;
 };
 
-// The arena report, plus `state_bytes`: the size of the model's training state.
-py::dict MeasureArena(const py::bytes& model, uint32_t batch_size, const py::object& policy) {
+// (ArenaReport, bytes of the model's training state).
+py::tuple MeasureArena(const py::bytes& model, uint32_t batch_size, const py::object& policy) {
   std::string bytes = model;
   AlignedBytes copy = AllocateAligned(bytes.size(), "model");
   std::memcpy(copy.get(), bytes.data(), bytes.size());
   size_t state_bytes = 0;
-  py::dict d = ReportToDict(Measure(copy.get(), bytes.size(), MakeOptions(batch_size, policy), &state_bytes));
-  d["state_bytes"] = state_bytes;
-  return d;
+  const tflm_train::ArenaReport report = Measure(copy.get(), bytes.size(), MakeOptions(batch_size, policy),
+                                                 &state_bytes);
+  return py::make_tuple(report, state_bytes);
 }
 
 // The TFLite builtin operators the trainer runs (its op registry).
@@ -450,7 +511,7 @@ py::dict Describe(const py::bytes& model) {
   d["version"] = plan.version();
   d["loss"] = static_cast<int>(plan.loss());
   d["batch_size"] = plan.batch_size();
-  d["policy"] = PolicyToDict(trainer.policy());
+  d["policy"] = trainer.policy();
   const tflm_train::SgdSettings& sgd = trainer.optimizer();
   py::dict optimizer;
   optimizer["learning_rate"] = sgd.learning_rate;
@@ -518,6 +579,8 @@ py::dict Describe(const py::bytes& model) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "Host binding over the micro_kernels C++ trainer.";
+  RegisterErrors(m);
+  BindRecords(m);
   m.def("supported_operators", &SupportedOperators, "The TFLite builtin operators the trainer runs.");
   m.def("describe", &Describe, py::arg("model"), "The plan and every operator as the trainer runs it.");
   m.def("measure_arena", &MeasureArena, py::arg("model"), py::arg("batch_size") = 0,
@@ -539,10 +602,10 @@ PYBIND11_MODULE(_core, m) {
       .def("save_state", &PyTrainer::SaveState)
       .def("load_state", &PyTrainer::LoadState)
       .def("reset_policy_state", [](PyTrainer& t) { t.trainer().ResetPolicyState(); })
-      .def_property_readonly("counters", &PyTrainer::Counters)
-      .def_property_readonly("arena_report", [](PyTrainer& t) { return ReportToDict(t.trainer().arena_report()); })
+      .def_property_readonly("counters", [](PyTrainer& t) { return t.trainer().counters(); })
+      .def_property_readonly("arena_report", [](PyTrainer& t) { return t.trainer().arena_report(); })
       .def_property_readonly("arena_size", &PyTrainer::arena_size)
-      .def_property_readonly("policy", [](PyTrainer& t) { return PolicyToDict(t.trainer().policy()); })
+      .def_property_readonly("policy", [](PyTrainer& t) { return t.trainer().policy(); })
       .def_property_readonly("input_size", [](PyTrainer& t) { return t.trainer().input_size(); })
       .def_property_readonly("output_size", [](PyTrainer& t) { return t.trainer().output_size(); })
       .def_property_readonly("target_size", [](PyTrainer& t) { return t.trainer().target_size(); })

@@ -123,7 +123,7 @@ def cmd_inspect(args):
 
     with open(args.model, "rb") as f:
         data = f.read()
-    report = _core.measure_arena(data, args.batch_size)  # verifies the file first
+    report, _ = _core.measure_arena(data, args.batch_size)  # verifies the file first
     info = read_model_info(data)
     print(f"{args.model}: {len(data)} bytes, plan version {info.version}, training state {info.state_bytes} bytes")
     print(f"input {info.input_shape} -> output {info.output_shape}")

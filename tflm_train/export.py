@@ -23,7 +23,7 @@ def to_c_source(model_bytes, name="g_model", source=None):
     data = bytes(model_bytes)
     if not _IDENTIFIER.match(name or ""):
         raise ValueError(f"--name must be a C identifier, got {name!r}")
-    report = _core.measure_arena(data, 0)  # verifies the file and its training plan
+    report, _ = _core.measure_arena(data, 0)  # verifies the file and its training plan
     info = read_model_info(data)
     rows = []
     for i in range(0, len(data), 16):

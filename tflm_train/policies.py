@@ -22,6 +22,15 @@ class Policy:
         values["kind"] = _KINDS[type(self).__name__]
         return values
 
+    def to_params(self):
+        """The parameters as the compiled trainer takes them (a typed record)."""
+        from . import _core
+
+        params = _core.PolicyParams()
+        for key, value in self.to_dict().items():
+            setattr(params, key, value)
+        return params
+
     @property
     def name(self):
         return type(self).__name__
@@ -77,7 +86,7 @@ class TinyPropV2(TinyProp):
 
 
 def policy_from_dict(values):
-    """The policy a plan or the C++ trainer describes."""
+    """The policy a plan or the C++ trainer describes (a dict or its typed record)."""
     kind = {v: k for k, v in _KINDS.items()}[int(values["kind"])]
     if kind == "Full":
         return Full()

@@ -129,7 +129,7 @@ class MicroTrainer:
         self.stop_training = False
 
     def _make_core(self, model_bytes, batch_size, restore_state=True):
-        policy = None if self._policy_override is None else self._policy_override.to_dict()
+        policy = None if self._policy_override is None else self._policy_override.to_params()
         return _core.Trainer(model_bytes, self._arena_size or 0, batch_size, policy, restore_state)
 
     # --- properties -----------------------------------------------------------------
@@ -245,7 +245,7 @@ class MicroTrainer:
         try:
             self._core.check(x, y)
         except TrainerError as e:
-            raise type(e)(f"{prefix}{e}", e.status) from None
+            raise type(e)(f"{prefix}{e}") from None
         return x, y
 
     def check_data(self, x, y=None, name=""):
@@ -272,8 +272,9 @@ class MicroTrainer:
         try:
             core = self._make_core(weights, int(batch_size))  # resumes from the state in `weights`
         except ArenaTooSmallError as e:
-            raise ArenaTooSmallError(f"batch_size={batch_size} needs a larger arena: {e}", e.status,
-                                     e.required_bytes) from None
+            error = ArenaTooSmallError(f"batch_size={batch_size} needs a larger arena: {e}")
+            error.required_bytes = e.required_bytes
+            raise error from None
         core.load_state(state)
         self._core = core
 

@@ -112,22 +112,21 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
     tflite_graph.mark_trainable(ops, units, trainable)
     layers = [op.plan_layer() for op in ops if op.trainable]
 
-    def assemble(memory):
-        plan = build_plan(layers, loss, optimizer, policy, int(batch_size), memory,
-                          0 if memory is None else memory["state_bytes"])
+    def assemble(memory, state_bytes=0):
+        plan = build_plan(layers, loss, optimizer, policy, int(batch_size), memory, state_bytes)
         tflite_graph.add_metadata(graph, PLAN_METADATA_NAME, plan)
         if memory is not None:  # the trainer saves its state here, so a file resumes training
-            tflite_graph.add_metadata(graph, STATE_METADATA_NAME, bytes(memory["state_bytes"]))
+            tflite_graph.add_metadata(graph, STATE_METADATA_NAME, bytes(state_bytes))
         return tflite_graph.write(graph)
 
     # The memory plan and the state's size are what the C++ measures for this very
     # file; it also validates every operator, naming any it cannot train.
     try:
-        memory = _core.measure_arena(assemble(None))
+        memory, state_bytes = _core.measure_arena(assemble(None))
     except TrainerError as e:
         raise ConversionError(f"the trainer cannot train what TensorFlow's converter made of this model: "
                               f"{_with_tensor_name(graph, str(e))}") from None
-    return assemble(memory)
+    return assemble(memory, state_bytes)
 
 
 def _with_tensor_name(graph, message):

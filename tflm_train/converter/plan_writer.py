@@ -59,7 +59,7 @@ def build_plan(layers, loss, sgd, policy, batch_size, memory=None, state_bytes=0
     layers: dicts with op_index (the weight operator in subgraph 0), name, and
       optionally bias_op_index and has_bias (see the schema), in forward order;
     loss: a key of LOSSES; sgd: a tflm_train.SGD; policy: a tflm_train policy;
-    memory: the C++ planner's report (measure_arena) or None; state_bytes: the
+    memory: the C++ planner's ArenaReport (measure_arena) or None; state_bytes: the
       size of the training state.
     """
     plan = {
@@ -68,7 +68,7 @@ def build_plan(layers, loss, sgd, policy, batch_size, memory=None, state_bytes=0
         "loss": int(LOSSES[loss]),
         "optimizer": {"learning_rate": sgd.learning_rate, "momentum": sgd.momentum,
                       "weight_decay": sgd.weight_decay},
-        "policy": {k: v for k, v in policy.to_dict().items()},
+        "policy": policy.to_dict(),
         "batch_size": batch_size,
         "state_bytes": state_bytes,
     }
@@ -77,9 +77,9 @@ def build_plan(layers, loss, sgd, policy, batch_size, memory=None, state_bytes=0
                                  warmup_steps=sgd.schedule.warmup_steps, alpha=sgd.schedule.alpha,
                                  warmup_initial=sgd.schedule.warmup_initial)
     if memory is not None:
-        plan["memory"] = {"arena_bytes": memory["required_bytes"], "activation_bytes": memory["activation_bytes"],
-                          "gradient_bytes": memory["gradient_bytes"], "optimizer_bytes": memory["optimizer_bytes"],
-                          "scratch_bytes": memory["scratch_bytes"]}
+        plan["memory"] = {"arena_bytes": memory.required_bytes, "activation_bytes": memory.activation_bytes,
+                          "gradient_bytes": memory.gradient_bytes, "optimizer_bytes": memory.optimizer_bytes,
+                          "scratch_bytes": memory.scratch_bytes}
     builder = flatbuffers.Builder(1024)
     builder.Finish(_table(builder, S.ROOT, plan), file_identifier=S.FILE_IDENTIFIER)
     return bytes(builder.Output())
