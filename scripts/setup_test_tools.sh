@@ -3,7 +3,8 @@
 # toolchain and QEMU for examples/cortex_m and tests/test_cortex_m.py
 # (arm-none-eabi-gcc/g++ with newlib and libstdc++, qemu-system-arm), Debian's
 # FlatBuffers headers (libflatbuffers-dev) for the FlatBuffers-version test in
-# tests/test_cpp_unit.py, and CMake and g++ for the C++ unit tests when missing.
+# tests/test_cpp_unit.py, clang with libFuzzer's runtime for tests/test_fuzzing.py and
+# benchmarks/fuzz.py, and CMake and g++ for the C++ unit tests when missing.
 # Quiet and non-interactive; does nothing when everything is there.
 #   bash scripts/setup_test_tools.sh
 set -euo pipefail
@@ -14,6 +15,9 @@ fi
 command -v qemu-system-arm >/dev/null || packages+=(qemu-system-arm)
 [ -f /usr/include/flatbuffers/flatbuffers.h ] || packages+=(libflatbuffers-dev)
 command -v cmake >/dev/null || packages+=(cmake)
+command -v clang++ >/dev/null || packages+=(clang)
+# libFuzzer's runtime for clang (the fuzz harnesses in micro_kernels/fuzz).
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || packages+=(libclang-rt-14-dev)
 command -v g++ >/dev/null || packages+=(g++)
 if [ "${#packages[@]}" -gt 0 ]; then
   SUDO=""

@@ -8,7 +8,16 @@
 #include <errno.h>
 #include <stddef.h>
 
-#if defined(__GLIBC__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TFLM_TRAIN_TESTS_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TFLM_TRAIN_TESTS_ASAN 1
+#endif
+
+#if defined(__GLIBC__) && !defined(TFLM_TRAIN_TESTS_ASAN)
 
 namespace test {
 constexpr bool kCountsHeap = true;
@@ -44,7 +53,7 @@ extern "C" int posix_memalign(void** out, size_t alignment, size_t size) noexcep
 #else
 
 namespace test {
-constexpr bool kCountsHeap = false;  // no portable way to interpose the allocator here
+constexpr bool kCountsHeap = false;  // no portable interposition here, or ASan owns the allocator
 inline volatile unsigned long g_heap_calls = 0;
 }  // namespace test
 
