@@ -1,6 +1,7 @@
 """CNN builders shared by the CNN tests: a battery of single-feature layer
 configurations, the papers' 5-layer CNNs (2-D for 28x28x1 images, 1-D for
-128x6 sensor windows) and a small MobileNetV2-style network."""
+128x6 sensor windows), a small MobileNetV2-style network, and the reference
+trainer's CNN configurations and batch-norm model."""
 
 import numpy as np
 
@@ -174,10 +175,140 @@ def randomize(model, seed):
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
 
 
-def class_data(input_shape, classes, samples, seed):
-    """Gaussian inputs; labels from a fixed random linear map (a learnable signal)."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(samples,) + tuple(input_shape)).astype(np.float32)
-    w = rng.normal(size=(int(np.prod(input_shape)), classes)).astype(np.float32)
-    labels = np.argmax(x.reshape(samples, -1) @ w, axis=1)
-    return x, labels.astype(np.float32), np.eye(classes, dtype=np.float32)[labels]
+# --- the reference trainer's CNN configurations (tests/test_reference_cnn.py) -----------------
+# Each builder takes the final activation ("softmax" or "linear") of its Dense 'out'.
+
+def _out_head(h, classes, final):
+    return L.Dense(classes, activation=final, name="out")(h)
+
+
+def conv_valid_strided(final):
+    """Conv2D valid stride 1, Conv2D same stride 2, MaxPooling2D valid."""
+    inp = keras.Input((9, 9, 2))
+    h = L.Conv2D(4, 3, activation="relu", name="c1")(inp)
+    h = L.Conv2D(3, 3, strides=2, padding="same", activation="tanh", name="c2")(h)
+    h = L.MaxPooling2D(2, name="pool")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def conv_rect_same(final):
+    """Rectangular kernel and strides, SAME padding; MaxPooling2D SAME with stride != size."""
+    inp = keras.Input((9, 7, 3))
+    h = L.Conv2D(4, (3, 2), strides=(2, 1), padding="same", activation="relu", name="c1")(inp)
+    h = L.MaxPooling2D(3, strides=2, padding="same", name="pool")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def conv_dilated(final):
+    """Dilated convolutions (SAME and VALID), AveragePooling2D VALID, GlobalAveragePooling2D."""
+    inp = keras.Input((10, 10, 2))
+    h = L.Conv2D(4, 3, dilation_rate=2, padding="same", activation="sigmoid", name="c1")(inp)
+    h = L.Conv2D(3, 3, dilation_rate=(1, 2), name="c2")(h)
+    h = L.AveragePooling2D(2, name="pool")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(inp, _out_head(h, 4, final))
+
+
+def depthwise_m1(final):
+    """DepthwiseConv2D multiplier 1 SAME, a 1x1 Conv2D, AveragePooling2D SAME."""
+    inp = keras.Input((8, 8, 3))
+    h = L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(inp)
+    h = L.Conv2D(4, 1, name="pw")(h)
+    h = L.AveragePooling2D(3, strides=2, padding="same", name="pool")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def depthwise_m2(final):
+    """DepthwiseConv2D multiplier 2, stride 2, VALID."""
+    inp = keras.Input((9, 9, 2))
+    h = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, activation="tanh", name="dw")(inp)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def separable(final):
+    """SeparableConv2D SAME with multiplier 2, then one strided VALID without bias."""
+    inp = keras.Input((8, 8, 3))
+    h = L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu", name="s1")(inp)
+    h = L.SeparableConv2D(4, 3, strides=2, use_bias=False, name="s2")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(inp, _out_head(h, 4, final))
+
+
+def conv1d(final):
+    """Conv1D strided SAME and dilated VALID, 1-D pooling in both paddings, global average."""
+    inp = keras.Input((16, 3))
+    h = L.Conv1D(5, 3, strides=2, padding="same", activation="relu", name="k1")(inp)
+    h = L.MaxPooling1D(2, padding="same", name="p1")(h)
+    h = L.Conv1D(4, 2, dilation_rate=2, name="k2")(h)
+    h = L.AveragePooling1D(2, padding="same", name="p2")(h)
+    h = L.GlobalAveragePooling1D(name="gap")(h)
+    return keras.Model(inp, _out_head(h, 4, final))
+
+
+def conv1d_pad_relu6(final):
+    """ZeroPadding1D, Conv1D with the relu6 activation, MaxPooling1D VALID, causal Conv1D."""
+    inp = keras.Input((12, 2))
+    h = L.ZeroPadding1D((2, 1), name="zp")(inp)
+    h = L.Conv1D(4, 3, activation="relu6", name="k1")(h)
+    h = L.MaxPooling1D(3, strides=2, name="p1")(h)
+    h = L.Conv1D(3, 2, padding="causal", dilation_rate=2, name="k2")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def zeropad2d_relu6(final):
+    """ZeroPadding2D (asymmetric), a ReLU6 layer, AveragePooling2D SAME stride 1."""
+    inp = keras.Input((6, 6, 2))
+    h = L.ZeroPadding2D(((1, 2), (0, 1)), name="zp")(inp)
+    h = L.Conv2D(4, 3, name="c1")(h)
+    h = L.ReLU(max_value=6.0, name="relu6")(h)
+    h = L.AveragePooling2D(2, strides=1, padding="same", name="pool")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def residual(final):
+    """A residual block: stem, two convolutions on one branch, identity skip, Add."""
+    inp = keras.Input((8, 8, 3))
+    stem = L.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inp)
+    h = L.Conv2D(4, 3, padding="same", activation="relu", name="b1")(stem)
+    h = L.Conv2D(4, 3, padding="same", name="b2")(h)
+    h = L.Add(name="add")([stem, h])
+    h = L.ReLU(name="relu")(h)
+    h = L.MaxPooling2D(2, name="pool")(h)
+    h = L.Conv2D(2, 1, name="squeeze")(h)
+    return keras.Model(inp, _out_head(L.Flatten()(h), 4, final))
+
+
+def nested_sequential(final):
+    """A Sequential nested in a Sequential, Activation('relu6'), Dropout, Reshape, Softmax layer."""
+    block = keras.Sequential([keras.Input((7, 7, 1)), L.Conv2D(3, 3, name="c1"), L.Activation("relu6", name="a1")],
+                             name="block")
+    layers = [keras.Input((7, 7, 1)), block, L.Reshape((75,), name="reshape"), L.Dropout(0.5, name="drop"),
+              L.Dense(4, name="out")]
+    if final == "softmax":
+        layers.append(L.Softmax(name="softmax"))
+    return keras.Sequential(layers)
+
+
+REFERENCE_CNNS = {f.__name__: f for f in (conv_valid_strided, conv_rect_same, conv_dilated, depthwise_m1, depthwise_m2,
+                                          separable, conv1d, conv1d_pad_relu6, zeropad2d_relu6, residual,
+                                          nested_sequential)}
+
+
+def bn_model():
+    """Batch norm after a Conv2D, a bias-less DepthwiseConv2D, a SeparableConv2D and a
+    Dense layer, each followed by a ReLU: every kind of folded unit."""
+    inp = keras.Input((8, 8, 2))
+    h = L.Conv2D(4, 3, padding="same", name="c1")(inp)
+    h = L.BatchNormalization(name="bn1")(h)
+    h = L.ReLU(name="r1")(h)
+    h = L.DepthwiseConv2D(3, use_bias=False, name="dw")(h)
+    h = L.BatchNormalization(name="bn2")(h)
+    h = L.ReLU(name="r2")(h)
+    h = L.SeparableConv2D(5, 3, padding="same", name="sep")(h)
+    h = L.BatchNormalization(name="bn3")(h)
+    h = L.ReLU(name="r3")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    h = L.Dense(6, name="d1")(h)
+    h = L.BatchNormalization(name="bn4")(h)
+    h = L.ReLU(name="r4")(h)
+    return keras.Model(inp, L.Dense(3, activation="softmax", name="out")(h))

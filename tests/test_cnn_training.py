@@ -25,43 +25,19 @@ import pytest
 import keras
 
 import tflm_train
-from tflm_train.converter.keras_model import weight_units
-from tflm_train.reference import ReferenceTrainer, micro_weights
+from tflm_train.reference import ReferenceTrainer
 
 import cnn_models as C
 import helpers as H
 
-WEIGHT_RTOL = 1e-5
 LOSS_RTOL = 1e-5
 INFER_TOL = 1e-5
-
-
-def keras_unit_weights(model):
-    """{unit name: (kernel in TFLite layout, bias or None)} of the Keras model."""
-    out = {}
-    for unit in weight_units(model):
-        kernel, bias = unit.values()
-        out[unit.name] = (unit.tflite_kernel(kernel), bias)
-    return out
-
-
-def assert_close_to_scale(got, want, rtol=WEIGHT_RTOL, context=""):
-    assert sorted(got) == sorted(want), f"{context}: units {sorted(got)} != {sorted(want)}"
-    for name, (w_want, b_want) in want.items():
-        w_got, b_got = got[name]
-        for what, g, w in (("kernel", w_got, w_want), ("bias", b_got, b_want)):
-            if w is None:
-                assert g is None, f"{context}: {name} has a {what} it should not"
-                continue
-            scale = float(np.max(np.abs(w)))
-            np.testing.assert_allclose(g, w, rtol=0, atol=rtol * scale,
-                                       err_msg=f"{context}: {what} of {name} (scale {scale:.3g})")
 
 
 def _data(model, loss, samples, seed):
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     classes = int(model.outputs[0].shape[-1])
-    x, labels, onehot = C.class_data(shape, classes, samples, seed)
+    x, labels, onehot = H.class_data(shape, classes, samples, seed)
     return x, (labels if loss == "sparse_categorical_crossentropy" else onehot)
 
 
@@ -99,15 +75,14 @@ def test_layer_config_infers_like_keras_in_tflm_and_trainer(layer_models, name):
 @pytest.mark.parametrize("name", list(C.LAYER_CONFIGS))
 def test_layer_config_one_step_matches_gradient_tape(layer_models, name, batch_size):
     model, loss, converted = layer_models[name]
-    model = keras.models.clone_model(model)  # the fixture's model stays at its initial weights
-    model.set_weights(layer_models[name][0].get_weights())
+    model = H.clone(model)  # the fixture's model stays at its initial weights
     x, y = _data(model, loss, batch_size, seed=2)
     trainer = tflm_train.MicroTrainer(converted[batch_size])
     result = trainer.train_step(x, y)
-    keras_loss = H.KerasReference(model, tflm_train.SGD(0.05), loss, training=False).step(x, y)
+    keras_loss = H.KerasReference(model, tflm_train.SGD(0.05), loss).step(x, y)
     assert result.loss == pytest.approx(keras_loss, rel=LOSS_RTOL, abs=1e-7)
     assert result.trained == batch_size and not result.skipped
-    assert_close_to_scale(H.weights_from_bytes(trainer.model_bytes), keras_unit_weights(model),
+    H.assert_close_to_scale(H.weights_from_bytes(trainer.model_bytes), H.keras_unit_weights(model),
                           context=f"{name} batch {batch_size}")
 
 
@@ -141,54 +116,17 @@ def test_paper_cnn_one_step_matches_gradient_tape(name):
     trainer = tflm_train.MicroTrainer(tflm_train.convert(model, loss="sparse_categorical_crossentropy", optimizer=sgd))
     x, y = _data(model, "sparse_categorical_crossentropy", 1, seed=4)
     result = trainer.train_step(x, y)
-    keras_loss = H.KerasReference(model, sgd, "sparse_categorical_crossentropy", training=False).step(x, y)
+    keras_loss = H.KerasReference(model, sgd, "sparse_categorical_crossentropy").step(x, y)
     assert result.loss == pytest.approx(keras_loss, rel=LOSS_RTOL)
-    assert_close_to_scale(H.weights_from_bytes(trainer.model_bytes), keras_unit_weights(model), context=name)
+    H.assert_close_to_scale(H.weights_from_bytes(trainer.model_bytes), H.keras_unit_weights(model), context=name)
 
 
 def twins(model, policy, trainable=None, sgd=None, loss="sparse_categorical_crossentropy"):
     sgd = sgd or tflm_train.SGD(0.05)
     micro = tflm_train.MicroTrainer(tflm_train.convert(model, loss=loss, optimizer=sgd, policy=policy,
                                                        trainable=trainable))
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    ref = ReferenceTrainer(clone, loss=loss, optimizer=sgd, policy=policy, trainable=trainable)
+    ref = ReferenceTrainer(H.clone(model), loss=loss, optimizer=sgd, policy=policy, trainable=trainable)
     return micro, ref
-
-
-def _weights_differ(micro, ref):
-    try:
-        assert_close_to_scale(micro_weights(micro.model_bytes), ref.get_weights(layout="micro"))
-    except AssertionError as e:
-        return str(e)
-    return None
-
-
-def run_parity(micro, ref, x, y, steps, max_resync_share=0.25):
-    """Trains both sample by sample; k, skips and MACs must be identical and the
-    weights close after every step, except where the reference flagged a float32
-    near-tie that step (then it takes over the C++'s state). Returns the flags used."""
-    resyncs = []
-    for i in range(steps):
-        a = micro.train_step(x[i:i + 1], y[i:i + 1])
-        b = ref.train_step(x[i:i + 1], y[i:i + 1])
-        flagged = [amb for amb in ref.ambiguities if amb["step"] == i]
-        decisions = (np.array_equal(a.sample_k, b.sample_k) and
-                     np.array_equal(a.sample_skipped, b.sample_skipped) and
-                     a.forward_macs == b.forward_macs and a.backward_macs == b.backward_macs)
-        problem = None if decisions else (f"k {np.asarray(a.sample_k).tolist()} vs {np.asarray(b.sample_k).tolist()}, "
-                                          f"skipped {a.skipped} vs {b.skipped}, MACs {a.forward_macs}/"
-                                          f"{a.backward_macs} vs {b.forward_macs}/{b.backward_macs}")
-        problem = problem or _weights_differ(micro, ref)
-        if problem is not None:
-            assert flagged, f"step {i}: {problem} (Ymax C++ {micro.ymax}, reference {ref.ymax}); nothing flagged"
-            resyncs.append((i, flagged[0]["kind"]))
-            ref.set_weights(micro_weights(micro.model_bytes))
-            ref.ymax = micro.ymax
-        assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-6), f"step {i} loss"
-    assert len(resyncs) <= steps * max_resync_share, f"too many near-ties: {resyncs}"
-    np.testing.assert_allclose(micro.ymax, ref.ymax, rtol=1e-5)
-    return resyncs
 
 
 POLICIES = {
@@ -205,7 +143,7 @@ def test_policy_parity_with_reference_on_cnns(name, policy):
     model = _paper_model(name, seed=5)
     micro, ref = twins(model, POLICIES[policy])
     x, y = _data(model, "sparse_categorical_crossentropy", 24, seed=6)
-    resyncs = run_parity(micro, ref, x, y, steps=24)
+    resyncs = H.run_parity(micro, ref, x, y, steps=24)
     exact = ("samples", "forward_macs") + (() if any(kind != "selection_tie" for _, kind in resyncs)
                                            else ("trained", "skipped", "backward_macs"))
     for key in exact:
@@ -228,7 +166,7 @@ def test_mobilenet_v2_style_full_step_matches_reference():
     model = _paper_model("mobilenet_v2_style", seed=7)
     micro, ref = twins(model, tflm_train.Full())
     x, y = _data(model, "sparse_categorical_crossentropy", 3, seed=8)
-    run_parity(micro, ref, x, y, steps=3)
+    H.run_parity(micro, ref, x, y, steps=3)
 
 
 # --- frozen prefixes ----------------------------------------------------------------------
@@ -244,7 +182,7 @@ def test_frozen_prefix_does_no_backward_before_the_first_trainable_layer():
         # fc1 (144 -> 32): weight gradient only; fc2 (32 -> 10): weight and input gradient.
         assert a.backward_macs == 32 * 144 + 2 * 10 * 32 == b.backward_macs
     # The convolutions' weights did not move.
-    before = keras_unit_weights(model)
+    before = H.keras_unit_weights(model)
     after = H.weights_from_bytes(micro.model_bytes)
     for name in ("conv1", "conv2", "conv3"):
         np.testing.assert_array_equal(after[name][0], before[name][0])

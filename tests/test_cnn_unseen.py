@@ -19,22 +19,18 @@ TensorFlow/Keras and the pip TFLM runtime through the public API.
    MACs. A seed whose conversion fails fails its conversion test once and skips the
    tests that need the file. The configurations the seeds found failing are kept as
    minimal repros (REPROS).
-2. keras.applications.MobileNetV2 (32x32x3, alpha 0.35, 10 classes, 53 weight layers),
-   with the last 5 weight layers trainable and with everything trainable: inference in
-   TFLM and in the trainer, TinyPropV2 and one full step against the reference, and no
-   backward work in the frozen prefix.
+2. keras.applications.MobileNetV2 (53 weight layers): tests/test_mobilenet_v2.py.
 (Corrupted and hand-edited files of a small CNN: tests/test_edited_files.py.)
 
 Oracle: Keras is always run one sample at a time (batch 1, as TFLM runs it), gradients
-of a batch are per-sample tapes averaged. TensorFlow 2.21's oneDNN convolution is wrong
+of a batch are per-sample tapes averaged (helpers.keras_predict, helpers.KerasReference). TensorFlow 2.21's oneDNN convolution is wrong
 for some batched shapes (a 1x5 kernel, strides (1, 3), 5x5x1 input, batch 4: garbage up
 to 1e35) and its filter gradient of a 1x1 kernel with strides (1, 2) or (1, 3) corrupts
 the heap (TF_ENABLE_ONEDNN_OPTS=0 avoids both); the fixed seeds avoid the latter.
 
 Tolerances (float32), as in test_cnn_training.py:
 - Inference: rtol/atol 1e-5 (the largest fan-in here is a few hundred; float32 sums of
-  that length round well below 1e-5 relative to the output scale). MobileNetV2 (53
-  weight layers; observed differences ~4e-8) uses the same bound.
+  that length round well below 1e-5 relative to the output scale).
 - One step: each weight within 1e-5 of its tensor's scale (max |w|); loss rtol 1e-5. A
   convolution's weight gradient sums over all output positions, so its rounding is
   relative to the tensor.
@@ -57,7 +53,6 @@ from tflm_train.reference import ReferenceTrainer, micro_weights
 
 import cnn_models as C
 import helpers as H
-from test_cnn_training import assert_close_to_scale, keras_unit_weights, run_parity
 
 L = keras.layers
 ACTS = ("linear", "relu", "relu6", "tanh", "sigmoid")
@@ -258,52 +253,6 @@ def describe(model):
     return "\n".join(lines)
 
 
-def _data(model, loss, samples, seed):
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    classes = int(model.outputs[0].shape[-1])
-    x = rng.normal(size=(samples,) + shape).astype(np.float32)
-    labels = rng.integers(0, classes, samples)
-    if loss == "sparse_categorical_crossentropy":
-        return x, labels.astype(np.float32)
-    return x, rng.normal(0.0, 1.0, (samples, classes)).astype(np.float32)
-
-
-def keras_predict(model, x):
-    """Keras' outputs, one sample at a time (batch 1, as TFLM runs them). TensorFlow
-    2.21's oneDNN convolution returns garbage for some batched shapes (e.g. a 1x5 kernel
-    with strides (1, 3) over a 5x5x1 input at batch 4 differs from the same samples at
-    batch 1 by up to 1e35), so the oracle never batches."""
-    return np.concatenate([np.asarray(model(x[i:i + 1], training=False), np.float32) for i in range(len(x))])
-
-
-def keras_step(model, sgd, loss, x, y):
-    """One Keras SGD step on the batch's mean loss: GradientTape per sample (batch 1, see
-    keras_predict), gradients averaged, keras.optimizers.SGD applies them. Returns the
-    mean loss."""
-    import tensorflow as tf
-
-    optimizer = sgd.to_keras()
-    variables = model.trainable_variables
-    optimizer.build(variables)
-    loss_fn = H.keras_loss(loss)
-    total, losses = None, []
-    for i in range(len(x)):
-        with tf.GradientTape() as tape:
-            value = loss_fn(tf.constant(y[i:i + 1]), model(tf.constant(x[i:i + 1]), training=False))
-        grads = tape.gradient(value, variables)
-        total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        losses.append(float(value))
-    optimizer.apply([g / float(len(x)) for g in total], variables)
-    return float(np.mean(losses))
-
-
-def _clone(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 @pytest.fixture(scope="module")
 def random_models():
     """seed -> (model, loss, converted bytes (Full, batch 1), description); the models keep
@@ -383,8 +332,8 @@ TF_FAILS_SEEDS = (29,)
     for s in RANDOM_SEEDS])
 def test_random_cnn_converts_and_infers_like_keras(random_models, seed):
     model, loss, converted, text = _converted(random_models, seed)
-    x, _ = _data(model, loss, 4, seed=1)
-    want = keras_predict(model, x)
+    x, _ = H.random_data(model, loss, 4, seed=1)
+    want = H.keras_predict(model, x)
     got_tflm = H.tflm_predict(converted, x)
     np.testing.assert_allclose(got_tflm, want, rtol=INFER_TOL, atol=INFER_TOL, err_msg=f"TFLM vs Keras\n{text}")
     got = tflm_train.MicroTrainer(converted).predict(x)
@@ -396,21 +345,21 @@ def test_random_cnn_converts_and_infers_like_keras(random_models, seed):
 def test_random_cnn_full_step_matches_tensorflow(random_models, seed, batch_size):
     model, loss, converted, text = _converted(random_models, seed, depends=True)
     sgd = tflm_train.SGD(LR)
-    x, y = _data(model, loss, batch_size, seed=2)
+    x, y = H.random_data(model, loss, batch_size, seed=2)
     trainer = tflm_train.MicroTrainer(converted, batch_size=batch_size)
     result = trainer.train_step(x, y)
     assert result.trained == batch_size and not result.skipped, text
-    clone = _clone(model)
+    clone = H.clone(model)
     folded = any(isinstance(layer, L.BatchNormalization) for layer in model.layers)
     if folded:   # the micro model trains the folded weights: compare with the reference
         ref = ReferenceTrainer(clone, loss=loss, optimizer=sgd, policy=tflm_train.Full())
         want_loss = ref.train_step(x, y).loss
         got_w, want_w = micro_weights(trainer.model_bytes), ref.get_weights(layout="micro")
     else:
-        want_loss = keras_step(clone, sgd, loss, x, y)
-        got_w, want_w = H.weights_from_bytes(trainer.model_bytes), keras_unit_weights(clone)
+        want_loss = H.KerasReference(clone, sgd, loss).step(x, y)
+        got_w, want_w = H.weights_from_bytes(trainer.model_bytes), H.keras_unit_weights(clone)
     assert result.loss == pytest.approx(want_loss, rel=LOSS_RTOL, abs=1e-7), text
-    assert_close_to_scale(got_w, want_w, context=f"batch {batch_size}\n{text}\n")
+    H.assert_close_to_scale(got_w, want_w, context=f"batch {batch_size}\n{text}\n")
     # The weights were trained in place: TFLM runs the trained file as the trainer does.
     np.testing.assert_allclose(H.tflm_predict(trainer.model_bytes, x), trainer.predict(x), rtol=INFER_TOL,
                                atol=INFER_TOL, err_msg=f"trained file: TFLM vs MicroTrainer\n{text}")
@@ -429,10 +378,10 @@ def test_random_cnn_tinypropv2_matches_reference(random_models, seed):
     model, loss, converted, text = _converted(random_models, seed, depends=True)
     policy = tflm_train.TinyPropV2()
     micro = tflm_train.MicroTrainer(converted, policy=policy)
-    ref = ReferenceTrainer(_clone(model), loss=loss, optimizer=tflm_train.SGD(LR), policy=policy)
-    x, y = _data(model, loss, 10, seed=3)
+    ref = ReferenceTrainer(H.clone(model), loss=loss, optimizer=tflm_train.SGD(LR), policy=policy)
+    x, y = H.random_data(model, loss, 10, seed=3)
     try:
-        run_parity(micro, ref, x, y, steps=10, max_resync_share=RESYNC_SHARE)
+        H.run_parity(micro, ref, x, y, steps=10, max_resync_share=RESYNC_SHARE)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{text}") from None
     assert micro.counters["samples"] == ref.counters["samples"] == 10
@@ -511,106 +460,15 @@ def test_minimal_repro_converts_and_infers_like_keras(name):
         first = next((line for line in lines if "error:" in line), lines[0])
         pytest.fail(f"{name}: Keras accepts this model, convert raised {type(converted).__module__}."
                     f"{type(converted).__name__}: {first[:300]}\n{describe(model)}", pytrace=False)
-    x, y = _data(model, "mse", 3, seed=13)
-    want = keras_predict(model, x)
+    x, y = H.random_data(model, "mse", 3, seed=13)
+    want = H.keras_predict(model, x)
     np.testing.assert_allclose(H.tflm_predict(converted, x), want, rtol=INFER_TOL, atol=INFER_TOL)
     np.testing.assert_allclose(tflm_train.MicroTrainer(converted).predict(x), want, rtol=INFER_TOL, atol=INFER_TOL)
     # One full step trains the same (batch-norm folded) parameters as the reference.
     trainer = tflm_train.MicroTrainer(converted, batch_size=3)
     result = trainer.train_step(x, y)
-    ref = ReferenceTrainer(_clone(model), loss="mse", optimizer=tflm_train.SGD(LR), policy=tflm_train.Full())
+    ref = ReferenceTrainer(H.clone(model), loss="mse", optimizer=tflm_train.SGD(LR), policy=tflm_train.Full())
     assert result.loss == pytest.approx(ref.train_step(x, y).loss, rel=LOSS_RTOL, abs=1e-7)
-    assert_close_to_scale(micro_weights(trainer.model_bytes), ref.get_weights(layout="micro"), context=name)
+    H.assert_close_to_scale(micro_weights(trainer.model_bytes), ref.get_weights(layout="micro"), context=name)
     np.testing.assert_allclose(H.tflm_predict(trainer.model_bytes, x), trainer.predict(x), rtol=INFER_TOL,
                                atol=INFER_TOL)
-
-
-# --- keras.applications.MobileNetV2 -------------------------------------------------------------
-
-MOBILENET_LAST5 = ["block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1", "predictions"]
-SCCE = "sparse_categorical_crossentropy"
-
-
-@pytest.fixture(scope="module")
-def mobilenet():
-    """MobileNetV2(32x32x3, alpha 0.35, 10 classes), random batch-norm statistics, and its
-    trainable files: {5: last five weight layers, None: everything}."""
-    keras.utils.set_random_seed(21)
-    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
-    C.randomize(model, 22)
-    sgd = tflm_train.SGD(LR)
-    return model, {t: tflm_train.convert(model, loss=SCCE, optimizer=sgd, trainable=t) for t in (5, None)}
-
-
-def _fan_in(op):
-    if op.kind == "FULLY_CONNECTED":
-        return op.weight_shape[1]
-    if op.kind == "DEPTHWISE_CONV_2D":
-        return op.weight_shape[1] * op.weight_shape[2]
-    return op.weight_shape[1] * op.weight_shape[2] * op.weight_shape[3]
-
-
-@pytest.mark.parametrize("trainable", [5, None], ids=["last5", "all"])
-def test_mobilenet_v2_infers_like_keras(mobilenet, trainable):
-    model, converted = mobilenet
-    b = converted[trainable]
-    info = tflm_train.read_model_info(b)
-    assert len([op for op in info.ops if op.weight_shape is not None]) == 53
-    names = [op.name for op in info.trainable_layers]
-    assert names == (MOBILENET_LAST5 if trainable == 5 else [op.name for op in info.ops if op.weight_shape])
-    x, _ = _data(model, SCCE, 3, seed=23)
-    want = keras_predict(model, x)
-    np.testing.assert_allclose(H.tflm_predict(b, x), want, rtol=INFER_TOL, atol=INFER_TOL)
-    np.testing.assert_allclose(tflm_train.MicroTrainer(b).predict(x), want, rtol=INFER_TOL, atol=INFER_TOL)
-
-
-@pytest.mark.parametrize("trainable", [5, None], ids=["last5", "all"])
-def test_mobilenet_v2_tinypropv2_matches_reference(mobilenet, trainable):
-    model, converted = mobilenet
-    policy = tflm_train.TinyPropV2()
-    micro = tflm_train.MicroTrainer(converted[trainable], policy=policy)
-    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=policy, trainable=trainable)
-    x, y = _data(model, SCCE, 4, seed=24)
-    run_parity(micro, ref, x, y, steps=4, max_resync_share=RESYNC_SHARE)
-    for key in ("samples", "forward_macs"):
-        assert micro.counters[key] == ref.counters[key], key
-
-
-def test_mobilenet_v2_full_step_matches_reference(mobilenet):
-    """Everything trainable, full backprop, batch 2: one step against the reference."""
-    model, converted = mobilenet
-    micro = tflm_train.MicroTrainer(converted[None], batch_size=2)
-    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=tflm_train.Full())
-    x, y = _data(model, SCCE, 2, seed=25)
-    a, b = micro.train_step(x, y), ref.train_step(x, y)
-    assert a.loss == pytest.approx(b.loss, rel=LOSS_RTOL)
-    assert (a.forward_macs, a.backward_macs) == (b.forward_macs, b.backward_macs)
-    assert_close_to_scale(micro_weights(micro.model_bytes), ref.get_weights(layout="micro"))
-
-
-@pytest.mark.parametrize("policy", ["full", "tinypropv2"])
-def test_mobilenet_v2_frozen_prefix_does_no_backward_work(mobilenet, policy):
-    """Last 5 weight layers trainable: backward MACs are exactly the trainable layers'
-    (k * fan_in for the weight gradient, again for the input gradient except the first
-    trainable layer), as the reference counts them; the 48 frozen layers do not move."""
-    model, converted = mobilenet
-    policy = tflm_train.Full() if policy == "full" else tflm_train.TinyPropV2()
-    micro = tflm_train.MicroTrainer(converted[5], policy=policy)
-    ref = ReferenceTrainer(_clone(model), loss=SCCE, optimizer=tflm_train.SGD(LR), policy=policy, trainable=5)
-    trainable = micro.info.trainable_layers
-    fan_in = [_fan_in(op) for op in trainable]
-    n_out = [int(np.prod(op.output_shape)) for op in trainable]
-    before = H.weights_from_bytes(micro.model_bytes)
-    x, y = _data(model, SCCE, 3, seed=26)
-    for i in range(3):
-        a = micro.train_step(x[i:i + 1], y[i:i + 1])
-        b = ref.train_step(x[i:i + 1], y[i:i + 1])
-        k = np.asarray(a.sample_k)[0]
-        if isinstance(policy, tflm_train.Full):
-            assert k.tolist() == n_out
-        want = 0 if a.skipped else sum(int(k[l]) * fan_in[l] * (1 if l == 0 else 2) for l in range(len(k)))
-        assert a.backward_macs == want, f"step {i}: k {k.tolist()}"
-        assert (a.backward_macs, a.forward_macs) == (b.backward_macs, b.forward_macs), f"step {i}"
-    after = H.weights_from_bytes(micro.model_bytes)
-    moved = {name for name in before if not np.array_equal(before[name][0], after[name][0])}
-    assert moved <= set(MOBILENET_LAST5) and moved, moved

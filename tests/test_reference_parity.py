@@ -28,7 +28,8 @@ flagged by the reference from its own errors) is the one accepted difference: se
 run_parity and test_parity_through_a_near_tie.
 
 test_cpp_cross_entropy_loss_accurate_for_confident_samples pins the (fixed) accuracy of
-the reported cross-entropy loss of a confident sample.
+the reported cross-entropy loss of a confident sample. (The policies' identities, the
+C++'s TinyPropV2 gate and the reference's float32 arithmetic: tests/test_policy_arithmetic.py.)
 """
 
 import keras
@@ -36,8 +37,9 @@ import numpy as np
 import pytest
 
 import tflm_train
-from tflm_train import reference
 from tflm_train.reference import ReferenceTrainer, micro_weights
+
+import helpers as H
 
 WEIGHT_RTOL = 1e-5
 VALUE_RTOL = 1e-5
@@ -45,46 +47,10 @@ VALUE_ATOL = 1e-6
 STEP_LOSS_RTOL = 1e-4
 LR_RTOL = 1e-6
 STEPS = 200
-SAMPLES = 200
 
 
-# --- models and data ------------------------------------------------------------------
+# --- losses and policies (the models: helpers.PARITY_MLPS) ------------------------------
 
-def mlp_a(loss):
-    """20-16-8-4, ReLU, Dense with fused activations."""
-    out = "softmax" if loss != "mse" else "linear"
-    return keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(16, activation="relu", name="a1"),
-        keras.layers.Dense(8, activation="relu", name="a2"),
-        keras.layers.Dense(4, activation=out, name="a3"),
-    ], name="mlp_a")
-
-
-def mlp_b(loss):
-    """64-32-10, tanh, a Dropout (identity at conversion), Functional."""
-    inputs = keras.Input((64,))
-    h = keras.layers.Dense(32, activation="tanh", name="b1")(inputs)
-    h = keras.layers.Dropout(0.3, name="drop")(h)
-    out = keras.layers.Dense(10, activation="softmax" if loss != "mse" else "linear", name="b2")(h)
-    return keras.Model(inputs, out, name="mlp_b")
-
-
-def mlp_c(loss):
-    """30-12-6-3 from a (5, 6) input: Flatten, sigmoid, separate ReLU6 and output
-    Activation layers; with MSE the output stays a softmax (gradient through it)."""
-    return keras.Sequential([
-        keras.Input((5, 6)),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(12, activation="sigmoid", name="c1"),
-        keras.layers.Dense(6, name="c2"),
-        keras.layers.ReLU(max_value=6.0, name="c2_relu6"),
-        keras.layers.Dense(3, name="c3"),
-        keras.layers.Activation("softmax", name="c3_softmax"),
-    ], name="mlp_c")
-
-
-MODELS = {"mlp_a": (mlp_a, (20,), 4), "mlp_b": (mlp_b, (64,), 10), "mlp_c": (mlp_c, (5, 6), 3)}
 LOSSES = ("sparse_categorical_crossentropy", "mse")
 POLICIES = {
     "Full": tflm_train.Full(),
@@ -94,31 +60,12 @@ POLICIES = {
 }
 
 
-def make_data(input_shape, classes, seed=0, samples=SAMPLES):
-    """Gaussian inputs, labels from a fixed random linear map (a learnable signal)."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(samples,) + input_shape).astype(np.float32)
-    w = rng.normal(size=(int(np.prod(input_shape)), classes)).astype(np.float32)
-    labels = np.argmax(x.reshape(samples, -1) @ w, axis=1)
-    return x, labels.astype(np.float32), np.eye(classes, dtype=np.float32)[labels]
-
-
-def build(name, loss, seed=0):
-    keras.utils.set_random_seed(seed)
-    fn, shape, classes = MODELS[name]
-    model = fn(loss)
-    x, labels, onehot = make_data(shape, classes, seed)
-    return model, x, (labels if loss != "mse" else onehot)
-
-
 def twins(model, loss, sgd, policy, trainable=None, batch_size=1):
     """The C++ trainer on the converted model and the reference on an identical clone."""
     model_bytes = tflm_train.convert(model, loss=loss, optimizer=sgd, policy=policy, trainable=trainable,
                                      batch_size=batch_size)
     micro = tflm_train.MicroTrainer(model_bytes)
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    ref = ReferenceTrainer(clone, loss=loss, optimizer=sgd, policy=policy, trainable=trainable)
+    ref = ReferenceTrainer(H.clone(model), loss=loss, optimizer=sgd, policy=policy, trainable=trainable)
     return micro, ref
 
 
@@ -254,7 +201,7 @@ def expected_macs(sizes, k, trained, trainable=None):
 # --- parity: every policy, three MLPs, two losses ------------------------------------------
 
 @pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("model_name", sorted(MODELS))
+@pytest.mark.parametrize("model_name", sorted(H.PARITY_MLPS))
 @pytest.mark.parametrize("policy_name", list(POLICIES))
 def test_parity_batch1(policy_name, model_name, loss):
     """Every policy on three MLPs and two losses, 200 single-sample steps. The rate
@@ -262,7 +209,7 @@ def test_parity_batch1(policy_name, model_name, loss):
     4-way softmax, k=1 there, drives the logits up without bound: see
     test_parity_through_a_near_tie)."""
     policy = POLICIES[policy_name]
-    model, x, y = build(model_name, loss)
+    model, x, y = H.build_parity_mlp(model_name, loss)
     micro, ref = twins(model, loss, tflm_train.SGD(0.01), policy)
     results, resyncs = run_parity(micro, ref, x, y)
     if resyncs:
@@ -285,7 +232,7 @@ def test_parity_batch1(policy_name, model_name, loss):
 
 def test_macs_by_hand():
     """The MAC counts both trainers agree on are docs/algorithm.md's formula."""
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy")
+    model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy")
     micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.TinyPropV2())
     for i in range(40):
         a = micro.train_step(x[i:i + 1], y[i:i + 1])
@@ -302,7 +249,7 @@ def test_parity_batch4_tinypropv2_momentum_cosine():
     schedule with warm-up advancing on every batch (including all-skipped ones)."""
     sgd = tflm_train.SGD(0.01, momentum=0.9, weight_decay=1e-3,
                          schedule=tflm_train.CosineDecay(150, alpha=0.1, warmup_steps=10, warmup_initial=0.001))
-    model, x, y = build("mlp_b", "mse", seed=3)
+    model, x, y = H.build_parity_mlp("mlp_b", "mse", seed=3)
     micro, ref = twins(model, "mse", sgd, tflm_train.TinyPropV2(), batch_size=4)
     results, _ = run_parity(micro, ref, x, y, steps=STEPS, batch_size=4)
     trained = [a.trained for a, _ in results]
@@ -313,21 +260,21 @@ def test_parity_batch4_tinypropv2_momentum_cosine():
 
 def test_parity_batch4_tinypropv2_momentum_crossentropy():
     sgd = tflm_train.SGD(0.02, momentum=0.9, weight_decay=1e-3)
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy", seed=3)
+    model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy", seed=3)
     micro, ref = twins(model, "sparse_categorical_crossentropy", sgd, tflm_train.TinyPropV2(tau=0.4), batch_size=4)
     results, _ = run_parity(micro, ref, x, y, steps=STEPS, batch_size=4)
     assert any(0 < a.trained < 4 for a, _ in results)
 
 
 def test_parity_batch4_full_mse():
-    model, x, y = build("mlp_c", "mse", seed=4)
+    model, x, y = H.build_parity_mlp("mlp_c", "mse", seed=4)
     micro, ref = twins(model, "mse", tflm_train.SGD(0.2), tflm_train.Full(), batch_size=4)
     run_parity(micro, ref, x, y, steps=60, batch_size=4)
 
 
 def test_parity_batch1_momentum_tinyprop():
     """Batch 1 with momentum: every weight moves (velocity), only kept rows get a gradient."""
-    model, x, y = build("mlp_b", "sparse_categorical_crossentropy", seed=5)
+    model, x, y = H.build_parity_mlp("mlp_b", "sparse_categorical_crossentropy", seed=5)
     micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.02, momentum=0.8),
                        tflm_train.TinyProp())
     run_parity(micro, ref, x, y)
@@ -337,7 +284,7 @@ def test_parity_batch1_momentum_tinyprop():
 def test_parity_partly_frozen(trainable):
     """Frozen Dense layers: before the first trainable one (no backward), and between
     trainable ones (dense input gradient, n_out*n_in MACs)."""
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy", seed=6)
+    model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy", seed=6)
     micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.TinyProp(),
                        trainable=trainable)
     before = micro_weights(micro.model_bytes)
@@ -356,7 +303,7 @@ def test_parity_frozen_output_layer_tinypropv2():
     """The last Dense layer frozen: its dense input gradient is needed before the gate
     can look at the last trainable layer's error, so both trainers pay it (n_out*n_in
     MACs) even for a sample the gate then skips."""
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy", seed=7)
+    model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy", seed=7)
     micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.TinyPropV2(),
                        trainable=["a1", "a2"])
     results, _ = run_parity(micro, ref, x, y, steps=100)
@@ -374,14 +321,14 @@ def test_parity_other_losses(loss):
         keras.layers.Dense(16, activation="relu", name="o1"),
         keras.layers.Dense(4, activation="softmax" if loss == "categorical_crossentropy" else "sigmoid", name="o2"),
     ])
-    x, _, onehot = make_data((20,), 4, seed=11)
+    x, _, onehot = H.class_data((20,), 4, H.PARITY_SAMPLES, seed=11)
     micro, ref = twins(model, loss, tflm_train.SGD(0.05), tflm_train.TinyProp())
     run_parity(micro, ref, x, onehot, steps=100)
 
 
 def test_fit_matches():
     """ReferenceTrainer.fit shuffles as MicroTrainer.fit (same seed) and logs the same."""
-    model, x, y = build("mlp_a", "mse", seed=12)
+    model, x, y = H.build_parity_mlp("mlp_a", "mse", seed=12)
     micro, ref = twins(model, "mse", tflm_train.SGD(0.01), tflm_train.TinyPropV2())
     got = micro.fit(x[:100], y[:100], epochs=2, batch_size=2, verbose=0).history
     want = ref.fit(x[:100], y[:100], epochs=2, batch_size=2)
@@ -405,7 +352,7 @@ def test_parity_through_a_near_tie():
     C++ kept row 2. Such a step is not a defect of either trainer; run_parity accepts
     it only where the reference itself saw the near-tie (and takes over the C++'s
     weights there), and checks everything else exactly as usual."""
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy")
+    model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy")
     micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.StaticTopK(0.3))
     _, resyncs = run_parity(micro, ref, x, y, steps=100)
     for r in resyncs:
@@ -432,110 +379,3 @@ def test_cpp_cross_entropy_loss_accurate_for_confident_samples():
     np.testing.assert_allclose(ref.evaluate(x, label)[0], exact, rtol=VALUE_RTOL)  # Keras' value
     np.testing.assert_allclose(micro.train_step(x, label).sample_loss[0], exact, rtol=VALUE_RTOL,
                                err_msg="C++ sparse cross-entropy loss of a confident sample")
-
-
-# --- C++ identities -----------------------------------------------------------------------------
-
-def _train_bytes(model_bytes, policy, x, y, steps):
-    micro = tflm_train.MicroTrainer(model_bytes, policy=policy)
-    for i in range(steps):
-        micro.train_step(x[i % len(x):i % len(x) + 1], y[i % len(x):i % len(x) + 1])
-    return micro
-
-
-@pytest.mark.parametrize("loss", LOSSES)
-def test_cpp_full_identities(loss):
-    """StaticTopK(1.0) and TinyProp(s_min=1, s_max=1, zeta=1) are Full() bit for bit."""
-    model, x, y = build("mlp_a", loss, seed=8)
-    model_bytes = tflm_train.convert(model, loss=loss, optimizer=tflm_train.SGD(0.05, momentum=0.5))
-    full = _train_bytes(model_bytes, tflm_train.Full(), x, y, 150)
-    for policy in (tflm_train.StaticTopK(1.0), tflm_train.TinyProp(s_min=1.0, s_max=1.0, zeta=1.0)):
-        other = _train_bytes(model_bytes, policy, x, y, 150)
-        assert other.model_bytes == full.model_bytes, policy
-        assert other.counters == full.counters, policy
-    assert full.model_bytes != model_bytes  # it did train
-
-
-def test_reference_full_identities():
-    """The same identities hold in the reference (bit for bit: same TensorFlow ops)."""
-    model, x, y = build("mlp_c", "sparse_categorical_crossentropy", seed=9)
-    weights = None
-    for policy in (tflm_train.Full(), tflm_train.StaticTopK(1.0),
-                   tflm_train.TinyProp(s_min=1.0, s_max=1.0, zeta=1.0)):
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-        ref = ReferenceTrainer(clone, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.05),
-                               policy=policy)
-        for i in range(60):
-            ref.train_step(x[i:i + 1], y[i:i + 1])
-        got = [w.copy() for w in clone.get_weights()]
-        if weights is None:
-            weights = got
-        else:
-            assert all(np.array_equal(a, b) for a, b in zip(weights, got)), policy
-
-
-def test_cpp_gate_never_trains_a_rejected_sample():
-    """TinyPropV2's gate in the C++, checked from the outside at batch size 1:
-    Y_L of the softmax/cross-entropy output is sum|p - onehot| from the C++'s own
-    forward pass (predict), Ymax_L is read before and after the step; the decision
-    must be the float32 gate on them, a skipped step must do no backward work and
-    leave the weights and the other layers' Ymax untouched, and the counters add up."""
-    model, x, y = build("mlp_a", "sparse_categorical_crossentropy", seed=10)
-    policy = tflm_train.TinyPropV2()
-    model_bytes = tflm_train.convert(model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.05),
-                                     policy=policy)
-    micro = tflm_train.MicroTrainer(model_bytes)
-    arithmetic = reference.PolicyArithmetic(policy)
-    skipped = trained = 0
-    for i in range(STEPS):
-        xi, yi = x[i:i + 1], y[i:i + 1]
-        p = micro.predict(xi)[0].astype(np.float32)
-        error = p - np.eye(len(p), dtype=np.float32)[int(yi[0])]
-        y_out = reference.total_error(error)
-        ymax_before = [np.float32(v) for v in micro.ymax]
-        weights_before = [w.tobytes() for w in micro.get_weights()]
-        counters_before = dict(micro.counters)
-        r = micro.train_step(xi, yi)
-        ymax_after = [np.float32(v) for v in micro.ymax]
-        assert ymax_after[-1] == arithmetic.update_ymax(y_out, ymax_before[-1]), i
-        gate = arithmetic.gate_trains(y_out, ymax_after[-1])
-        assert r.skipped == (not gate), f"step {i}: gate says train={gate}, C++ skipped={r.skipped}"
-        c = micro.counters
-        if r.skipped:
-            skipped += 1
-            assert r.trained == 0 and r.backward_macs == 0 and list(r.k) == [0, 0, 0]
-            assert [w.tobytes() for w in micro.get_weights()] == weights_before, \
-                f"step {i}: weights changed on a skipped sample"
-            assert ymax_after[:-1] == ymax_before[:-1], f"step {i}: Ymax of hidden layers moved on a skip"
-            assert c["skipped"] == counters_before["skipped"] + 1
-            assert c["trained"] == counters_before["trained"]
-            assert c["updates"] == counters_before["updates"]
-            assert c["backward_macs"] == counters_before["backward_macs"]
-        else:
-            trained += 1
-            assert r.trained == 1 and r.backward_macs > 0 and min(r.k) >= 1
-            assert [w.tobytes() for w in micro.get_weights()] != weights_before
-            assert c["trained"] == counters_before["trained"] + 1
-            assert c["skipped"] == counters_before["skipped"]
-    assert skipped > 0 and trained > 0
-    assert micro.counters["skipped"] == skipped and micro.counters["trained"] == trained
-    assert micro.counters["samples"] == STEPS and micro.counters["updates"] == trained
-
-
-# --- the reference's own arithmetic -------------------------------------------------------------
-
-def test_policy_arithmetic_float32():
-    """roundf is half away from zero; k clamps to [1, n]; zeta^p is a float32 product."""
-    assert reference.roundf(np.float32(2.5)) == 3.0 and reference.roundf(np.float32(0.5)) == 1.0
-    assert reference.roundf(np.float32(0.49999997)) == 0.0 and reference.roundf(np.float32(-2.5)) == -3.0
-    assert reference.clamp_k(np.float32(0.3), 4) == 1        # 1.2 -> 1
-    assert reference.clamp_k(np.float32(0.3), 5) == 2        # 1.5 -> 2 (half away from zero)
-    assert reference.clamp_k(np.float32(0.0), 7) == 1
-    assert reference.clamp_k(np.float32(1.0), 7) == 7
-    a = reference.PolicyArithmetic(tflm_train.TinyProp(s_min=0.1, s_max=0.9, zeta=0.5))
-    assert a.kept(10, 0, 1.0, 1.0) == 9 and a.kept(10, 1, 1.0, 1.0) == 5 and a.kept(10, 0, 0.0, 0.0) == 1
-    # Sequential float32 (not pairwise, not exact): each 1.0 is lost against 1e8.
-    assert reference.total_error(np.array([1e8] + [1.0] * 100, np.float32)) == np.float32(1e8)
-    mask = reference.top_k_mask(np.array([0.5, -2.0, 0.5, 0.5, 1.0], np.float32), 3)
-    assert mask.tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]        # ties: the lower index wins
