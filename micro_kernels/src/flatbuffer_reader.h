@@ -38,6 +38,9 @@ class Reader {
   bool HasIdentifier(const char* identifier) const;
 
   bool failed() const { return failed_; }
+  // The table budget (a cap on tables opened, as FlatBuffers' verifier has) applies
+  // to one verification walk: restart it before the next.
+  void ResetTableBudget() const { tables_ = 0; }
   void Fail() const { failed_ = true; }  // a structure that is not what the schema says
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }

@@ -28,12 +28,24 @@ Status IndexGraph(Network* net, Message* why) {
     op.output_root = Has(op, kAliasesInput) ? op.input_root[0] : i;
     op.needs_grad = needs_grad;
   }
+  // Every output feeds a later operator or is the model's output: an operator whose
+  // result nobody reads would still be trained (TFLite's converter leaves none).
+  for (int i = 0; i < net->num_ops; ++i) {
+    const int32_t t = net->ops[i].output;
+    bool read = t == net->output;
+    for (int j = i + 1; j < net->num_ops && !read; ++j) read = net->ops[j].inputs[0] == t || net->ops[j].inputs[1] == t;
+    if (!read) {
+      why->Add("operator ").Add(i).Add(" writes tensor ").Add(t).Add(", which no operator reads");
+      return Status::kInvalidModel;
+    }
+  }
   return Status::kOk;
 }
 
 bool NeededByBackward(const Network& net, int root) {
-  const int last = net.num_ops - 1;
-  if (root == net.ops[last].output_root || root == net.ops[net.loss_op - 1].output_root) return true;
+  const OpRuntime& last = net.ops[net.num_ops - 1];
+  // The loss reads the model output and, when it folds the last op, that op's input.
+  if (root == last.output_root || (net.loss_op < net.num_ops && root == last.input_root[0])) return true;
   for (int j = 0; j < net.loss_op; ++j) {
     const OpRuntime& op = net.ops[j];
     if (!op.needs_grad) continue;  // no backward for this op

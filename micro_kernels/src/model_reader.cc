@@ -45,6 +45,7 @@ Status ReadModel(ModelView* view, Message* why) {
   }
   view->model = tflite::GetModel(r);
   tflite::Verify(view->model);
+  r.ResetTableBudget();
   if (r.failed() || !view->model.present()) {
     why->Add("model flatbuffer failed verification (truncated or corrupt)");
     return Status::kInvalidModel;
@@ -77,6 +78,7 @@ Status ReadModel(ModelView* view, Message* why) {
   // The version first (field 0 in every version): an older plan's tables differ.
   const uint32_t version = view->plan.version();
   if (!p.failed() && view->plan.present() && version == kPlanVersion) plan::Verify(view->plan);
+  p.ResetTableBudget();
   if (p.failed() || !view->plan.present()) {
     why->Add("training plan failed verification (corrupt, or not a tflm_train plan)");
     return Status::kInvalidModel;

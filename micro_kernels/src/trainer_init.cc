@@ -74,6 +74,10 @@ Status PrepareOp(const ModelView& view, uint8_t* model, int32_t i, OpRuntime* op
   if (!IsFloat(view, op->inputs[0]) || !IsFloat(view, op->inputs[1]) || !IsFloat(view, op->output)) {
     return ctx.Fail("works on a tensor that is not float32; only float models train");
   }
+  uint32_t bytes = 0;
+  if (ConstantBytes(view, op->output, &bytes) != nullptr) {
+    return ctx.Fail("writes a tensor that holds constant data", Status::kInvalidModel);
+  }
   return Status::kOk;
 }
 
@@ -167,6 +171,9 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   if (status == Status::kOk) status = IndexGraph(net, &why);
   if (status == Status::kOk) status = CheckSplitBiases(view);
   if (status != Status::kOk) return status;
+  if (view.reader.failed() || view.plan_reader.failed()) {  // verified above: only a corrupt file gets here
+    return Fail(Status::kInvalidModel, "model flatbuffer failed verification (truncated or corrupt)");
+  }
   const OpRuntime& last = net->ops[num_ops - 1];
   if (last.output != net->output) {
     return Fail(Status::kUnsupportedModel, "the last operator must write the model's output");
@@ -184,7 +191,9 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
     return Fail(Status::kUnsupportedModel, "cross-entropy needs one row of class scores per sample");
   }
   net->loss_op = LossFoldsLastOp(loss, last) ? num_ops - 1 : num_ops;
-  if (net->loss_op == 0 || !net->ops[net->loss_op - 1].needs_grad) {
+  // What the loss reads: the input of a folded final SOFTMAX/LOGISTIC, else the output.
+  const int32_t logits = net->loss_op < num_ops ? last.inputs[0] : net->output;
+  if (net->producer[logits] < 0 || !net->ops[net->producer[logits]].needs_grad) {
     return Fail(Status::kInvalidPlan, "no trainable layer reaches the model's output");
   }
 
@@ -204,8 +213,8 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   status = PlanArena(net, planner, &a, &report_, &why);
   if (status != Status::kOk) return status;
   output_ = net->tensor_data[net->output];
-  logits_ = net->tensor_data[net->ops[net->loss_op - 1].output];
-  loss_grad_ = net->tensor_grad[net->ops[net->loss_op - 1].output];
+  logits_ = net->tensor_data[logits];
+  loss_grad_ = net->tensor_grad[logits];
   error_[0] = '\0';
   ready_ = true;
   return RestoreFromModel(view, options.restore_state);
@@ -325,6 +334,7 @@ Status Trainer::MarkLayers(const ModelView& view) {
     layer.n_weights = op.n_weights;
     const fb::Vector inputs = view.op(index).inputs();
     int32_t tensors[2] = {inputs.Get<int32_t>(1, -1), -1};
+    if (tensors[0] < 0) return Fail(Status::kInvalidModel, "plan layer ", l, " names an operator without weights");
     if (source.has_bias() && op.bias != nullptr) {
       layer.bias = op.bias;
       layer.n_bias = op.n_bias;
@@ -369,9 +379,18 @@ Status Trainer::CheckSplitBiases(const ModelView& view) {
   for (int32_t l = 0; l < net_->num_layers; ++l) {
     const int32_t bias_op = view.plan.layers(static_cast<uint32_t>(l)).bias_op_index();
     const OpRuntime& op = net_->ops[net_->layers[l].op];
-    if (bias_op >= 0 && net_->ops[bias_op].input_root[0] != op.output_root) {
+    if (bias_op < 0) continue;
+    // The ADD must be the only reader of the layer's output (reshapes aside): the
+    // bias gradient is taken from the layer's error, which is the ADD's only then.
+    int readers = 0;
+    for (int32_t j = 0; j < net_->num_ops; ++j) {
+      const OpRuntime& other = net_->ops[j];
+      if (Has(other, kAliasesInput)) continue;
+      for (int k = 0; k < 2; ++k) readers += other.inputs[k] >= 0 && other.input_root[k] == op.output_root;
+    }
+    if (net_->ops[bias_op].input_root[0] != op.output_root || readers != 1) {
       return Fail(Status::kInvalidPlan, "plan layer ", l,
-                  " names as its bias an ADD that does not add to the layer's own output");
+                  " names as its bias an ADD that is not the only reader of the layer's own output");
     }
   }
   return Status::kOk;

@@ -51,6 +51,7 @@ struct Graph {
     net.tensor_grad = grad.data();
     net.producer = producer.data();
     net.loss_op = loss_op;
+    net.output = ops.empty() ? -1 : ops.back().output;  // the last op writes the model output
     char buffer[200];
     tt::Message why(buffer, sizeof(buffer));
     return tt::IndexGraph(&net, &why);
@@ -287,6 +288,7 @@ TEST(IndexesGraphFacts) {
   CHECK(g.ops[3].output_root == 2 && g.ops[4].input_root[0] == 2);  // RESHAPE aliases op 2's storage
   CHECK(tt::LastReader(net, 0) == 1 && tt::LastReader(net, 2) == 4 && tt::LastReader(net, -1) == 0);
   CHECK(tt::LastReader(net, 4) == -1);
+  // The loss folds the final SOFTMAX: it reads op 4's input, which aliases op 2's storage.
   CHECK(tt::NextWriter(net, 2) == 4 && tt::NextWriter(net, 0) == 1 && tt::NextWriter(net, 4) == 5);
   CHECK(tt::NeededByBackward(net, 2));   // the logits (through the alias)
   CHECK(tt::NeededByBackward(net, 4));   // the output
@@ -326,6 +328,13 @@ TEST(IndexRejectsBadGraphs) {
     CHECK_STATUS(g.Index(3), Status::kOk);
     CHECK(g.ops[2].input_root[0] == 1 && g.ops[2].input_root[1] == 0 && g.ops[2].needs_grad);
     CHECK(tt::LastReader(g.net, 0) == 2);
+  }
+  {
+    Graph g(4, 0);  // op 0's output is read by nobody (and is not the model output)
+    g.Add(tfl::BuiltinOperator::RELU, 0, 1);
+    g.Add(tfl::BuiltinOperator::RELU, 0, 2);
+    g.Add(tfl::BuiltinOperator::RELU, 2, 3);
+    CHECK_STATUS(g.Index(3), Status::kInvalidModel);
   }
 }
 

@@ -10,8 +10,8 @@ namespace {
 Status PrepareElementwise(const PrepareContext& ctx, OpRuntime* op) {
   Dims in, out;
   Status status = PrepareInOut(ctx, op, &in, &out);
-  if (status == Status::kOk && op->n_in != op->n_out) {
-    return ctx.Fail("must keep the element count", Status::kInvalidModel);
+  if (status == Status::kOk && !SameElementOrder(in, out)) {
+    return ctx.Fail("must keep its input's shape", Status::kInvalidModel);
   }
   return status;
 }

@@ -20,8 +20,9 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
   if (status != Status::kOk) return status;
   const kernels::ConvShape& s = op->conv;
   const int32_t shape[4] = {s.out_c, s.filter_h, s.filter_w, s.in_c};
+  status = PrepareWeights(ctx, shape, 4, s.out_c, op);  // the weights exist: their product fits
   op->fan_in = s.filter_h * s.filter_w * s.in_c;
-  return PrepareWeights(ctx, shape, 4, s.out_c, op);
+  return status;
 }
 
 uint64_t Forward(const OpRuntime& op) {

@@ -9,15 +9,16 @@
 namespace tflm_train {
 namespace {
 
-// The constant operand's length when it broadcasts along the last axis of `x`
-// (one value, one per channel, or one per element); 0 otherwise.
+// The constant operand's length when it broadcasts along the last axis of `x` as
+// TFLite broadcasts it: one value (every dimension 1), one per channel (every
+// dimension but the last 1, the last = x's), or one per element (x's shape); 0 otherwise.
 int32_t BroadcastLength(const Dims& x, const Dims& c) {
   const int64_t n = Elements(c);
   const int32_t depth = x.rank > 0 ? x.d[x.rank - 1] : 1;
-  for (int i = 0; i + 1 < c.rank; ++i) {
-    if (c.d[i] != 1 && n != Elements(x)) return 0;
-  }
-  if (n == 1 || n == depth) return static_cast<int32_t>(n);
+  bool leading_ones = true;
+  for (int i = 0; i + 1 < c.rank; ++i) leading_ones = leading_ones && c.d[i] == 1;
+  if (n == 1) return 1;
+  if (leading_ones && c.rank >= 1 && c.d[c.rank - 1] == depth) return depth;
   return n == Elements(x) && SameElementOrder(x, c) ? static_cast<int32_t>(n) : 0;
 }
 

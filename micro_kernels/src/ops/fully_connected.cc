@@ -13,9 +13,11 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
   if (options.weights_format() != 0) return ctx.Fail("has shuffled (non-default) weights");
   status = ctx.FusedActivation(options.fused_activation_function(), &op->act);
   if (status != Status::kOk) return status;
-  // One sample: TFLite flattens the input to [batch, in]; the trainer's batch is 1.
+  // One sample: TFLite flattens the input to [batch, in]; the trainer's batch is 1, so
+  // the output is one row of `units` (its leading dimensions all 1).
   Dims w;
-  if (!TensorDims(ctx.view, ctx.Input(1), &w) || w.rank != 2 || w.d[1] != op->n_in || w.d[0] != op->n_out) {
+  if (!TensorDims(ctx.view, ctx.Input(1), &w) || w.rank != 2 || w.d[1] != op->n_in || w.d[0] != op->n_out ||
+      op->depth != op->n_out) {
     return ctx.Fail("needs weights [outputs, inputs] for one sample of batch 1", Status::kInvalidModel);
   }
   const int32_t shape[2] = {op->n_out, op->n_in};

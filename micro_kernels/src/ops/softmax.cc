@@ -11,9 +11,7 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
   if (status != Status::kOk) return status;
   const auto options = ctx.Options<tflite::SoftmaxOptions>(tflite::BuiltinOptions::SoftmaxOptions);
   if (options.present() && options.beta() != 1.0f) return ctx.Fail("has beta other than 1");
-  if (op->n_in != op->n_out || op->n_out % op->depth != 0) {
-    return ctx.Fail("needs an input shaped as its output", Status::kInvalidModel);
-  }
+  if (!SameElementOrder(in, out)) return ctx.Fail("needs an input shaped as its output", Status::kInvalidModel);
   return Status::kOk;
 }
 
