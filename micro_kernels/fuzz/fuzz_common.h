@@ -10,6 +10,9 @@
 
 #include <vector>
 
+#include "fixtures/cnn_model.h"
+#include "fixtures/momentum_model.h"
+#include "fixtures/plain_model.h"
 #include "tflm_train/trainer.h"
 
 namespace fuzz {
@@ -17,6 +20,14 @@ namespace fuzz {
 using tflm_train::Status;
 
 constexpr size_t kMaxModelBytes = 1 << 20;
+
+// The valid models the state and sample harnesses train (the C++ tests' fixtures).
+struct Fixture {
+  const uint8_t* bytes;
+  size_t size;
+};
+inline constexpr Fixture kFixtures[] = {{kPlainModel, kPlainModelSize}, {kMomentumModel, kMomentumModelSize},
+                                        {kCnnModel, kCnnModelSize}};
 constexpr size_t kMaxArenaBytes = 32u << 20;
 
 // `size` bytes at a 16-byte aligned address with nothing after them (glibc's malloc

@@ -5,25 +5,11 @@
 
 #include <algorithm>
 
-#include "fixtures/cnn_model.h"
-#include "fixtures/momentum_model.h"
-#include "fixtures/plain_model.h"
 #include "fuzz_common.h"
-
-namespace {
-
-struct Fixture {
-  const uint8_t* bytes;
-  size_t size;
-};
-const Fixture kModels[] = {{kPlainModel, kPlainModelSize}, {kMomentumModel, kMomentumModelSize},
-                           {kCnnModel, kCnnModelSize}};
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  const Fixture& fixture = kModels[data[0] % 3];
+  const fuzz::Fixture& fixture = fuzz::kFixtures[data[0] % 3];
   tflm_train::TrainerOptions options;
   options.override_policy = true;
   options.policy.kind = static_cast<tflm_train::PolicyKind>((data[0] / 3) % 4);

@@ -2,25 +2,11 @@
 // the state a model carries (Init resumes from it); then train and predict.
 #include <string.h>
 
-#include "fixtures/cnn_model.h"
-#include "fixtures/momentum_model.h"
-#include "fixtures/plain_model.h"
 #include "fuzz_common.h"
-
-namespace {
-
-struct Fixture {
-  const uint8_t* bytes;
-  size_t size;
-};
-const Fixture kModels[] = {{kPlainModel, kPlainModelSize}, {kMomentumModel, kMomentumModelSize},
-                           {kCnnModel, kCnnModelSize}};
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const Fixture& fixture = kModels[data[0] % 3];
+  const fuzz::Fixture& fixture = fuzz::kFixtures[data[0] % 3];
   const uint8_t* state = data + 1;
   const size_t state_size = size - 1;
   tflm_train::TrainerOptions options;
