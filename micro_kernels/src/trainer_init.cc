@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arena_allocator.h"
+#include "kernels/loss.h"
 #include "arena_planner.h"
 #include "graph.h"
 #include "model_reader.h"
@@ -26,6 +27,15 @@ static_assert(static_cast<int>(PolicyKind::kFull) == static_cast<int>(plan::Poli
                   static_cast<int>(PolicyKind::kTinyProp) == static_cast<int>(plan::PolicyKind::TinyProp) &&
                   static_cast<int>(PolicyKind::kTinyPropV2) == static_cast<int>(plan::PolicyKind::TinyPropV2),
               "the public PolicyKind must equal the plan schema's");
+static_assert(static_cast<int>(kernels::LossKind::kSparseCategoricalCrossentropy) ==
+                      static_cast<int>(plan::LossKind::SparseCategoricalCrossentropy) &&
+                  static_cast<int>(kernels::LossKind::kCategoricalCrossentropy) ==
+                      static_cast<int>(plan::LossKind::CategoricalCrossentropy) &&
+                  static_cast<int>(kernels::LossKind::kMeanSquaredError) ==
+                      static_cast<int>(plan::LossKind::MeanSquaredError) &&
+                  static_cast<int>(kernels::LossKind::kBinaryCrossentropy) ==
+                      static_cast<int>(plan::LossKind::BinaryCrossentropy),
+              "the loss kernel's LossKind must equal the plan schema's (the step casts between them)");
 
 PolicyParams PolicyFromPlan(const plan::Policy& p) {
   PolicyParams out;
