@@ -193,11 +193,50 @@ def cmd_compare(args):
     print("\nplots: " + ", ".join(paths))
 
 
-def cmd_export(args):
-    from .export import export
+def _class_names_arg(text):
+    """--class-names: "a,b,c" or "@FILE" with one name per line."""
+    if text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                lines = [line.rstrip("\r\n") for line in f]
+        except OSError as e:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {e.strerror or e}")
+        except UnicodeDecodeError:
+            raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text")
+        while lines and not lines[-1].strip():
+            lines.pop()
+        names = [line.strip() for line in lines]
+        where = f"of {path}: line"
+    else:
+        names = [name.strip() for name in text.split(",")]
+        where = "of --class-names: name"
+    for i, name in enumerate(names):
+        if not name:
+            raise argparse.ArgumentTypeError(f"empty class name ({where} {i + 1})")
+    if not names:
+        raise argparse.ArgumentTypeError("no class names given")
+    return names
 
-    size = export(args.model, args.output, name=args.name)
-    print(f"wrote {args.output} ({size} bytes as {args.name}[], {args.name}_len)")
+
+def cmd_export(args):
+    from .export import describe_export, output_stem, write_pair
+
+    output = args.output or args.output_option
+    if not output or (args.output and args.output_option and args.output != args.output_option):
+        raise ValueError("give the output once: tflm-train export MODEL.tflite OUTPUT")
+    output_stem(output)  # a bad output is refused before measuring
+    info = describe_export(args.model, name=args.name, class_names=args.class_names)
+    header, source = write_pair(info, output)
+    n = info.name
+    print(f"wrote {header} and {source}")
+    print(f"  {n}[], {n}_len        {len(info.model_bytes):>9} bytes (writable, 16-byte aligned)")
+    print(f"  {n}_trainer_arena_size {info.trainer_arena_size:>9} bytes (batch size {info.batch_size}, "
+          f"largest over the four policies)")
+    print(f"  {n}_tflm_arena_size    {info.tflm_arena_size:>9} bytes (TFLM allocates in {info.tflm_minimum})")
+    classes = f"{info.num_classes} classes" if info.num_classes else f"not classes ({info.loss})"
+    print(f"  input {list(info.input_shape)} -> output {list(info.output_shape)}, {classes}"
+          + (f", names {', '.join(info.class_names)}" if info.class_names else ""))
 
 
 def build_parser():
@@ -242,10 +281,23 @@ def build_parser():
     p.add_argument("--out-dir", default="compare_out", help="where the table and plots go (default compare_out)")
     p.set_defaults(run=cmd_compare)
 
-    p = sub.add_parser("export", parents=[common], help="trainable .tflite -> C/C++ source (aligned, writable array) for firmware")
-    p.add_argument("model")
-    p.add_argument("-o", "--output", required=True, help="output source file, e.g. model_data.cc")
-    p.add_argument("--name", default="g_model", help="array name (default g_model)")
+    p = sub.add_parser("export", parents=[common],
+                       help="trainable .tflite -> OUTPUT.h + OUTPUT.cpp for a sketch or firmware: the model "
+                            "(writable, aligned), arena sizes, shapes, class names",
+                       description="Writes OUTPUT.h (constants: arena bytes of tflm_train::Trainer and "
+                                   "tflite::MicroInterpreter, batch size, input/output shapes and sizes, class "
+                                   "count and names) and OUTPUT.cpp (the model as a writable, 16-byte aligned "
+                                   "array, the class names). Both compile unchanged in an Arduino sketch and a "
+                                   "CMake firmware.")
+    p.add_argument("model", metavar="MODEL.tflite", help="a trainable .tflite (from tflm-train convert or train)")
+    p.add_argument("output", nargs="?", metavar="OUTPUT", help="path stem of the pair, e.g. model_data (a .h/.cpp/.cc suffix "
+                                             "is dropped)")
+    p.add_argument("-o", "--output", dest="output_option", metavar="OUTPUT", help=argparse.SUPPRESS)
+    p.add_argument("--name", default="g_model", help="C++ name of the array and prefix of every constant "
+                                                      "(default g_model)")
+    p.add_argument("--class-names", type=_class_names_arg, metavar="a,b,c|@FILE",
+                   help="one name per class (per output for binary_crossentropy): comma-separated, or @FILE "
+                        "with one per line")
     p.set_defaults(run=cmd_export)
     return parser
 

@@ -3,7 +3,8 @@
   model.tflite     a trainable MNIST model (tflm_train.convert, SGD 0.05): with
                    --model mlp (default) the 784-32-16-10 MLP, with --model cnn the
                    papers' 5-layer 2-D CNN for 28x28x1 images (see cnn_model)
-  model_data.cc    the same bytes via `tflm_train.export` (g_model[], writable, aligned)
+  model_data.h     `tflm_train.export`'s pair: g_model[] (the same bytes, writable,
+  model_data.cpp   16-byte aligned) and the model's arena sizes, shapes and class count
   mnist_data.cc    the first N train and test MNIST images (float32, exact hex literals;
                    784 values per image, which is 28x28x1 NHWC for the CNN), labels, and
                    the arena (largest need over the four policies at batch size 1)
@@ -101,7 +102,7 @@ def run(args):
     model_path = os.path.join(args.out_dir, "model.tflite")
     with open(model_path, "wb") as f:
         f.write(model_bytes)
-    export(model_path, os.path.join(args.out_dir, "model_data.cc"), name="g_model")
+    export(model_path, os.path.join(args.out_dir, "model_data"), name="g_model")
 
     arena = max(tflm_train.MicroTrainer(model_bytes, policy=p).arena_report["required_bytes"]
                 for p in policies().values())

@@ -1,0 +1,351 @@
+"""`tflm-train export` / tflm_train.export.export: the <stem>.h / <stem>.cpp pair a sketch
+or firmware includes. The header's numbers are the model's, the array round-trips to the
+exact bytes, the pair compiles as C++11 and C++17 with -Wall -Wextra -Werror (and links
+and runs on the host), and the TFLM runtime allocates and runs the model in exactly the
+arena the header gives."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import tflm_train
+from tflm_train.errors import InvalidArgumentError, InvalidModelError, MissingPlanError
+from tflm_train.export import c_string, describe_export, export, tflm_arena
+
+L = keras.layers
+POLICIES = (tflm_train.Full(), tflm_train.StaticTopK(0.3), tflm_train.TinyProp(), tflm_train.TinyPropV2())
+# Everything a C string literal must escape, octal escapes followed by digits, trigraphs, UTF-8.
+TRICKY = ['say "hi"', "back\\slash", "new\nline\ttab", "??=trigraph???", "caf\u00e9 \u732b", "\x01" + "7digit",
+          "plain"]
+
+
+def _convert(model, loss, **kwargs):
+    return tflm_train.convert(model, loss=loss, optimizer=tflm_train.SGD(0.1), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def models():
+    keras.utils.set_random_seed(5)
+    mlp = keras.Sequential([keras.Input((6,)), L.Dense(8, activation="relu"), L.Dense(7, activation="softmax")])
+    cnn = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2),
+                            L.Flatten(), L.Dense(3, activation="softmax")])
+    reg = keras.Sequential([keras.Input((4,)), L.Dense(8, activation="relu"), L.Dense(2)])
+    binary = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="relu"), L.Dense(2, activation="sigmoid")])
+    return {
+        "mlp": _convert(mlp, "sparse_categorical_crossentropy", policy=tflm_train.TinyPropV2()),
+        "cnn": _convert(cnn, "categorical_crossentropy", batch_size=4),
+        "mse": _convert(reg, "mse"),
+        "binary": _convert(binary, "binary_crossentropy"),
+    }
+
+
+def parse_header(text):
+    """{name: int, bool or tuple} of every constexpr in the header."""
+    values = {}
+    for kind, name, array, value in re.findall(r"^constexpr (unsigned int|int|bool) (\w+)(\[\])? = (.+?);",
+                                              text, re.M):
+        if array:
+            values[name] = tuple(int(v) for v in value.strip("{}").split(","))
+        elif kind == "bool":
+            values[name] = {"true": True, "false": False}[value]
+        else:
+            values[name] = int(value)
+    return values
+
+
+def parse_array(source, name="g_model"):
+    body = re.search(r"alignas\(16\) unsigned char " + name + r"\[\] = \{\n(.*?)\n\};", source, re.S).group(1)
+    rows = body.split("\n")
+    assert all(len(row.split(", ")) == 16 for row in rows[:-1])  # 16 bytes a line
+    return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+
+
+def trainer_need(model_bytes):
+    return [tflm_train.MicroTrainer(model_bytes, policy=p).arena_report["required_bytes"] for p in POLICIES]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "mse", "binary"])
+def test_header_numbers_are_the_models(models, kind, tmp_path):
+    data = models[kind]
+    header, source = export(data, tmp_path / "model_data.cc")
+    assert (header, source) == (str(tmp_path / "model_data.h"), str(tmp_path / "model_data.cpp"))
+    text = open(header).read()
+    v = parse_header(text)
+    info = tflm_train.read_model_info(data)
+    trainer = tflm_train.MicroTrainer(data)
+    need = trainer_need(data)
+    assert v["g_model_trainer_arena_size"] % 16 == 0
+    assert max(need) <= v["g_model_trainer_arena_size"] < max(need) + 16
+    assert v["g_model_batch_size"] == info.batch_size == trainer.batch_size == (4 if kind == "cnn" else 1)
+    assert v["g_model_input_shape"] == info.input_shape and v["g_model_input_rank"] == len(info.input_shape)
+    assert v["g_model_output_shape"] == info.output_shape and v["g_model_output_rank"] == len(info.output_shape)
+    assert v["g_model_input_size"] == int(np.prod(info.input_shape[1:]))
+    assert v["g_model_output_size"] == int(np.prod(info.output_shape[1:]))
+    classes = {"mlp": 7, "cnn": 3, "mse": 0, "binary": 0}[kind]
+    assert v["g_model_num_classes"] == classes
+    assert v["g_model_has_class_names"] is False and "g_model_class_names" not in v
+    assert "g_model_class_names[]" not in text
+    assert v["g_model_tflm_arena_size"] % 16 == 0
+    # Every TrainerOptions policy fits the trainer arena the header gives.
+    for p in POLICIES:
+        tflm_train.MicroTrainer(data, arena_size=v["g_model_trainer_arena_size"], policy=p)
+    # The comments say how the arena numbers were obtained.
+    assert "Exact on a 64-bit host; an upper bound on a 32-bit microcontroller" in text
+    assert "found by" in text and "bisection" in text
+    assert text.startswith("// Generated by `tflm-train export`") and "#ifndef MODEL_DATA_H_" in text
+    assert "#include" not in text  # nothing to include: plain int types only
+
+
+def test_hex_bytes_round_trip(models, tmp_path):
+    data = models["cnn"]
+    path = tmp_path / "cnn.tflite"
+    path.write_bytes(data)
+    header, source = export(str(path), str(tmp_path / "out" / "net"), name="net_model")
+    text = open(source).read()
+    assert text.splitlines()[1] == '#include "net.h"'
+    assert parse_array(text, "net_model") == data
+    assert f"const unsigned int net_model_len = {len(data)};" in text
+    assert "from cnn.tflite" in open(header).read()
+
+
+@pytest.mark.parametrize("suffix", ["", ".h", ".cpp", ".cc", ".H"])
+def test_output_suffix_is_dropped(models, tmp_path, suffix):
+    header, source = export(models["mse"], str(tmp_path / "pair") + suffix)
+    assert (header, source) == (str(tmp_path / "pair.h"), str(tmp_path / "pair.cpp"))
+    assert sorted(os.listdir(tmp_path)) == ["pair.cpp", "pair.h"]
+
+
+def test_class_names_escaped_and_counted(models, tmp_path):
+    names = TRICKY
+    assert len(names) == 7
+    header, source = export(models["mlp"], tmp_path / "m", class_names=names)
+    v = parse_header(open(header).read())
+    assert v["g_model_has_class_names"] is True and v["g_model_num_classes"] == 7
+    text = open(source).read()
+    literals = re.search(r"g_model_class_names\[\] = \{\n(.*?)\n\};", text, re.S).group(1).split("\n")
+    assert len(literals) == 7
+    assert literals[0] == '  "say \\"hi\\"",' and literals[1] == '  "back\\\\slash",'
+    assert literals[2] == '  "new\\012line\\011tab",'
+    assert "??" not in text  # no trigraph survives
+    assert literals[5] == '  "\\001' + '7digit",'  # a three-digit octal escape ends before the digit
+    assert all(ord(c) < 0x7F for c in text)  # UTF-8 goes in as escapes
+    assert c_string("caf\u00e9") == '"caf\\303\\251"'
+
+
+def test_binary_outputs_take_one_name_each(models, tmp_path):
+    header, _ = export(models["binary"], tmp_path / "b", class_names=["cat", "dog"])
+    v = parse_header(open(header).read())
+    assert v["g_model_num_classes"] == 0 and v["g_model_has_class_names"] is True
+
+
+@pytest.mark.parametrize("kind,names,message", [
+    ("mlp", ["a", "b"], "2 class names given, but the model has 7 classes"),
+    ("binary", ["a", "b", "c"], "3 class names given, but the model has 2 outputs"),
+    ("mse", ["x", "y"], "the model's output is not classes"),
+    ("mlp", "abcdefg", "a list of strings"),
+    ("mlp", ["a", "", "c", "d", "e", "f", "g"], "class name 1 is empty"),
+    ("mlp", ["a\0", "b", "c", "d", "e", "f", "g"], "NUL"),
+])
+def test_bad_class_names_refused(models, tmp_path, kind, names, message):
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        export(models[kind], tmp_path / "m", class_names=names)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["1model", "g-model", "int", "class", "__model", "_Model", "g__m", "", None])
+def test_bad_name_refused(models, tmp_path, name):
+    with pytest.raises(InvalidArgumentError, match="name"):
+        export(models["mse"], tmp_path / "m", name=name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_non_trainable_file_refused_with_the_trainers_error(tmp_path):
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="softmax")])
+    plain = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with pytest.raises(MissingPlanError):
+        export(plain, tmp_path / "m")
+    with pytest.raises(InvalidModelError):
+        export(b"not a model at all", tmp_path / "m")
+    assert os.listdir(tmp_path) == []
+
+
+def test_measuring_prints_nothing(models, tmp_path, capfd):
+    export(models["cnn"], tmp_path / "m")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# --- the TFLM arena --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_tflm_runs_in_exactly_the_headers_arena(models, kind, tmp_path):
+    from tflite_micro.python.tflite_micro import runtime
+
+    data = models[kind]
+    header, _ = export(data, tmp_path / "m")
+    size = parse_header(open(header).read())["g_model_tflm_arena_size"]
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=size)
+    info = tflm_train.read_model_info(data)
+    x = np.random.default_rng(0).random((3, *info.input_shape[1:]), dtype=np.float32)
+    got = []
+    for sample in x:
+        interpreter.set_input(sample[None], 0)
+        interpreter.invoke()
+        got.append(np.array(interpreter.get_output(0), np.float32)[0])
+    np.testing.assert_allclose(np.stack(got), tflm_train.MicroTrainer(data).predict(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError):
+        runtime.Interpreter.from_bytes(data, arena_size=size // 2)
+    # The stated minimum is the boundary: it allocates, one byte less does not.
+    _, minimum = tflm_arena(data)
+    assert size == (minimum + 16 + 15) // 16 * 16
+    runtime.Interpreter.from_bytes(data, arena_size=minimum)
+    with pytest.raises(RuntimeError):
+        runtime.Interpreter.from_bytes(data, arena_size=minimum - 1)
+
+
+def test_tflm_bisection_is_quick_for_a_100kb_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((784,)), L.Dense(32, activation="relu"), L.Dense(16, activation="relu"),
+                              L.Dense(10, activation="softmax")])
+    data = _convert(model, "sparse_categorical_crossentropy")
+    assert len(data) > 100_000
+    start = time.perf_counter()
+    tflm_arena(data)
+    assert time.perf_counter() - start < 2.0
+
+
+# --- the pair compiles, links and runs on the host ----------------------------------------
+
+USER_TU = r"""
+#include "model_data.h"
+#include "model_data.h"  // the include guard holds
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+@ASSERTS@
+static_assert(sizeof(g_model_input_shape) / sizeof(g_model_input_shape[0]) == g_model_input_rank, "rank");
+static_assert(sizeof(g_model_output_shape) / sizeof(g_model_output_shape[0]) == g_model_output_rank, "rank");
+
+alignas(16) static unsigned char trainer_arena[g_model_trainer_arena_size];
+alignas(16) static unsigned char tflm_arena[g_model_tflm_arena_size];
+
+int main() {
+  if (reinterpret_cast<uintptr_t>(g_model) % 16 != 0) return 2;
+  if (memcmp(g_model + 4, "TFL3", 4) != 0) return 3;
+  unsigned char* writable = g_model;  // not const
+  (void)writable;
+  trainer_arena[0] = tflm_arena[0] = 1;
+  fwrite(g_model, 1, g_model_len, stdout);
+#if @NAMES@
+  for (unsigned int i = 0; i < g_model_output_size; ++i) {
+    fwrite(g_model_class_names[i], 1, strlen(g_model_class_names[i]) + 1, stdout);
+  }
+#endif
+  return trainer_arena[0] + tflm_arena[0] - 2;
+}
+"""
+
+
+def _compiler():
+    compiler = shutil.which("g++")
+    if compiler is None:
+        if os.environ.get("CI"):
+            pytest.fail("g++ not found (CI is set, so this fails instead of skipping)")
+        pytest.skip("g++ not found")
+    return compiler
+
+
+def _asserts(values):
+    lines = []
+    for name, value in values.items():
+        if isinstance(value, tuple):
+            lines += [f'static_assert({name}[{i}] == {v}, "{name}");' for i, v in enumerate(value)]
+        elif isinstance(value, bool):
+            lines.append(f'static_assert({"" if value else "!"}{name}, "{name}");')
+        else:
+            lines.append(f'static_assert({name} == {value}, "{name}");')
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("std", ["c++17", "c++11"])
+@pytest.mark.parametrize("names", [None, TRICKY])
+def test_pair_compiles_and_runs(models, tmp_path, std, names):
+    compiler = _compiler()
+    data = models["mlp"]
+    header, source = export(data, tmp_path / "model_data", class_names=names)
+    values = parse_header(open(header).read())
+    assert len(values) == 11  # every constant of the header is checked below
+    user = tmp_path / "user.cpp"
+    user.write_text(USER_TU.replace("@ASSERTS@", _asserts(values)).replace("@NAMES@", "1" if names else "0"))
+    flags = [f"-std={std}", "-Wall", "-Wextra", "-Werror"] + (["-pedantic"] if std == "c++11" else [])
+    objects = []
+    for tu in (source, user):
+        obj = str(tu) + ".o"
+        r = subprocess.run([compiler, *flags, "-c", str(tu), "-o", obj], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+        assert r.returncode == 0, r.stderr
+        objects.append(obj)
+    program = tmp_path / "program"
+    r = subprocess.run([compiler, *objects, "-o", str(program)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(program)], capture_output=True, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout[:len(data)] == data
+    printed = r.stdout[len(data):]
+    assert printed == b"".join(n.encode("utf-8") + b"\0" for n in names or [])
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tflm_train.cli", "export", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_prints_what_it_wrote(models, tmp_path):
+    (tmp_path / "m.tflite").write_bytes(models["mlp"])
+    (tmp_path / "labels.txt").write_text("\ufeffzero\none\ntwo\nthree\nfour\nfive\nsix\n\n", encoding="utf-8")
+    r = run_cli("m.tflite", "gen/model_data.cc", "--name", "net", "--class-names", "@labels.txt", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    v = parse_header((tmp_path / "gen" / "model_data.h").read_text())
+    assert f"wrote {os.path.join('gen', 'model_data.h')} and {os.path.join('gen', 'model_data.cpp')}" in r.stdout
+    assert re.search(rf"net\[\], net_len +{len(models['mlp'])} bytes", r.stdout)
+    assert re.search(rf"net_trainer_arena_size +{v['net_trainer_arena_size']} bytes", r.stdout)
+    assert re.search(rf"net_tflm_arena_size +{v['net_tflm_arena_size']} bytes", r.stdout)
+    assert "input [1, 6] -> output [1, 7], 7 classes, names zero, one, two, three, four, five, six" in r.stdout
+    assert '"zero",' in (tmp_path / "gen" / "model_data.cpp").read_text()
+
+    r = run_cli("m.tflite", "plain", "--class-names", "a, b,c,d,e,f,g", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert '  "b",' in (tmp_path / "plain.cpp").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["m.tflite", "o", "--class-names", "a,b"], "2 class names given, but the model has 7 classes"),
+    (["m.tflite", "o", "--class-names", "a,,b"], "empty class name"),
+    (["m.tflite", "o", "--class-names", "@missing.txt"], "cannot read missing.txt"),
+    (["m.tflite", "o", "--name", "my-model"], "--name must be a C identifier"),
+    (["junk.tflite", "o"], "TFL3"),
+    (["m.tflite"], "give the output"),
+])
+def test_cli_refuses_clearly(models, tmp_path, args, message):
+    (tmp_path / "m.tflite").write_bytes(models["mlp"])
+    (tmp_path / "junk.tflite").write_bytes(b"junk" * 10)
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.h").exists() and not (tmp_path / "o.cpp").exists()
