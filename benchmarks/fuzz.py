@@ -23,7 +23,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HARNESSES = ("model", "state", "samples")
+HARNESSES = ("model", "state", "samples", "checkpoint")
 
 
 def build(build_dir):

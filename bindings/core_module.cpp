@@ -32,7 +32,8 @@ using AlignedBytes = std::unique_ptr<uint8_t, AlignedFree>;
 // re-exports them): TrainerError(RuntimeError) and, per status, a subclass that is
 // also the Python exception a caller would expect (ValueError, FloatingPointError).
 // Raw references, kept for the process's life (no destructor runs after Python exits).
-PyObject* g_errors[12] = {};
+constexpr int kNumStatuses = static_cast<int>(Status::kStorageError) + 1;
+PyObject* g_errors[kNumStatuses] = {};
 
 py::object MakeError(py::module_& m, const char* name, const char* doc, std::initializer_list<py::handle> bases,
                      Status status) {
@@ -73,11 +74,13 @@ void RegisterErrors(py::module_& m) {
   MakeError(m, "NonFiniteError", "The step would have written NaN/Inf; it was refused and weights are unchanged.",
             {trainer, PyExc_FloatingPointError}, Status::kNonFinite);
   MakeError(m, "NotInitializedError", "The trainer's Init has not succeeded.", {trainer}, Status::kNotInitialized);
+  MakeError(m, "StorageError", "The checkpoint storage refused a read, erase or program.", {trainer, PyExc_OSError},
+            Status::kStorageError);
 }
 
 [[noreturn]] void Raise(Status status, const std::string& message, size_t required = 0) {
   const int index = static_cast<int>(status);
-  py::handle cls = index > 0 && index < 12 ? g_errors[index] : g_errors[0];
+  py::handle cls = index > 0 && index < kNumStatuses ? g_errors[index] : g_errors[0];
   py::object error = cls(message);
   if (status == Status::kArenaTooSmall) error.attr("required_bytes") = required;
   PyErr_SetObject(cls.ptr(), error.ptr());
@@ -94,6 +97,40 @@ AlignedBytes AllocateAligned(size_t size, const char* what) {
   }
   return AlignedBytes(p);
 }
+
+// A checkpoint region in host memory: the raw image a device's flash holds,
+// under NOR's rules (erase to 0xFF; program whole units of erased bytes only), so
+// the host writes exactly the image a device would.
+class ImageStorage final : public tflm_train::FlashStorage {
+ public:
+  ImageStorage(std::string* image, uint32_t page, uint32_t program) : image_(*image), page_(page), program_(program) {}
+  uint32_t page_size() const override { return page_; }
+  uint32_t program_size() const override { return program_; }
+  uint32_t size() const override { return static_cast<uint32_t>(image_.size()); }
+  bool Read(uint32_t offset, void* dst, uint32_t n) override {
+    if (!InRange(offset, n)) return false;
+    std::memcpy(dst, image_.data() + offset, n);
+    return true;
+  }
+  bool ErasePage(uint32_t offset) override {
+    if (page_ == 0 || offset % page_ != 0 || !InRange(offset, page_)) return false;
+    std::memset(&image_[offset], 0xFF, page_);
+    return true;
+  }
+  bool Program(uint32_t offset, const void* src, uint32_t n) override {
+    if (program_ == 0 || offset % program_ != 0 || n % program_ != 0 || !InRange(offset, n)) return false;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (static_cast<uint8_t>(image_[offset + i]) != 0xFF) return false;
+    }
+    std::memcpy(&image_[offset], src, n);
+    return true;
+  }
+
+ private:
+  bool InRange(uint32_t offset, uint32_t n) const { return offset <= image_.size() && n <= image_.size() - offset; }
+  std::string& image_;
+  uint32_t page_, program_;
+};
 
 // The typed records the binding hands out (Counters, ArenaReport, PolicyParams) are
 // classes with one attribute per field. They also read like a mapping (r["steps"],
@@ -415,6 +452,35 @@ class PyTrainer {
     if (s != Status::kOk) Raise(s, trainer_.error_message());
   }
 
+  // Checkpoints into a flash image (docs/checkpoints.md): `image` is the region's
+  // bytes, or None for a fresh erased region of the size this model needs.
+  py::bytes SaveCheckpoint(const py::object& image, uint32_t page_size, uint32_t program_size) {
+    std::string region;
+    if (image.is_none()) {
+      const size_t size = trainer_.CheckpointStorageBytes(page_size);
+      if (size == 0 || size > 0xFFFFFFFFu) {
+        Raise(Status::kInvalidArgument, "page_size must be a power of two (got " + std::to_string(page_size) +
+                                            ") and the region at most 4 GiB");
+      }
+      region.assign(size, '\xFF');
+    } else {
+      region = py::cast<std::string>(image);
+    }
+    ImageStorage storage = Storage(&region, page_size, program_size);
+    const Status s = trainer_.SaveCheckpoint(storage);
+    if (s != Status::kOk) Raise(s, trainer_.error_message());
+    return py::bytes(region);
+  }
+
+  bool LoadCheckpoint(const py::bytes& image, uint32_t page_size, uint32_t program_size) {
+    std::string region = image;
+    ImageStorage storage = Storage(&region, page_size, program_size);
+    bool loaded = false;
+    const Status s = trainer_.LoadCheckpoint(storage, &loaded);
+    if (s != Status::kOk) Raise(s, trainer_.error_message());
+    return loaded;
+  }
+
   std::vector<size_t> LayerOutputs() const {
     std::vector<size_t> out;
     for (int i = 0; i < trainer_.num_trainable_layers(); ++i) out.push_back(trainer_.layer_outputs(i));
@@ -431,6 +497,14 @@ class PyTrainer {
   size_t arena_size() const { return arena_size_; }
 
  private:
+  static ImageStorage Storage(std::string* region, uint32_t page_size, uint32_t program_size) {
+    if (region->size() > 0xFFFFFFFFu) {
+      Raise(Status::kInvalidArgument, "a checkpoint region of " + std::to_string(region->size()) +
+                                          " bytes is larger than 4 GiB");
+    }
+    return ImageStorage(region, page_size, program_size);
+  }
+
   // Checks a C-contiguous float32 array of shape (n, width) and returns n.
   static size_t CheckBatch(const FloatArray& a, size_t width, const char* name) {
     if (a.ndim() != 2 || static_cast<size_t>(a.shape(1)) != width || a.shape(0) == 0) {
@@ -601,6 +675,13 @@ PYBIND11_MODULE(_core, m) {
       .def("model_bytes", &PyTrainer::ModelBytes)
       .def("save_state", &PyTrainer::SaveState)
       .def("load_state", &PyTrainer::LoadState)
+      .def("checkpoint_storage_bytes", [](PyTrainer& t, uint32_t page_size) {
+        return t.trainer().CheckpointStorageBytes(page_size);
+      }, py::arg("page_size"))
+      .def("save_checkpoint", &PyTrainer::SaveCheckpoint, py::arg("image"), py::arg("page_size"),
+           py::arg("program_size"))
+      .def("load_checkpoint", &PyTrainer::LoadCheckpoint, py::arg("image"), py::arg("page_size"),
+           py::arg("program_size"))
       .def("reset_policy_state", [](PyTrainer& t) { t.trainer().ResetPolicyState(); })
       .def_property_readonly("counters", [](PyTrainer& t) { return t.trainer().counters(); })
       .def_property_readonly("arena_report", [](PyTrainer& t) { return t.trainer().arena_report(); })

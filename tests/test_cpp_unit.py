@@ -4,7 +4,8 @@ independence.
 Builds the plain CMake project with -DMICRO_KERNELS_TESTS=ON into a temporary
 directory and runs ctest: one executable per component (kernels, top-k, policy,
 SGD, losses, the FlatBuffers reader, graph and planner, the Trainer, its float32
-reference, bad models, training state), on fixture models committed as C arrays.
+reference, bad models, training state, checkpoints in flash), on fixture models
+committed as C arrays.
 That needs no Python; this file also checks that the fixtures are what
 scripts/make_test_fixtures.py makes today (TensorFlow's converter output is
 byte-for-byte the same across runs, so the check compares bytes), and builds a

@@ -1,7 +1,7 @@
 """The C++ under sanitizers, as the trainer's untrusted inputs reach it: the libFuzzer
 harnesses of micro_kernels/fuzz (model bytes, training-state bytes, samples and
-labels) replay the converter-made seed corpus and every committed regression input,
-then each runs a short fixed number of mutated inputs; and the C++ unit tests run
+labels, checkpoint images) replay the converter-made seed corpus and every committed
+regression input, then each runs a short fixed number of mutated inputs; and the C++ unit tests run
 once with every test under AddressSanitizer and UBSan. benchmarks/fuzz.py is the long
 run; this is the part that fits in the suite (seconds per harness).
 
@@ -19,9 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "micro_kernels" / "fuzz"
-# Mutated inputs per harness: the model harness is ~10x faster than the other two
+# Mutated inputs per harness: the model harness is ~10x faster than the others
 # (they initialise the CNN fixture on every input).
-RUNS = {"model": 4000, "state": 600, "samples": 600}
+RUNS = {"model": 4000, "state": 600, "samples": 600, "checkpoint": 600}
 
 
 def _run(cmd, timeout, **kwargs):

@@ -21,7 +21,7 @@ from .callbacks import Callback, EarlyStopping, History, LambdaCallback
 from .converter import ModelInfo, convert, read_model_info
 from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidArgumentError,
                      InvalidDtypeError, InvalidModelError, InvalidPlanError, MissingPlanError, NonFiniteError, NotInitializedError,
-                     TrainerError, UnsupportedModelError, UnsupportedPlanVersionError)
+                     StorageError, TrainerError, UnsupportedModelError, UnsupportedPlanVersionError)
 from .optimizers import SGD, CosineDecay
 from .policies import Full, StaticTopK, TinyProp, TinyPropV2
 from .trainer import MicroTrainer, StepResult
@@ -33,5 +33,5 @@ __all__ = [
     "Full", "StaticTopK", "TinyProp", "TinyPropV2", "Callback", "History", "LambdaCallback", "EarlyStopping",
     "TrainerError", "ConversionError", "InvalidArgumentError", "InvalidDtypeError", "InvalidModelError", "MissingPlanError",
     "UnsupportedPlanVersionError", "InvalidPlanError", "UnsupportedModelError", "ArenaTooSmallError",
-    "BadInputError", "BadLabelError", "NonFiniteError", "NotInitializedError", "quiet_tensorflow",
+    "BadInputError", "BadLabelError", "NonFiniteError", "NotInitializedError", "StorageError", "quiet_tensorflow",
 ]

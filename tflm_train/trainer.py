@@ -2,6 +2,7 @@
 with Keras' fit/evaluate/predict."""
 
 import os
+import secrets
 import warnings
 from dataclasses import dataclass
 
@@ -82,6 +83,12 @@ def epoch_order(seed, epoch, n):
     """The sample order fit uses for `epoch` (counted over the trainer's life, so a
     resumed trainer continues the same sequence)."""
     return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def _check_flash_geometry(page_size, program_size):
+    for name, value in (("page_size", page_size), ("program_size", program_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value < 2 ** 32:
+            raise InvalidArgumentError(f"{name} must be a whole number of bytes from 1 to 2**32 - 1, got {value!r}")
 
 
 def _as_float_array(name, values):
@@ -209,6 +216,58 @@ class MicroTrainer:
     def reset_policy_state(self):
         """Forgets TinyProp's running maxima."""
         self._core.reset_policy_state()
+
+    # --- checkpoints in flash (docs/checkpoints.md) ---------------------------------------
+    def checkpoint_storage_bytes(self, page_size=4096):
+        """The flash region (two slots of whole `page_size` pages) this model's checkpoints need."""
+        _check_flash_geometry(page_size, 1)
+        size = int(self._core.checkpoint_storage_bytes(page_size))
+        if size == 0:
+            raise InvalidArgumentError(f"page_size must be a power of two, got {page_size}")
+        return size
+
+    def save_checkpoint(self, path, page_size=4096, program_size=4):
+        """Saves the weights and training state into the flash image at `path`, as a
+        device's `Trainer::SaveCheckpoint` writes them into its flash: the file is the
+        raw region. An existing file is that region (its size must fit this model; the
+        save goes to the slot that does not hold its newest checkpoint); otherwise a
+        fresh erased region of `checkpoint_storage_bytes(page_size)` bytes is made.
+        The file is replaced atomically."""
+        _check_flash_geometry(page_size, program_size)
+        path = os.fspath(path)
+        image = None
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                image = f.read()
+        try:
+            image = self._core.save_checkpoint(image, page_size, program_size)
+        except TrainerError as e:
+            raise type(e)(f"{path}: {e}") from None
+        temp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            with open(temp, "xb") as f:
+                f.write(image)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+
+    def load_checkpoint(self, path, page_size=4096, program_size=4):
+        """Restores the newest complete checkpoint of this model from the flash image
+        at `path` (written by `save_checkpoint` or read out of a device): its weights
+        and training state, as if training had never stopped. Returns False, changing
+        nothing, when the image holds none; refuses a checkpoint of another model."""
+        _check_flash_geometry(page_size, program_size)
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            image = f.read()
+        try:
+            return bool(self._core.load_checkpoint(image, page_size, program_size))
+        except TrainerError as e:
+            raise type(e)(f"{path}: {e}") from None
 
     # --- data ---------------------------------------------------------------------------
     def _x(self, x, name="x"):

@@ -2,11 +2,11 @@
 the findings): models of every supported kind (dense, conv, depthwise, separable,
 residual, pooling, padding, a split bias), each policy, momentum and batch > 1, for
 fuzz_model; states of the harness's fixture models for fuzz_state; samples for
-fuzz_samples.
+fuzz_samples; flash images with checkpoints of those fixtures for fuzz_checkpoint.
 
     python micro_kernels/fuzz/make_corpus.py OUT_DIR
 
-writes OUT_DIR/{model,state,samples}/ (TensorFlow's conversion is deterministic, so
+writes OUT_DIR/{model,state,samples,checkpoint}/ (TensorFlow's conversion is deterministic, so
 the corpus is the same on every run).
 """
 
@@ -41,7 +41,7 @@ def main(out_dir):
 
     import tflm_train
 
-    for sub in ("model", "state", "samples"):
+    for sub in ("model", "state", "samples", "checkpoint"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     losses = {"dense": "sparse_categorical_crossentropy", "conv_pool": "sparse_categorical_crossentropy",
               "depthwise_mean": "binary_crossentropy", "conv1d_one_filter": "categorical_crossentropy",
@@ -68,6 +68,23 @@ def main(out_dir):
         trainer.train_step(x[:1], np.array([1]))
         with open(os.path.join(out_dir, "state", f"{name}.bin"), "wb") as f:
             f.write(bytes([k]) + trainer.get_state())
+        # Checkpoint images: [fixture byte, log2 page | log2 program << 4] then the region,
+        # with one checkpoint, two, and none (erased).
+        image = os.path.join(out_dir, "checkpoint", f"{name}.img")
+        for saves, page, program in ((1, 256, 4), (2, 64, 1), (2, 1024, 16)):
+            if os.path.exists(image):
+                os.remove(image)
+            for _ in range(saves):
+                trainer.train_step(x[:1], np.array([1]))
+                trainer.save_checkpoint(image, page_size=page, program_size=program)
+            geometry = (page.bit_length() - 1) | (program.bit_length() - 1) << 4
+            with open(image, "rb") as f:
+                region = f.read()
+            with open(os.path.join(out_dir, "checkpoint", f"{name}_{saves}_{page}.bin"), "wb") as f:
+                f.write(bytes([k, geometry]) + region)
+        os.remove(image)
+        with open(os.path.join(out_dir, "checkpoint", f"{name}_erased.bin"), "wb") as f:
+            f.write(bytes([k, 8 | 2 << 4]) + b"\xff" * trainer.checkpoint_storage_bytes(256))
         # Samples: [model/policy byte, batch byte] then inputs and a label as floats.
         for policy in range(4):
             values = np.concatenate([x[0].ravel(), np.array([1.0], np.float32)]).astype(np.float32)

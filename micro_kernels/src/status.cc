@@ -16,6 +16,7 @@ const char* StatusName(Status status) {
     case Status::kBadLabel: return "BadLabel";
     case Status::kNonFinite: return "NonFinite";
     case Status::kNotInitialized: return "NotInitialized";
+    case Status::kStorageError: return "StorageError";
   }
   return "Unknown";
 }

@@ -5,70 +5,30 @@
 
 #include "model_reader.h"
 #include "network.h"
+#include "state_layout.h"
 #include "tflm_train/trainer.h"
 
 namespace tflm_train {
-namespace {
-
-// "TTST", then its format version. Format 1 ("TTS1", tflm_train 0.1) had no version
-// word, no epoch counter and no parameter count.
-constexpr uint32_t kStateMagic = 0x54535454;     // "TTST"
-constexpr uint32_t kOldStateMagic = 0x31535454;  // "TTS1"
-constexpr uint32_t kStateVersion = 2;
-constexpr size_t kStateHeaderWords = 5;  // magic, version, layers, momentum flag, parameters
-
-struct StateCursor {
-  uint8_t* bytes;
-  size_t at;
-  void Put(const void* from, size_t n) {
-    memcpy(bytes + at, from, n);
-    at += n;
-  }
-  void Get(void* to, size_t n) {
-    memcpy(to, bytes + at, n);
-    at += n;
-  }
-};
-
-}  // namespace
 
 size_t TrainingStateBytes(int layers, size_t parameters, bool momentum) {
   return kStateHeaderWords * sizeof(uint32_t) + sizeof(Counters) + static_cast<size_t>(layers) * sizeof(float) +
          (momentum ? parameters * sizeof(float) : 0);
 }
 
-// Layout (native byte order): header words, Counters, Ymax per layer, then each
-// layer's weight and bias velocities when momentum is on.
-Status Trainer::SaveState(uint8_t* out, size_t out_size) {
-  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  if (out == nullptr || out_size != StateBytes()) {
-    return Fail(Status::kInvalidArgument, "state buffer must be exactly StateBytes() = ",
-                static_cast<long long>(StateBytes()), " bytes");
-  }
-  const bool momentum = sgd_.momentum > 0.0f;
-  StateCursor c{out, 0};
-  const uint32_t header[kStateHeaderWords] = {kStateMagic, kStateVersion, static_cast<uint32_t>(net_->num_layers),
-                                              momentum ? 1u : 0u, state_parameters_};
-  c.Put(header, sizeof(header));
-  c.Put(&counters_, sizeof(counters_));
-  for (int i = 0; i < net_->num_layers; ++i) c.Put(&net_->layers[i].ymax, sizeof(float));
-  if (momentum) {
-    for (int i = 0; i < net_->num_layers; ++i) {
-      const TrainableLayer& l = net_->layers[i];
-      c.Put(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
-      if (l.n_bias > 0) c.Put(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
-    }
-  }
-  return Status::kOk;
+void Trainer::StateHeaderWords(uint32_t* out) const {
+  out[0] = kStateMagic;
+  out[1] = kStateVersion;
+  out[2] = static_cast<uint32_t>(net_->num_layers);
+  out[3] = sgd_.momentum > 0.0f ? 1u : 0u;
+  out[4] = state_parameters_;
 }
 
-Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
-  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
-  uint32_t header[kStateHeaderWords] = {};
-  if (in == nullptr || in_size < sizeof(header)) {
-    return Fail(Status::kInvalidArgument, "state is shorter than a tflm_train state header");
-  }
-  memcpy(header, in, sizeof(header));
+// Refuses a state of `state_size` bytes whose header (its first words) is not
+// what this trainer writes: another format, model or optimizer.
+Status Trainer::CheckStateHeader(const uint8_t* bytes, size_t state_size) {
+  uint32_t header[kStateHeaderWords], own[kStateHeaderWords];
+  memcpy(header, bytes, sizeof(header));
+  StateHeaderWords(own);
   if (header[0] == kOldStateMagic) {
     return Fail(Status::kInvalidArgument,
                 "state was saved by tflm_train 0.1 (state format 1); this trainer reads format 2");
@@ -77,37 +37,60 @@ Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
   if (header[1] != kStateVersion) {
     return Fail(Status::kInvalidArgument, "state has format version ", header[1], "; this trainer reads format 2");
   }
-  const bool momentum = sgd_.momentum > 0.0f;
-  if (in_size != StateBytes() || header[2] != static_cast<uint32_t>(net_->num_layers) ||
-      header[3] != (momentum ? 1u : 0u) || header[4] != state_parameters_) {
+  if (state_size != StateBytes() || memcmp(header, own, sizeof(own)) != 0) {
     return Fail(Status::kInvalidArgument, "state was saved by a trainer for another model or optimizer");
   }
-  StateCursor c{const_cast<uint8_t*>(in), sizeof(header)};
-  Counters counters;
-  c.Get(&counters, sizeof(counters));
-  float ymax[kMaxTrainableLayers];
-  for (int i = 0; i < net_->num_layers; ++i) {
-    c.Get(&ymax[i], sizeof(float));
-    if (!(ymax[i] >= 0.0f) || !isfinite(ymax[i])) {
-      return Fail(Status::kInvalidArgument, "state holds a Ymax that is negative or not finite");
+  return Status::kOk;
+}
+
+const char* StateValueProblem(StatePiece::Kind kind, const uint8_t* bytes, size_t n) {
+  if (kind != StatePiece::kYmax && kind != StatePiece::kVelocity) return nullptr;
+  for (size_t at = 0; at + sizeof(float) <= n; at += sizeof(float)) {
+    float v;
+    memcpy(&v, bytes + at, sizeof(v));
+    if (kind == StatePiece::kYmax && (!(v >= 0.0f) || !isfinite(v))) {
+      return "state holds a Ymax that is negative or not finite";
     }
+    if (!isfinite(v)) return "state holds a momentum that is not finite";
   }
-  // Velocities are checked before anything is taken over: a refused state changes nothing.
-  if (momentum) {
-    for (size_t at = c.at; at < in_size; at += sizeof(float)) {
-      float v;
-      memcpy(&v, in + at, sizeof(v));
-      if (!isfinite(v)) return Fail(Status::kInvalidArgument, "state holds a momentum that is not finite");
-    }
+  return nullptr;
+}
+
+// Layout (native byte order): header words, Counters, Ymax per layer, then each
+// layer's weight and bias velocities when momentum is on (state_layout.h walks it).
+Status Trainer::SaveState(uint8_t* out, size_t out_size) {
+  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
+  if (out == nullptr || out_size != StateBytes()) {
+    return Fail(Status::kInvalidArgument, "state buffer must be exactly StateBytes() = ",
+                static_cast<long long>(StateBytes()), " bytes");
   }
-  counters_ = counters;
-  for (int i = 0; i < net_->num_layers; ++i) net_->layers[i].ymax = ymax[i];
-  if (momentum) {
-    for (int i = 0; i < net_->num_layers; ++i) {
-      TrainableLayer& l = net_->layers[i];
-      c.Get(l.weight_velocity, static_cast<size_t>(l.n_weights) * sizeof(float));
-      if (l.n_bias > 0) c.Get(l.bias_velocity, static_cast<size_t>(l.n_bias) * sizeof(float));
-    }
+  uint32_t header[kStateHeaderWords];
+  StateHeaderWords(header);
+  StateWalk walk(net_, &counters_, header, sgd_.momentum > 0.0f);
+  StatePiece piece;
+  for (size_t at = 0; walk.Next(&piece); at += piece.size) memcpy(out + at, piece.data, piece.size);
+  return Status::kOk;
+}
+
+Status Trainer::LoadState(const uint8_t* in, size_t in_size) {
+  if (!ready_) return Fail(Status::kNotInitialized, "trainer is not initialized");
+  if (in == nullptr || in_size < kStateHeaderWords * sizeof(uint32_t)) {
+    return Fail(Status::kInvalidArgument, "state is shorter than a tflm_train state header");
+  }
+  Status status = CheckStateHeader(in, in_size);
+  if (status != Status::kOk) return status;
+  // Everything is checked before anything is taken over: a refused state changes nothing.
+  uint32_t header[kStateHeaderWords];
+  StateHeaderWords(header);
+  StateWalk check(net_, &counters_, header, sgd_.momentum > 0.0f);
+  StatePiece piece;
+  for (size_t at = 0; check.Next(&piece); at += piece.size) {
+    const char* problem = StateValueProblem(piece.kind, in + at, piece.size);
+    if (problem != nullptr) return Fail(Status::kInvalidArgument, problem);
+  }
+  StateWalk copy(net_, &counters_, header, sgd_.momentum > 0.0f);
+  for (size_t at = 0; copy.Next(&piece); at += piece.size) {
+    if (piece.kind != StatePiece::kHeader) memcpy(piece.data, in + at, piece.size);
   }
   return Status::kOk;
 }

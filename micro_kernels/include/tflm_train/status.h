@@ -20,6 +20,7 @@ enum class Status : int32_t {
   kBadLabel = 9,                // a label out of range or not finite
   kNonFinite = 10,              // the step would write NaN/Inf: rejected, weights unchanged
   kNotInitialized = 11,         // Init() has not succeeded
+  kStorageError = 12,           // a FlashStorage refused a Read, ErasePage or Program
 };
 
 // A stable name for each status ("kArenaTooSmall" -> "ArenaTooSmall").

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tflm_train/flash_storage.h"
 #include "tflm_train/status.h"
 
 namespace tflm_train {
@@ -156,6 +157,23 @@ class Trainer {
   bool HasStateInModel() const { return model_state_ != nullptr; }
   Status StoreStateInModel();
 
+  // Checkpoints in flash-like storage the application provides (docs/checkpoints.md):
+  // the trainable weights and biases plus the training state, in two slots, so that
+  // a save cut short at any byte leaves the previous checkpoint loadable.
+  // The storage region (FlashStorage::size()) this model's checkpoints need: two
+  // slots of whole pages; 0 before Init or when page_size is not a power of two.
+  size_t CheckpointStorageBytes(uint32_t page_size) const;
+  // Writes a checkpoint into the slot that does not hold the one LoadCheckpoint would
+  // load, its header last. Reads the trainer, never changes it.
+  Status SaveCheckpoint(FlashStorage& storage);
+  // Restores the newest complete checkpoint of this model: its weights into the model
+  // bytes and its training state, as if training had never stopped (the model's
+  // "tflm_train_state" room is left as it is). *loaded is false, with kOk, when the
+  // storage holds none. The checkpoint is checked completely before anything is
+  // copied, so a refused one changes nothing. (Only a storage that fails during the
+  // final copy leaves it part-copied: kStorageError, and the trainer needs Init again.)
+  Status LoadCheckpoint(FlashStorage& storage, bool* loaded);
+
   const char* error_message() const { return error_; }
   const ArenaReport& arena_report() const { return report_; }
   const Counters& counters() const { return counters_; }
@@ -185,6 +203,8 @@ class Trainer {
   Status MarkLayers(const ModelView& view);
   Status CheckSplitBiases(const ModelView& view);
   Status RestoreFromModel(const ModelView& view, bool restore);
+  void StateHeaderWords(uint32_t* out) const;
+  Status CheckStateHeader(const uint8_t* bytes, size_t state_size);
   void Forward(const float* input, uint64_t* macs);
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
