@@ -1,4 +1,4 @@
-// What make_data.py generates (model_data.cc, mnist_data.cc) for the example.
+// What make_data.py generates (model_data.cpp/.h, mnist_data.cc) for the example.
 #ifndef TFLM_TRAIN_CORTEX_M_DATA_H_
 #define TFLM_TRAIN_CORTEX_M_DATA_H_
 
