@@ -4,7 +4,8 @@
 # (arm-none-eabi-gcc/g++ with newlib and libstdc++, qemu-system-arm), Debian's
 # FlatBuffers headers (libflatbuffers-dev) for the FlatBuffers-version test in
 # tests/test_cpp_unit.py, clang with libFuzzer's runtime for tests/test_fuzzing.py and
-# benchmarks/fuzz.py, and CMake and g++ for the C++ unit tests when missing.
+# benchmarks/fuzz.py, Valgrind for the checkpoint test that looks for uninitialised
+# reads, and CMake and g++ for the C++ unit tests when missing.
 # Quiet and non-interactive; does nothing when everything is there.
 #   bash scripts/setup_test_tools.sh
 set -euo pipefail
@@ -19,6 +20,7 @@ command -v clang++ >/dev/null || packages+=(clang)
 # libFuzzer's runtime for clang (the fuzz harnesses in micro_kernels/fuzz).
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || packages+=(libclang-rt-14-dev)
 command -v g++ >/dev/null || packages+=(g++)
+command -v valgrind >/dev/null || packages+=(valgrind)
 if [ "${#packages[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

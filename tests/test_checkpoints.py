@@ -3,7 +3,8 @@ save_checkpoint/load_checkpoint write and read the raw region a device's flash h
 Save, a fresh trainer over the original bytes, load and more steps continue
 byte-identically; saves alternate slots with growing sequence numbers; a torn or
 corrupt newer slot falls back to the older; another model's checkpoint is refused;
-and the bytes are the documented layout, checked here with struct and zlib.crc32
+an image is made for a given region size, and one of another size is refused; and
+the bytes are the documented layout, checked here with struct and zlib.crc32
 (the C++ is the only reader and writer; the power-cut tests are in C++,
 micro_kernels/tests/test_checkpoint.cc)."""
 
@@ -22,8 +23,8 @@ import tflm_train
 from tflm_train.errors import InvalidArgumentError, StorageError, TrainerError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "checkpoints.md"
-HEADER = struct.Struct("<4sIIIIIIIIQI")  # magic, version, sequence, payload, payload CRC, weights, state,
-#                                          layers, fingerprint, steps, header CRC
+HEADER = struct.Struct("<4sIIIIIIIIIQI")  # magic, version, sequence, region, payload, payload CRC, weights,
+#                                           state, layers, fingerprint, steps, header CRC
 PAYLOAD_AT = 256
 
 
@@ -64,8 +65,8 @@ def _slots(image):
 
 def _header(slot):
     fields = HEADER.unpack(slot[:HEADER.size])
-    return dict(zip(["magic", "version", "sequence", "payload_bytes", "payload_crc", "weight_bytes", "state_bytes",
-                     "layers", "fingerprint", "steps", "header_crc"], fields))
+    return dict(zip(["magic", "version", "sequence", "region_bytes", "payload_bytes", "payload_crc", "weight_bytes",
+                     "state_bytes", "layers", "fingerprint", "steps", "header_crc"], fields))
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -115,12 +116,13 @@ def test_image_has_the_documented_layout(model_bytes, data, tmp_path):
         image = path.read_bytes()
         size = trainer.checkpoint_storage_bytes(page)
         assert len(image) == size and size % (2 * page) == 0
-        # A slot: 48-byte header, erased up to 256, the payload, erased after.
+        # A slot: 52-byte header, erased up to 256, the payload, erased after.
         assert size // 2 == -(-(PAYLOAD_AT + len(weights) + len(trainer.get_state())) // page) * page
         slot = _slots(image)[save % 2]  # saves alternate: 0, 1, 0
         h = _header(slot)
         assert h["magic"] == b"TTCK" and h["version"] == 1 and h["sequence"] == save + 1
-        assert h["header_crc"] == zlib.crc32(slot[:44])
+        assert HEADER.size == 52 and h["header_crc"] == zlib.crc32(slot[:48])
+        assert h["region_bytes"] == len(image)
         assert h["weight_bytes"] == len(weights) and h["state_bytes"] == len(trainer.get_state())
         assert h["payload_bytes"] == h["weight_bytes"] + h["state_bytes"]
         assert h["layers"] == 2 and h["steps"] == trainer.counters["steps"]
@@ -182,7 +184,7 @@ def test_damaged_newer_slot_falls_back_to_the_older(model_bytes, data, tmp_path,
     trainer = tflm_train.MicroTrainer(model_bytes)
     trainer.save_checkpoint(path)
     image = path.read_bytes()
-    assert _header(image[:half])["sequence"] == 1 and _header(image[half:])["sequence"] in (2, 3)
+    assert _header(image[:half])["sequence"] == 1 and _header(image[half:])["sequence"] == 2  # after the kept slot
     assert _same(_loads(model_bytes, path), (trainer.get_state(), trainer.get_weights()))
 
 
@@ -249,6 +251,43 @@ def test_region_size_and_geometry_are_checked(model_bytes, tmp_path):
     assert tflm_train.MicroTrainer(model_bytes).load_checkpoint(big, program_size=1)
     assert issubclass(StorageError, TrainerError) and issubclass(StorageError, OSError)
     assert StorageError.status == "StorageError"
+
+
+def test_image_for_a_device_region(model_bytes, data, tmp_path):
+    x, y = data
+    trainer = tflm_train.MicroTrainer(model_bytes)
+    _steps(trainer, x, y, 0, 2)
+    size = trainer.checkpoint_storage_bytes()
+    # An image for a device's 16 KiB region: exactly that size, and it says so in every header.
+    device = tmp_path / "device.bin"
+    trainer.save_checkpoint(device, region_size=2 * size)
+    trainer.save_checkpoint(device)  # an existing file is its region: the size stays
+    image = device.read_bytes()
+    assert len(image) == 2 * size
+    assert [_header(slot)["region_bytes"] for slot in _slots(image)] == [2 * size, 2 * size]
+    assert _same(_loads(model_bytes, device), (trainer.get_state(), trainer.get_weights()))
+    # The mistake it prevents: a minimum-size image programmed into the larger region. Its
+    # slot 1 is not where the device looks, so slot 0 (the older) would load; it is refused.
+    small = tmp_path / "small.bin"
+    trainer.save_checkpoint(small)
+    trainer.save_checkpoint(small)
+    (tmp_path / "programmed.bin").write_bytes(small.read_bytes() + b"\xff" * size)
+    fresh = tflm_train.MicroTrainer(model_bytes)
+    with pytest.raises(InvalidArgumentError, match=f"the checkpoint in slot 0 was saved in a region of {size} bytes, "
+                                                   f"this storage has {2 * size}"):
+        fresh.load_checkpoint(tmp_path / "programmed.bin")
+    assert fresh.model_bytes == tflm_train.MicroTrainer(model_bytes).model_bytes
+    with pytest.raises(InvalidArgumentError, match=f"the file is a region of {2 * size} bytes, not region_size {size}"):
+        trainer.save_checkpoint(device, region_size=size)
+    assert device.read_bytes() == image
+    for bad in (0, True, 2 ** 32, 3.5):
+        with pytest.raises(InvalidArgumentError, match="region_size"):
+            trainer.save_checkpoint(tmp_path / "new.bin", region_size=bad)
+    with pytest.raises(InvalidArgumentError, match=f"storage of {size + 4096} bytes does not fit"):
+        trainer.save_checkpoint(tmp_path / "new.bin", region_size=size + 4096)  # not an even number of pages
+    assert not (tmp_path / "new.bin").exists()
+    with pytest.raises(InvalidArgumentError, match="4 GiB or more"):
+        trainer.checkpoint_storage_bytes(2 ** 31)
 
 
 def test_docs_example_runs(model_bytes, data, tmp_path, monkeypatch):

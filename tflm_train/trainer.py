@@ -85,10 +85,14 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng((seed, epoch)).permutation(n)
 
 
+def _check_byte_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value < 2 ** 32:
+        raise InvalidArgumentError(f"{name} must be a whole number of bytes from 1 to 2**32 - 1, got {value!r}")
+
+
 def _check_flash_geometry(page_size, program_size):
-    for name, value in (("page_size", page_size), ("program_size", program_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value < 2 ** 32:
-            raise InvalidArgumentError(f"{name} must be a whole number of bytes from 1 to 2**32 - 1, got {value!r}")
+    _check_byte_count("page_size", page_size)
+    _check_byte_count("program_size", program_size)
 
 
 def _as_float_array(name, values):
@@ -223,22 +227,34 @@ class MicroTrainer:
         _check_flash_geometry(page_size, 1)
         size = int(self._core.checkpoint_storage_bytes(page_size))
         if size == 0:
-            raise InvalidArgumentError(f"page_size must be a power of two, got {page_size}")
+            if page_size & (page_size - 1):
+                raise InvalidArgumentError(f"page_size must be a power of two, got {page_size}")
+            raise InvalidArgumentError(f"two slots of {page_size}-byte pages make a region of 4 GiB or more")
         return size
 
-    def save_checkpoint(self, path, page_size=4096, program_size=4):
+    def save_checkpoint(self, path, page_size=4096, program_size=4, region_size=None):
         """Saves the weights and training state into the flash image at `path`, as a
         device's `Trainer::SaveCheckpoint` writes them into its flash: the file is the
         raw region. An existing file is that region (its size must fit this model; the
         save goes to the slot that does not hold its newest checkpoint); otherwise a
-        fresh erased region of `checkpoint_storage_bytes(page_size)` bytes is made.
+        fresh erased region of `region_size` bytes is made, by default
+        `checkpoint_storage_bytes(page_size)`. Slot 1 starts at half the region and
+        every header records the region's size, so an image for a device must be
+        exactly the size of the device's region: pass that as `region_size`.
         The file is replaced atomically."""
         _check_flash_geometry(page_size, program_size)
+        if region_size is not None:
+            _check_byte_count("region_size", region_size)
         path = os.fspath(path)
         image = None
         if os.path.exists(path):
             with open(path, "rb") as f:
                 image = f.read()
+            if region_size is not None and len(image) != region_size:
+                raise InvalidArgumentError(f"{path}: the file is a region of {len(image)} bytes, not region_size "
+                                           f"{region_size}; remove it to start a region of another size")
+        elif region_size is not None:
+            image = b"\xff" * region_size
         try:
             image = self._core.save_checkpoint(image, page_size, program_size)
         except TrainerError as e:
@@ -259,7 +275,8 @@ class MicroTrainer:
         """Restores the newest complete checkpoint of this model from the flash image
         at `path` (written by `save_checkpoint` or read out of a device): its weights
         and training state, as if training had never stopped. Returns False, changing
-        nothing, when the image holds none; refuses a checkpoint of another model."""
+        nothing, when the image holds none; refuses a checkpoint of another model, and
+        one saved in a region of another size than the file's."""
         _check_flash_geometry(page_size, program_size)
         path = os.fspath(path)
         with open(path, "rb") as f:

@@ -161,17 +161,22 @@ class Trainer {
   // the trainable weights and biases plus the training state, in two slots, so that
   // a save cut short at any byte leaves the previous checkpoint loadable.
   // The storage region (FlashStorage::size()) this model's checkpoints need: two
-  // slots of whole pages; 0 before Init or when page_size is not a power of two.
+  // slots of whole pages; 0 before Init, when page_size is not a power of two, or
+  // when the region would be 4 GiB or more (no FlashStorage::size() can say so).
   size_t CheckpointStorageBytes(uint32_t page_size) const;
   // Writes a checkpoint into the slot that does not hold the one LoadCheckpoint would
-  // load, its header last. Reads the trainer, never changes it.
+  // load, its header last. Reads the trainer, never changes it. A slot the storage
+  // cannot read is written over (its erase clears the fault).
   Status SaveCheckpoint(FlashStorage& storage);
   // Restores the newest complete checkpoint of this model: its weights into the model
   // bytes and its training state, as if training had never stopped (the model's
   // "tflm_train_state" room is left as it is). *loaded is false, with kOk, when the
-  // storage holds none. The checkpoint is checked completely before anything is
-  // copied, so a refused one changes nothing. (Only a storage that fails during the
-  // final copy leaves it part-copied: kStorageError, and the trainer needs Init again.)
+  // storage holds none. A slot is checked completely (CRCs, the region size it was
+  // saved for, the state's values) before anything is copied; a slot that fails, or
+  // cannot be read, is skipped for the other one, so a refused load changes nothing.
+  // (Only a storage that fails during the final copy leaves it part-copied:
+  // kStorageError, and the trainer needs Init again before anything, TFLM included,
+  // uses the model array.)
   Status LoadCheckpoint(FlashStorage& storage, bool* loaded);
 
   const char* error_message() const { return error_; }
