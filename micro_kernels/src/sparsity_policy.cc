@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "finite.h"
+
 namespace tflm_train {
 namespace {
 
@@ -12,7 +14,7 @@ int32_t ClampK(float s, int32_t n) {
   return static_cast<int32_t>(kept);
 }
 
-bool InUnit(float v) { return v >= 0.0f && v <= 1.0f; }
+bool InUnit(float v) { return IsFinite(v) && v >= 0.0f && v <= 1.0f; }
 
 }  // namespace
 
@@ -56,20 +58,20 @@ const char* CheckPolicy(const PolicyParams& p) {
   if (static_cast<uint8_t>(p.kind) > static_cast<uint8_t>(PolicyKind::kTinyPropV2)) {
     return "unknown policy kind";
   }
-  if (p.kind == PolicyKind::kStaticTopK && !(p.ratio > 0.0f && p.ratio <= 1.0f)) {
+  if (p.kind == PolicyKind::kStaticTopK && !(IsFinite(p.ratio) && p.ratio > 0.0f && p.ratio <= 1.0f)) {
     return "StaticTopK ratio must be in (0, 1]";
   }
   if (p.kind == PolicyKind::kTinyProp || p.kind == PolicyKind::kTinyPropV2) {
     if (!InUnit(p.s_min) || !InUnit(p.s_max) || p.s_min > p.s_max) {
       return "TinyProp needs 0 <= s_min <= s_max <= 1";
     }
-    if (!(p.zeta > 0.0f && p.zeta <= 1.0f)) return "TinyProp zeta must be in (0, 1]";
-    if (!(p.ymax_decay > 0.0f && p.ymax_decay <= 1.0f)) {
+    if (!(IsFinite(p.zeta) && p.zeta > 0.0f && p.zeta <= 1.0f)) return "TinyProp zeta must be in (0, 1]";
+    if (!(IsFinite(p.ymax_decay) && p.ymax_decay > 0.0f && p.ymax_decay <= 1.0f)) {
       return "TinyProp ymax_decay must be in (0, 1]";
     }
   }
   if (p.kind == PolicyKind::kTinyPropV2) {
-    if (!isfinite(p.d_min) || !isfinite(p.d_max) || !isfinite(p.beta) || !isfinite(p.tau)) {
+    if (!IsFinite(p.d_min) || !IsFinite(p.d_max) || !IsFinite(p.beta) || !IsFinite(p.tau)) {
       return "TinyPropV2 d_min, d_max, beta and tau must be finite";
     }
   }

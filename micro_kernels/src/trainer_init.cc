@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "finite.h"
 #include "arena_allocator.h"
 #include "kernels/loss.h"
 #include "arena_planner.h"
@@ -279,9 +280,9 @@ Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& option
   sgd_.warmup_steps = opt.warmup_steps();
   sgd_.alpha = opt.alpha();
   sgd_.warmup_initial = opt.warmup_initial();
-  if (!(sgd_.learning_rate >= 0.0f && isfinite(sgd_.learning_rate)) ||
-      !(sgd_.momentum >= 0.0f && sgd_.momentum < 1.0f) ||
-      !(sgd_.weight_decay >= 0.0f && isfinite(sgd_.weight_decay))) {
+  if (!(sgd_.learning_rate >= 0.0f && IsFinite(sgd_.learning_rate)) ||
+      !(sgd_.momentum >= 0.0f && sgd_.momentum < 1.0f && IsFinite(sgd_.momentum)) ||
+      !(sgd_.weight_decay >= 0.0f && IsFinite(sgd_.weight_decay))) {
     m.Add("optimizer needs a finite learning rate >= 0, momentum in [0, 1), weight decay >= 0");
     return Status::kInvalidPlan;
   }
@@ -290,7 +291,7 @@ Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& option
     return Status::kUnsupportedModel;
   }
   if (opt.schedule() == plan::ScheduleKind::CosineDecay &&
-      (sgd_.decay_steps == 0 || !(sgd_.alpha >= 0.0f && sgd_.alpha <= 1.0f) || !isfinite(sgd_.warmup_initial))) {
+      (sgd_.decay_steps == 0 || !(sgd_.alpha >= 0.0f && sgd_.alpha <= 1.0f && IsFinite(sgd_.alpha)) || !IsFinite(sgd_.warmup_initial))) {
     m.Add("cosine schedule needs decay_steps > 0, alpha in [0, 1] and a finite warm-up start");
     return Status::kInvalidPlan;
   }

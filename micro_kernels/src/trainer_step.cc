@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "finite.h"
 #include "kernels/activations.h"
 #include "kernels/conv_shape.h"
 #include "kernels/loss.h"
@@ -28,7 +29,7 @@ Status Trainer::CheckSample(const float* input, size_t input_len, const float* t
     return Status::kInvalidArgument;
   }
   for (size_t i = 0; i < input_len; ++i) {
-    if (!isfinite(input[i])) {
+    if (!IsFinite(input[i])) {
       m.Add("input value ").Add(static_cast<long long>(i)).Add(" is NaN or Inf");
       return Status::kBadInput;
     }
@@ -42,7 +43,7 @@ Status Trainer::CheckSample(const float* input, size_t input_len, const float* t
   const auto loss = static_cast<kernels::LossKind>(loss_kind_);
   if (loss == kernels::LossKind::kSparseCategoricalCrossentropy) {
     const float label = target[0];
-    if (!(label >= 0.0f && label < static_cast<float>(output_size_)) || label != floorf(label)) {
+    if (!IsFinite(label) || !(label >= 0.0f && label < static_cast<float>(output_size_)) || label != floorf(label)) {
       m.Add("label is not a class index in [0, ").Add(static_cast<long long>(output_size_)).Add(")");
       return Status::kBadLabel;
     }
@@ -50,7 +51,7 @@ Status Trainer::CheckSample(const float* input, size_t input_len, const float* t
   }
   float sum = 0.0f;
   for (size_t i = 0; i < target_len; ++i) {
-    if (!isfinite(target[i])) {
+    if (!IsFinite(target[i])) {
       m.Add("label value ").Add(static_cast<long long>(i)).Add(" is NaN or Inf");
       return Status::kBadLabel;
     }
@@ -107,7 +108,7 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   memset(net_->error_region, 0, net_->error_region_floats * sizeof(float));
   r->loss = kernels::LossAndGradient(static_cast<kernels::LossKind>(loss_kind_), logits_, output_,
                                      static_cast<int>(output_size_), target, loss_grad_, &r->correct);
-  if (!isfinite(r->loss)) {
+  if (!IsFinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
   return Backward(r);
@@ -126,7 +127,7 @@ Status Trainer::Backward(SampleResult* r) {
     // d_out becomes the error w.r.t. the pre-activation output z.
     kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
     const float y = TotalError(op.d_out, op.n_out);
-    if (!isfinite(y)) {
+    if (!IsFinite(y)) {
       return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
     }
     if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient

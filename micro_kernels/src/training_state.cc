@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "finite.h"
 #include "model_reader.h"
 #include "network.h"
 #include "state_layout.h"
@@ -48,10 +49,10 @@ const char* StateValueProblem(StatePiece::Kind kind, const uint8_t* bytes, size_
   for (size_t at = 0; at + sizeof(float) <= n; at += sizeof(float)) {
     float v;
     memcpy(&v, bytes + at, sizeof(v));
-    if (kind == StatePiece::kYmax && (!(v >= 0.0f) || !isfinite(v))) {
+    if (kind == StatePiece::kYmax && (!IsFinite(v) || !(v >= 0.0f))) {
       return "state holds a Ymax that is negative or not finite";
     }
-    if (!isfinite(v)) return "state holds a momentum that is not finite";
+    if (!IsFinite(v)) return "state holds a momentum that is not finite";
   }
   return nullptr;
 }
