@@ -4,12 +4,11 @@ namespace tflm_train {
 namespace {
 
 // One entry per 4-bit value: 64 bytes of table (flash is precious on a
-// microcontroller) for two lookups per byte instead of eight shifts.
-constexpr uint32_t NibbleEntry(uint32_t nibble) {
-  uint32_t c = nibble;
-  for (int bit = 0; bit < 4; ++bit) c = (c & 1u) != 0 ? (c >> 1) ^ 0xEDB88320u : c >> 1;
-  return c;
-}
+// microcontroller) for two lookups per byte instead of eight shifts. Each step is a
+// single-return constexpr so the table is built at compile time under C++11 too (some
+// Arduino cores still compile with gnu++11).
+constexpr uint32_t ShiftBit(uint32_t c) { return (c & 1u) != 0 ? (c >> 1) ^ 0xEDB88320u : c >> 1; }
+constexpr uint32_t NibbleEntry(uint32_t nibble) { return ShiftBit(ShiftBit(ShiftBit(ShiftBit(nibble)))); }
 
 constexpr uint32_t kNibbleTable[16] = {
     NibbleEntry(0),  NibbleEntry(1),  NibbleEntry(2),  NibbleEntry(3),  NibbleEntry(4),  NibbleEntry(5),
