@@ -1,7 +1,8 @@
 """TFLM and the trainer in one program over one model array (examples/tflm_shared_model),
 built from the TFLM source in TFLM_DIR: on the host, and for the Cortex-M4F in QEMU.
 
-For the 784-32-16-10 MLP and the papers' 2-D CNN, with every policy, the program
+For the 784-32-16-10 MLP, the papers' 2-D CNN and a MobileNet-style net (PAD,
+DEPTHWISE_CONV_2D, a residual ADD, AVERAGE_POOL_2D, MEAN), with every policy, the program
 Invokes TFLM, checks its output against Trainer::Predict (within 1e-6), trains one
 step, Invokes again and checks that the step moved TFLM's output (a skipped one must
 not). Here every output after a step is compared with the host MicroTrainer fed the
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = {"mlp": 24, "cnn": 12}
+STEPS = {"mlp": 24, "cnn": 12, "mobile": 12}
 
 
 def _load_run_module():

@@ -2,7 +2,8 @@
 
   model.tflite     a trainable MNIST model (tflm_train.convert, SGD 0.05): with
                    --model mlp (default) the 784-32-16-10 MLP, with --model cnn the
-                   papers' 5-layer 2-D CNN for 28x28x1 images (see cnn_model)
+                   papers' 5-layer 2-D CNN for 28x28x1 images (see cnn_model), with
+                   --model mobile a small MobileNet-style net (see mobile_model)
   model_data.h     `tflm_train.export`'s pair: g_model[] (the same bytes, writable,
   model_data.cpp   16-byte aligned) and the model's arena sizes, shapes and class count
   mnist_data.cc    the first N train and test MNIST images (float32, exact hex literals;
@@ -58,6 +59,25 @@ def cnn_model(classes=10):
     ], name="paper_cnn_2d")
 
 
+def mobile_model(classes=10):
+    """A small MobileNet-style net for 28x28x1 images that uses the rest of the ops the
+    trainer trains through: ZeroPadding2D (PAD), a depthwise convolution, a residual Add,
+    average pooling and global average pooling (MEAN)."""
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = L.ZeroPadding2D(1, name="pad")(inputs)
+    x = L.Conv2D(8, 3, strides=2, activation="relu", name="stem")(x)
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu", name="depthwise")(x)
+    y = L.Conv2D(8, 1, name="project")(y)
+    x = L.Add(name="residual")([x, y])
+    x = L.AveragePooling2D(2, name="pool")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    outputs = L.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="mobile_block")
+
+
 def _floats(name, values):
     flat = np.asarray(values, np.float32).ravel()
     rows = [", ".join(float(v).hex() + "f" for v in flat[i:i + 8]) + "," for i in range(0, len(flat), 8)]
@@ -69,8 +89,9 @@ def main():
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--train", type=int, default=64)
     parser.add_argument("--test", type=int, default=64)
-    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
-                        help="mlp: 784-32-16-10 (default); cnn: the papers' 5-layer 2-D CNN")
+    parser.add_argument("--model", choices=("mlp", "cnn", "mobile"), default="mlp",
+                        help="mlp: 784-32-16-10 (default); cnn: the papers' 5-layer 2-D CNN; "
+                             "mobile: pad, depthwise, residual add, pooling, global average pooling")
     parser.add_argument("--hidden", default="32,16", help="MLP hidden layer widths (default 32,16)")
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
@@ -96,7 +117,7 @@ def run(args):
     x_test, y_test = x_test[:args.test].reshape(args.test, *shape), y_test[:args.test]
 
     keras.utils.set_random_seed(0)
-    model = mlp_model(args.hidden) if args.model == "mlp" else cnn_model()
+    model = {"mlp": lambda: mlp_model(args.hidden), "cnn": cnn_model, "mobile": mobile_model}[args.model]()
     model_bytes = tflm_train.convert(model, loss="sparse_categorical_crossentropy",
                                      optimizer=tflm_train.SGD(args.learning_rate))
     model_path = os.path.join(args.out_dir, "model.tflite")

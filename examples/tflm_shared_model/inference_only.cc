@@ -5,9 +5,9 @@
 
 #include "data.h"
 #include "model_data.h"
+#include "model_ops.h"
 #include "platform.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
 namespace {
 alignas(16) uint8_t g_tflm_arena[g_model_tflm_arena_size];
@@ -26,12 +26,8 @@ void PrintNumber(const char* label, uint64_t v) {
 }  // namespace
 
 int main() {
-  tflite::MicroMutableOpResolver<5> resolver;
-  resolver.AddFullyConnected();
-  resolver.AddConv2D();
-  resolver.AddMaxPool2D();
-  resolver.AddReshape();
-  resolver.AddSoftmax();
+  ModelOpResolver resolver;
+  AddModelOps(resolver);
   tflite::MicroInterpreter interpreter(tflite::GetModel(g_model), resolver, g_tflm_arena, sizeof(g_tflm_arena));
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     platform::Write("FAIL: AllocateTensors\n");

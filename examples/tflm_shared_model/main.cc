@@ -6,16 +6,17 @@
 // then per policy the mean instructions per Invoke and per TrainStep (exact on QEMU).
 //
 // Why it works: the weights are float tensors TFLM reads from the model buffer at every
-// Invoke (Eval); none of the supported float kernels computes anything from the weights
-// in Prepare, so AllocateTensors runs once and every update is seen by the next Invoke.
+// Invoke (Eval); none of the float kernels the models use (model_ops.h) computes
+// anything from weight values in Prepare, so AllocateTensors runs once and every update
+// is seen by the next Invoke.
 #include <math.h>
 #include <string.h>
 
 #include "data.h"
 #include "model_data.h"
+#include "model_ops.h"
 #include "platform.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tflm_train/trainer.h"
 
 namespace {
@@ -148,13 +149,8 @@ int main() {
     return Fail("the data does not fit the model") ? 0 : 1;
   }
   const tflite::Model* model = tflite::GetModel(g_model);
-  // The ops the converter writes for the MLP and the CNN.
-  tflite::MicroMutableOpResolver<5> resolver;
-  resolver.AddFullyConnected();
-  resolver.AddConv2D();
-  resolver.AddMaxPool2D();
-  resolver.AddReshape();
-  resolver.AddSoftmax();
+  ModelOpResolver resolver;
+  AddModelOps(resolver);
   tflite::MicroInterpreter interpreter(model, resolver, g_tflm_arena, sizeof(g_tflm_arena));
   if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors") ? 0 : 1;
   Line().Str("ARENA tflm_used=").U(interpreter.arena_used_bytes()).Str(" tflm_given=").U(sizeof(g_tflm_arena))

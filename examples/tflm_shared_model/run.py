@@ -1,5 +1,6 @@
 """Builds and runs the shared-model program (TFLM + tflm_train over one model array) on
-the host and on QEMU's Cortex-M4F, for the MLP and the papers' CNN, and prints what the
+the host and on QEMU's Cortex-M4F, for the MLP, the papers' CNN and a MobileNet-style
+net (examples/cortex_m/make_data.py --model), and prints what the
 add-on costs: flash and RAM of TFLM alone and of TFLM + trainer, and instructions per
 Invoke and per TrainStep for each policy.
 
@@ -104,7 +105,7 @@ def main():
     if not tflm_dir:
         sys.exit("set TFLM_DIR to TFLM's Arduino library source (Arduino_TensorFlowLite)")
     out = Path(args.out).resolve()
-    for model in ("mlp", "cnn"):
+    for model in ("mlp", "cnn", "mobile"):
         data = make_data(out / f"data_{model}", model, args.train)
         for cortex_m in (False, True):
             where = "cortex-m4f" if cortex_m else "host"
