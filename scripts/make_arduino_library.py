@@ -5,8 +5,11 @@
 writes OUT_DIR/TflmTrain/ (replacing an existing one), the folder users copy into their
 sketchbook's libraries folder (for example ~/Arduino/libraries/):
 
-  library.properties   name, version (pyproject.toml), ..., depends=Arduino_TensorFlowLite
+  library.properties   name, version (pyproject.toml), ..., depends=Arduino_TensorFlowLite;
+                       url is a placeholder (URL below) until the project has a public home
   README.md            what the library is and how to use it
+  LICENSE.txt          which license applies (pyproject.toml's license) and where its
+                       full text is; the repository's LICENSE file instead, once it has one
   src/TflmTrain.h      the one header at the top of src/: includes the public headers
   src/tflm_train/      the public headers (micro_kernels/include/tflm_train/*.h)
   src/tflm_train/internal/
@@ -33,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +44,26 @@ LIBRARY = "TflmTrain"
 SOURCE_SUFFIXES = {".h": ".h", ".cc": ".cpp"}  # what micro_kernels holds, and the name Arduino compiles
 _INCLUDE = re.compile(r'^(\s*#\s*include\s*)"([^"]+)"(.*)$')
 _VERSION = re.compile(r'^\s*version\s*=\s*"([^"]+)"\s*$')
+# license = "X" or license = { text = "X" }: an SPDX identifier.
+_LICENSE = re.compile(r'^\s*license\s*=\s*(?:"([^"]+)"|\{\s*text\s*=\s*"([^"]+)"\s*\})\s*$')
+_LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
+
+# PLACEHOLDER: the project has no public home yet. The library specification requires
+# url (the Library Manager links to it); replace this with the repository's or the
+# documentation's address once there is one.
+URL = "https://example.com/tflm_train"
+
+# The licenses whose names and texts the note can point to; others point to SPDX's page.
+LICENSE_TEXTS = {
+    "Apache-2.0": ("the Apache License, Version 2.0", "https://www.apache.org/licenses/LICENSE-2.0"),
+}
+
+LICENSE_NOTE = (
+    "TflmTrain is the Arduino library of the tflm_train project (version {version}). It is "
+    "licensed under {name} (SPDX identifier {spdx}), as the project's pyproject.toml declares. "
+    "The license's full text is not in this folder; read it at <{url}>. "
+    "The Arduino_TensorFlowLite library, which the TflmSketchTraining example uses, is a "
+    "separate project under its own license.")
 
 PROPERTIES = """\
 name={name}
@@ -49,7 +73,7 @@ maintainer=tflm_train maintainers
 sentence=Trains TensorFlow Lite Micro models on the microcontroller, in place in the model array.
 paragraph=A .tflite converted by the tflm_train Python package runs in stock TensorFlow Lite Micro and carries a training plan; tflm_train::Trainer trains it with sparse backpropagation (TinyProp, TinyPropV2, static top-k) or full backpropagation, with no heap and a fixed arena, and can save checkpoints to flash. Needs no FlatBuffers library. The TflmSketchTraining example also uses Arduino_TensorFlowLite.
 category=Data Processing
-url=https://example.com/tflm_train
+url={url}
 architectures=*
 depends=Arduino_TensorFlowLite
 includes={name}.h
@@ -108,11 +132,18 @@ Examples (File > Examples > TflmTrain):
 - **ResumeAfterReboot**: trains, checkpoints to flash every few steps, and continues
   from the newest checkpoint after a reset (nRF52840 internal flash).
 
-The library needs C++14 or later (the Nano 33 BLE's mbed core compiles with
--std=gnu++14; the schema readers' nested namespace definitions, a C++17 feature, draw
-warnings under -pedantic only), 32-bit floats, and RAM for the model and its arena. Install: copy this folder into the
-`libraries` folder of your sketchbook, or run
+The library compiles as C++11 in GCC's GNU modes, which Arduino cores use (built in
+the tests with -std=gnu++14 as the Nano 33 BLE's mbed core does and -std=gnu++17 as
+Adafruit's nRF52 core 1.x does, syntax-checked with -std=gnu++11 as its older
+versions set it; the schema readers' nested namespace definitions, a C++17 feature,
+draw warnings in strict -std=c++11/c++14 or under -pedantic only), at -Os or -Ofast
+(Adafruit's nRF52 core builds libraries with -Ofast; the checks of untrusted floats
+read their bits, so they survive it). It needs 32-bit floats and RAM for the model
+and its arena. Install: copy this folder into the `libraries` folder of your
+sketchbook, or run
 `python scripts/make_arduino_library.py ~/Arduino/libraries` in the tflm_train checkout.
+
+License: {license} ({license_file}).
 
 Generated from the tflm_train repository by scripts/make_arduino_library.py.
 """
@@ -122,18 +153,42 @@ class LibraryError(RuntimeError):
     """The repository cannot be turned into the library as it stands."""
 
 
-def read_version(pyproject):
-    """The [project] version of pyproject.toml (read without a TOML parser: 3.10 has none)."""
+def _project_field(pyproject, pattern):
+    """The first group that matched `pattern` on a line of pyproject.toml's [project]
+    table, or None (read without a TOML parser: 3.10 has none)."""
     section = None
     for line in pyproject.read_text(encoding="utf-8").splitlines():
         stripped = line.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
             section = stripped[1:-1].strip()
             continue
-        m = _VERSION.match(line)
+        m = pattern.match(line)
         if section == "project" and m:
-            return m.group(1)
-    raise LibraryError(f"{pyproject}: no version in [project]")
+            return next(g for g in m.groups() if g is not None)
+    return None
+
+
+def read_version(pyproject):
+    """The [project] version of pyproject.toml."""
+    version = _project_field(pyproject, _VERSION)
+    if version is None:
+        raise LibraryError(f"{pyproject}: no version in [project]")
+    return version
+
+
+def read_license(pyproject):
+    """The [project] license of pyproject.toml, an SPDX identifier."""
+    spdx = _project_field(pyproject, _LICENSE)
+    if spdx is None:
+        raise LibraryError(f"{pyproject}: no license in [project]; the library would ship without one")
+    return spdx
+
+
+def license_note(spdx, version):
+    """LICENSE.txt of the library: which license applies and where its text is."""
+    name, url = LICENSE_TEXTS.get(spdx, (f"the license {spdx}", f"https://spdx.org/licenses/{spdx}.html"))
+    text = LICENSE_NOTE.format(version=version, name=name, spdx=spdx, url=url)
+    return textwrap.fill(text, width=80, break_long_words=False, break_on_hyphens=False) + "\n"
 
 
 def plan_files(repo):
@@ -203,6 +258,8 @@ def sketch_folders(examples):
 
 def build(repo, library_dir):
     """Writes the library into library_dir (which must not exist yet)."""
+    version = read_version(repo / "pyproject.toml")
+    spdx = read_license(repo / "pyproject.toml")
     plan = plan_files(repo)
     library_dir.mkdir(parents=True)
     for source, target in plan.items():
@@ -217,13 +274,18 @@ def build(repo, library_dir):
     top = sorted(p.name for p in (library_dir / "src").iterdir())
     if top != sorted([f"{LIBRARY}.h", "tflm_train"]):
         raise LibraryError(f"src/ must hold only {LIBRARY}.h and tflm_train/, holds {top}")
-    version = read_version(repo / "pyproject.toml")
-    (library_dir / "library.properties").write_text(PROPERTIES.format(name=LIBRARY, version=version),
+    (library_dir / "library.properties").write_text(PROPERTIES.format(name=LIBRARY, version=version, url=URL),
                                                     encoding="utf-8", newline="\n")
-    (library_dir / "README.md").write_text(README, encoding="utf-8", newline="\n")
-    for name in ("LICENSE", "LICENSE.txt", "LICENSE.md"):
-        if (repo / name).is_file():
-            shutil.copyfile(repo / name, library_dir / name)
+    # The repository's license file, once it has one; until then a note of our own.
+    license_files = [name for name in _LICENSE_FILES if (repo / name).is_file()]
+    for name in license_files:
+        shutil.copyfile(repo / name, library_dir / name)
+    if not license_files:
+        license_files = ["LICENSE.txt"]
+        (library_dir / "LICENSE.txt").write_text(license_note(spdx, version), encoding="utf-8", newline="\n")
+    # README is no format string (its C++ has braces): only the license is put in.
+    readme = README.replace("{license}", spdx).replace("{license_file}", license_files[0])
+    (library_dir / "README.md").write_text(readme, encoding="utf-8", newline="\n")
     for folder in sketch_folders(repo / "arduino" / "examples"):
         shutil.copytree(folder, library_dir / "examples" / folder.name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))

@@ -5,9 +5,14 @@ mps2-an386 with Serial on semihosting.
 
 Two boards, by their cores' flags (the cores themselves are not used):
 - "nrf52840": a generic nRF52840 board as Adafruit's nRF52 core 1.x builds it
-  (ARDUINO_ARCH_NRF52, hard float, -std=gnu++17), -Os;
+  (ARDUINO_ARCH_NRF52, hard float, -std=gnu++17) with its default optimization,
+  -Ofast (compiler.optimization_flag: the core, every library, the sketch and the
+  link), under which isfinite() and NaN comparisons fold away: the trainer's checks of
+  untrusted floats read bits instead (micro_kernels/src/finite.h), and a sketch checks
+  on this board that NaN and Inf are refused. The library's sources are also
+  syntax-checked with -std=gnu++11, as the core's 0.2x versions compile;
 - "nano33ble": the Arduino Nano 33 BLE as the Arduino mbed core builds it
-  (ARDUINO_ARCH_MBED, softfp, -std=gnu++14, -funsigned-char): the only board whose
+  (ARDUINO_ARCH_MBED, softfp, -std=gnu++14, -funsigned-char, -Os): the only board whose
   macros the Arduino_TensorFlowLite library (TFLM) compiles with (its peripherals/
   files stop with #error "unsupported board" elsewhere), so TflmSketchTraining builds
   for it.
@@ -21,10 +26,13 @@ flags: the first run compiles TFLM's 223 files (minutes on 2 cores), later ones 
 Device and host agree closely, not bit for bit: newlib's expf and logf differ from
 glibc's in the last bit for some arguments, and Arduino cores let GCC contract a*b+c
 into fused multiply-adds (its default in GNU modes; the CMake build passes
--ffp-contract=off, which a library cannot ask of the Arduino builder). A resumed run
-and an uninterrupted one on the device are compared bit for bit.
+-ffp-contract=off, which a library cannot ask of the Arduino builder); -Ofast adds
+reassociation and reciprocals. The tolerances hold at -Os and at -Ofast with the
+same margin (measured: see the tests' comments). A resumed run and an uninterrupted
+one on the device are compared bit for bit.
 """
 
+import concurrent.futures
 import dataclasses
 import os
 import re
@@ -59,23 +67,26 @@ class Board:
     ar: str = "arm-none-eabi-ar"
 
 
-def _board(name, cpu, common, c_std, cxx_std, cxx_extra):
+def _board(name, cpu, optimize, common, c_std, cxx_std, cxx_extra):
+    """`optimize` goes into every compile (core, libraries, sketch, .S) and the link, as
+    both cores' platform.txt pass their optimization flag."""
     shim = ("-DARDUINO_SHIM_QEMU",)  # the tests' board: QEMU, semihosting, a file as flash
+    common = (optimize,) + common
     return Board(name, cflags=cpu + common + (c_std,) + shim,
                  cxxflags=cpu + common + (cxx_std, "-fno-exceptions", "-fno-rtti") + cxx_extra + shim,
-                 sflags=cpu + common + shim, ldflags=cpu + ("-Os",))
+                 sflags=cpu + common + shim, ldflags=cpu + (optimize,))
 
 
 BOARDS = {
     "nrf52840": _board(
-        "nrf52840", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-        ("-Os", "-ffunction-sections", "-fdata-sections", "-nostdlib", "--param", "max-inline-insns-single=500",
+        "nrf52840", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"), "-Ofast",
+        ("-ffunction-sections", "-fdata-sections", "-nostdlib", "--param", "max-inline-insns-single=500",
          "-DARDUINO=10819", "-DARDUINO_NRF52840_FEATHER", "-DARDUINO_ARCH_NRF52", "-DARDUINO_NRF52_ADAFRUIT",
          "-DNRF52840_XXAA", "-DNRF52_SERIES"),
         "-std=gnu11", "-std=gnu++17", ("-fno-threadsafe-statics",)),
     "nano33ble": _board(
-        "nano33ble", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"),
-        ("-Os", "-ffunction-sections", "-fdata-sections", "-nostdlib", "-funsigned-char",
+        "nano33ble", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"), "-Os",
+        ("-ffunction-sections", "-fdata-sections", "-nostdlib", "-funsigned-char",
          "-fno-delete-null-pointer-checks", "-fomit-frame-pointer", "-DARDUINO=10819",
          "-DARDUINO_ARDUINO_NANO33BLE", "-DARDUINO_ARCH_MBED_NANO", "-DARDUINO_ARCH_MBED", "-DNRF52840_XXAA",
          "-DTARGET_NRF52840", "-DARM_MATH_CM4", "-D__FPU_PRESENT=1"),
@@ -119,11 +130,13 @@ class Builder:
         return self.cores[board.name]
 
     def build(self, board_name, sketch, defines=()):
+        """sketch: the name of one of the library's examples, or a sketch folder."""
         board = self.boards[board_name]
         sketch_board = dataclasses.replace(board, cxxflags=board.cxxflags + tuple(f"-D{d}" for d in defines))
+        folder = sketch if isinstance(sketch, Path) else self.library / "examples" / sketch
+        sketch = folder.name
         work = self.root / f"{board_name}-{sketch}"
-        ino_cpp, others, used = ab.preprocess_sketch(self.library / "examples" / sketch, sketch_board, SHIM,
-                                                     self.libraries, work / "sketch")
+        ino_cpp, others, used = ab.preprocess_sketch(folder, sketch_board, SHIM, self.libraries, work / "sketch")
         include_dirs = [SHIM, *used]
         messages = ab.compile_all(sketch_board, ab.object_names(work / "sketch", [ino_cpp, *others]),
                                   work / "obj", include_dirs, WARNINGS, JOBS)
@@ -200,7 +213,21 @@ def test_library_folder(library, tmp_path):
     for field in ("author", "maintainer", "sentence", "paragraph", "category", "url", "architectures"):
         assert props[field], field
     assert props["depends"] == "Arduino_TensorFlowLite" and props["includes"] == "TflmTrain.h"
+    # url is required by the library specification; for now it is a placeholder (URL in
+    # scripts/make_arduino_library.py), to replace once the project has a public home.
     assert re.match(r"https?://\S+$", props["url"])
+    # The license: pyproject.toml's, named in LICENSE.txt with where its text is, while
+    # the repository has no license file of its own (the script copies one once it has).
+    spdx = re.search(r'(?m)^license\s*=\s*\{\s*text\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text()).group(1)
+    assert spdx == "Apache-2.0"
+    own = [n for n in ("LICENSE", "LICENSE.txt", "LICENSE.md") if (REPO / n).is_file()]
+    for name in own:
+        assert (library / name).read_bytes() == (REPO / name).read_bytes()
+    if not own:
+        note = " ".join((library / "LICENSE.txt").read_text().split())
+        assert "Apache License, Version 2.0" in note and "SPDX identifier Apache-2.0" in note, note
+        assert "<https://www.apache.org/licenses/LICENSE-2.0>" in note and len(note) < 600, note
+    assert f"License: Apache-2.0 ({(own or ['LICENSE.txt'])[0]})." in (library / "README.md").read_text()
     # Only the library's own header at the top of src/ (every library's src/ is on the
     # include path of the whole build); everything else below tflm_train/.
     assert sorted(p.name for p in (library / "src").iterdir()) == ["TflmTrain.h", "tflm_train"]
@@ -240,6 +267,9 @@ def test_library_script_refuses_what_it_cannot_place(tmp_path):
     (repo / "arduino" / "examples" / "Demo").mkdir(parents=True)
     (repo / "arduino" / "examples" / "Demo" / "Demo.ino").write_text("void setup() {}\nvoid loop() {}\n")
     (repo / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1.2.3"\n')
+    with pytest.raises(script.LibraryError, match="no license in \\[project\\]"):
+        script.make_library(tmp_path / "out", repo=repo)
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1.2.3"\nlicense = "MIT"\n')
     (repo / "micro_kernels" / "include" / "tflm_train" / "trainer.h").write_text("#pragma once\n")
     (repo / "micro_kernels" / "src" / "a.cc").write_text('#include "tflm_train/trainer.h"\n#include "b.h"\n')
     with pytest.raises(script.LibraryError, match='b.h" resolves to no file'):
@@ -254,6 +284,11 @@ def test_library_script_refuses_what_it_cannot_place(tmp_path):
     assert (lib / "src" / "tflm_train" / "internal" / "a.cpp").read_text() == (
         '#include "../trainer.h"\n#include "b.h"\n')
     assert "version=1.2.3" in (lib / "library.properties").read_text()
+    assert "https://spdx.org/licenses/MIT.html" in (lib / "LICENSE.txt").read_text()
+    (repo / "LICENSE").write_text("the project's own license text\n")  # copied, instead of the note
+    lib = script.make_library(tmp_path / "out", repo=repo)
+    assert (lib / "LICENSE").read_text() == "the project's own license text\n" and not (lib / "LICENSE.txt").exists()
+    assert "License: MIT (LICENSE)." in (lib / "README.md").read_text()
 
 
 def test_example_data_is_generated():
@@ -306,13 +341,19 @@ def test_train_on_device(builder, board, tmp_path):
     data = ExampleData(REPO / "arduino" / "examples" / "TrainOnDevice")
     host = tflm_train.MicroTrainer(data.model)
     x, y = data.arrays("train")
+    # The loss is printed with 4 decimals (rounding: up to 5e-5). Measured, the printed
+    # losses differ from the host's by at most 4.2e-5 at -Os and at -Ofast alike: the
+    # rounding, and the same per-epoch counts.
+    differences = []
     for got in epochs:
         results = [host.train_step(x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
         correct = sum(r.correct > 0.5 for r in results)
         test_correct = int(np.sum(np.argmax(host.predict(data.arrays("test")[0]), 1) == data.arrays("test")[1]))
         expected = (np.mean([np.float32(r.loss) for r in results]), correct, test_correct,
                     sum(r.skipped for r in results))
-        assert abs(got[0] - expected[0]) <= 2e-4 and got[1:] == expected[1:], (got, expected)
+        differences.append(abs(got[0] - expected[0]))
+        assert differences[-1] <= 2e-4 and got[1:] == expected[1:], (got, expected)
+    print(f"largest difference of a printed epoch loss to the host's: {max(differences):.2g}")
 
 
 def test_tflm_sketch_training(tflm_builder, tmp_path):
@@ -323,13 +364,14 @@ def test_tflm_sketch_training(tflm_builder, tmp_path):
     elf, _, used = tflm_builder.build("nano33ble", "TflmSketchTraining", defines=["TFLM_TRAIN_PRINT_BITS=1"])
     assert sorted(p.parent.name for p in used) == ["Arduino_TensorFlowLite", "TflmTrain"]
     assert tflm_builder.messages[("nano33ble", "TflmSketchTraining")] == {}, "warnings with -Wall -Wextra"
-    lines = [f"{i} {i % 2}" for _ in range(3) for i in range(8)] + ["9 9", "show"]
+    bad = ["9 9", "3", "+3 -0", "3 1x", "3 -1"]  # out of range, no label, signs, trailing text
+    lines = [f"{i} {i % 2}" for _ in range(3) for i in range(8)] + bad + ["show"]
     (tmp_path / "serial.txt").write_text("\n".join(lines) + "\n")
     out = run_sketch(elf, tmp_path, "input=serial.txt")
     print(out)
     report(tflm_builder, ("nano33ble", "TflmSketchTraining"))
     bits = re.findall(r"(?m)^bits ([0-9A-F ]+)$", out)
-    assert len(bits) == 2 and out.count("trained on sample") == 24 and "? expected" in out, out
+    assert len(bits) == 2 and out.count("trained on sample") == 24 and out.count("? expected") == len(bad), out
     before, after = floats_from_bits(bits[0]).reshape(8, 2), floats_from_bits(bits[1]).reshape(8, 2)
     assert not np.array_equal(before, after)
 
@@ -380,6 +422,8 @@ def test_resume_after_reboot(builder, tmp_path):
 
     # Within 2e-6 of the host: close as long as no TinyProp kept-output count (a rounded
     # product) lands on the other side of .5 from a last-bit difference; it does not here.
+    # Measured: 6e-8 at -Os and at -Ofast (the board's flags), whose outputs differ from
+    # each other's by up to 9e-8 (reassociation, reciprocals): the same margin.
     close = dict(rtol=0, atol=2e-6, err_msg="device and host trainers parted ways (see the module docstring)")
     once = final_bits(run_sketch(elf, tmp_path / "once", "idle=20"))  # no reset at all
     # Run 1: "power lost" after 13 steps; the checkpoint of step 8 is in flash.
@@ -430,3 +474,88 @@ def test_tflm_library_supports_only_nano33ble(builder, tmp_path):
             assert 'unsupported board' in proc.stderr, proc.stderr
     assert failing == ["TensorFlowLite.h", "button_arduino.cpp", "i2c_arduino.cpp", "i2s_nrf52840.cpp",
                        "led_arduino.cpp"], failing
+
+
+# ---- -Ofast and older cores ----------------------------------------------------------
+
+# A sketch of the tests, not an example: what the trainer and NrfFlashStorage refuse,
+# on the -Ofast board. Runs with TrainOnDevice's model.
+REFUSALS_SKETCH = r"""
+#include <TflmTrain.h>
+#include "NrfFlashStorage.h"
+#include "model_data.h"
+
+alignas(16) uint8_t arena[g_model_trainer_arena_size];
+tflm_train::Trainer trainer;
+
+float fromBits(uint32_t bits) {  // made at run time: the compiler cannot know it is NaN
+  volatile uint32_t v = bits;
+  const uint32_t b = v;
+  float f;
+  memcpy(&f, &b, sizeof(f));
+  return f;
+}
+
+void setup() {
+  Serial.println(static_cast<int>(trainer.Init(g_model, g_model_len, arena, sizeof(arena))));
+  const uint32_t nan_and_inf[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7f800000u, 0xff800000u};
+  for (uint32_t bits : nan_and_inf) {
+    float x[g_model_input_size] = {}, label = 1.0f;
+    tflm_train::StepResult r;
+    x[3] = fromBits(bits);
+    Serial.print(static_cast<int>(trainer.TrainStep(x, g_model_input_size, &label, 1, 1, &r, nullptr)));
+    x[3] = 0.0f;
+    label = fromBits(bits);
+    Serial.println(static_cast<int>(trainer.TrainStep(x, g_model_input_size, &label, 1, 1, &r, nullptr)));
+  }
+  NrfFlashStorage flash(kFlashRegionStart);  // up to 0xED000 on Adafruit's core
+  Serial.print("steps ");
+  Serial.print(static_cast<unsigned long>(trainer.counters().steps));
+  Serial.print(" flash ");
+  Serial.print(flash.begin(0xD000));
+  Serial.print(flash.begin(0xE000));
+  Serial.println(flash.begin(0x1800));
+}
+
+void loop() {}
+"""
+
+
+def test_refusals_at_ofast(builder, tmp_path):
+    """At -Ofast (the nrf52840 board), NaN and Inf samples and labels are refused
+    (kBadInput = 8, kBadLabel = 9) and train nothing; NrfFlashStorage takes a region up
+    to Adafruit's file system (0xED000) and no further, in whole pages only."""
+    sketch = tmp_path / "Refusals"
+    sketch.mkdir()
+    (sketch / "Refusals.ino").write_text(REFUSALS_SKETCH)
+    for f in ("model_data.h", "model_data.cpp"):
+        shutil.copy(REPO / "arduino" / "examples" / "TrainOnDevice" / f, sketch / f)
+    shutil.copy(REPO / "arduino" / "examples" / "ResumeAfterReboot" / "NrfFlashStorage.h", sketch)
+    assert "-Ofast" in builder.boards["nrf52840"].cxxflags
+    elf, _, _ = builder.build("nrf52840", sketch)
+    assert builder.messages[("nrf52840", "Refusals")] == {}, "warnings with -Wall -Wextra"
+    out = run_sketch(elf, tmp_path / "run").replace("\r", "")
+    assert out == "0\n" + "89\n" * 5 + "steps 0 flash 100\n", out
+
+
+def test_library_compiles_as_cpp11(builder, tmp_path):
+    """Adafruit's nRF52 core 0.2x compiles with -std=gnu++11: every source of the library
+    and TflmTrain.h pass GCC's syntax check in that mode, with the nrf52840 board's other
+    flags and -Wall -Wextra, without a message."""
+    board = builder.boards["nrf52840"]
+    flags = ["-std=gnu++11" if f.startswith("-std=") else f for f in board.cxxflags]
+    assert flags.count("-std=gnu++11") == 1
+    src = builder.library / "src"
+    top = tmp_path / "top.cpp"
+    top.write_text("#include <TflmTrain.h>\n")
+    files = [top, *ab.sources(src)]
+    assert len(files) > 10 and all(f.suffix == ".cpp" for f in files)
+
+    def check(f):
+        proc = subprocess.run([board.cxx, *flags, *WARNINGS, "-fsyntax-only", f"-I{SHIM}", f"-I{src}", str(f)],
+                              capture_output=True, text=True)
+        return f.name, proc.returncode, proc.stderr
+
+    with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:
+        failed = [r for r in pool.map(check, files) if r[1] or r[2]]
+    assert not failed, "\n".join(f"{name}: {err}" for name, _, err in failed)

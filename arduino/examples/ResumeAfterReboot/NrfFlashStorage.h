@@ -7,7 +7,8 @@
 //  - the region (kFlashRegionStart below) is free: above your sketch and below whatever
 //    the bootloader or core keeps at the top of flash (the Arduino Nano 33 BLE's
 //    application area ends at 0x100000; Adafruit's nRF52 core keeps its file system at
-//    0xED000 and its bootloader at 0xF4000);
+//    0xED000 and its bootloader at 0xF4000). begin() refuses a region that would extend
+//    past kFlashRegionLimit, the first of those addresses for your core;
 //  - nothing else writes flash at the same time. With the SoftDevice running (Bluetooth
 //    on the Adafruit core) the NVMC must not be used directly: use sd_flash_write and
 //    sd_flash_page_erase instead. On the mbed core, mbed::FlashIAP is an alternative.
@@ -21,12 +22,31 @@
 #if defined(NRF52840_XXAA)
 
 constexpr uint32_t kFlashRegionStart = 0xE0000;  // 896 KiB into the 1 MiB flash
+// The region ends at or before this address: the first byte of flash that is not the
+// sketch's to use.
+#if defined(ARDUINO_NRF52_ADAFRUIT)
+constexpr uint32_t kFlashRegionLimit = 0xED000;  // Adafruit's core: its file system starts here
+#else
+constexpr uint32_t kFlashRegionLimit = 0x100000;  // the end of the nRF52840's 1 MiB flash
+#endif
 
 class NrfFlashStorage final : public tflm_train::FlashStorage {
  public:
   explicit NrfFlashStorage(uint32_t start) : start_(start) {}
-  // The region's size in bytes, whole pages: call before the trainer uses the storage.
-  void begin(uint32_t size) { size_ = size; }
+  // Sets the region's size in bytes, before the trainer uses the storage. Refuses
+  // (returns false, and the storage stays empty) a size that is not whole pages or a
+  // region that would extend past kFlashRegionLimit: a bigger model needs a bigger region,
+  // so move kFlashRegionStart down (still above your sketch) rather than write over
+  // what lies beyond the limit.
+  bool begin(uint32_t size) {
+    size_ = 0;
+    if (start_ % page_size() != 0 || size % page_size() != 0 || start_ > kFlashRegionLimit ||
+        size > kFlashRegionLimit - start_) {
+      return false;
+    }
+    size_ = size;
+    return true;
+  }
 
   uint32_t page_size() const override { return 4096; }
   uint32_t program_size() const override { return 4; }

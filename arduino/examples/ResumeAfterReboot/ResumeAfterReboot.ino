@@ -15,12 +15,21 @@
 
 #include <TflmTrain.h>
 
-#include "NrfFlashStorage.h"
 #include "model_data.h"
 #include "samples.h"
 
+// Where the checkpoints go: a tflm_train::FlashStorage.
 #if defined(ARDUINO_SHIM_QEMU)
-#include <ShimFlash.h>  // the tflm_train tests' QEMU board: its flash is a file on the host
+// Only for the tflm_train repository's tests, which run this sketch in QEMU with a core
+// of their own: there, "flash" is a file on the host. No board takes this branch.
+#include <ShimFlash.h>
+ShimFlash flash;
+#elif defined(NRF52840_XXAA)
+// Your board: the nRF52840's internal flash (NrfFlashStorage.h; read its notes).
+#include "NrfFlashStorage.h"
+NrfFlashStorage flash(kFlashRegionStart);
+#else
+#error "ResumeAfterReboot needs a tflm_train::FlashStorage for this board: see NrfFlashStorage.h"
 #endif
 
 // 1 adds a line with the float bits of the test outputs at the end (for the tests).
@@ -32,14 +41,6 @@ static_assert(kSampleSize == g_model_input_size, "the samples do not fit the mod
 
 constexpr uint32_t kTotalSteps = 2 * kTrainCount;  // two epochs
 constexpr uint32_t kSaveEvery = 8;                 // steps between checkpoints
-
-#if defined(ARDUINO_SHIM_QEMU)
-ShimFlash flash;
-#elif defined(NRF52840_XXAA)
-NrfFlashStorage flash(kFlashRegionStart);
-#else
-#error "ResumeAfterReboot needs a tflm_train::FlashStorage for this board: see NrfFlashStorage.h"
-#endif
 
 alignas(16) uint8_t trainer_arena[g_model_trainer_arena_size];
 tflm_train::Trainer trainer;
@@ -99,10 +100,13 @@ void setup() {
     stopWithError("Trainer::Init failed");
   }
   const uint32_t region = trainer.CheckpointStorageBytes(flash.page_size());
-  flash.begin(region);
   Serial.print("ResumeAfterReboot: checkpoints in ");
   Serial.print(region);
   Serial.println(" bytes of flash");
+  if (!flash.begin(region)) {
+    Serial.println("flash.begin refused the region: see NrfFlashStorage.h (it must end by kFlashRegionLimit)");
+    while (true) delay(1000);
+  }
 
   bool loaded = false;
   if (trainer.LoadCheckpoint(flash, &loaded) != tflm_train::Status::kOk) stopWithError("LoadCheckpoint failed");

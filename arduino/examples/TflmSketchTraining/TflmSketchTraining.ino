@@ -90,16 +90,28 @@ void showOutputs() {
 #endif
 }
 
+// Reads a number at *p, digits only (no sign), after any spaces; moves *p past it.
+// False when there are no digits.
+bool readNumber(const char** p, long* value) {
+  while (**p == ' ') ++*p;
+  if (**p < '0' || **p > '9') return false;
+  char* end = nullptr;
+  *value = strtol(*p, &end, 10);
+  *p = end;
+  return true;
+}
+
 // One line from Serial: "<sample> <label>" trains, "show" infers.
-void handleLine(char* text) {
+void handleLine(const char* text) {
   if (strcmp(text, "show") == 0) {
     showOutputs();
     return;
   }
-  char* end = nullptr;
-  const long sample = strtol(text, &end, 10);
-  const long label = strtol(end, &end, 10);
-  if (end == text || *end != '\0' || sample < 0 || sample >= static_cast<long>(kSketchCount) || label < 0 ||
+  const char* p = text;
+  long sample = -1, label = -1;
+  const bool numbers = readNumber(&p, &sample) && *p == ' ' && readNumber(&p, &label);
+  while (*p == ' ') ++p;
+  if (!numbers || *p != '\0' || sample >= static_cast<long>(kSketchCount) ||
       label >= static_cast<long>(g_model_num_classes)) {
     Serial.print("? expected \"<sample 0-");
     Serial.print(kSketchCount - 1);
