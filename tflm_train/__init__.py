@@ -18,7 +18,7 @@ if _util.find_spec(__name__ + "._core") is None:
 
 from ._quiet import quiet_tensorflow
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback
-from .converter import ModelInfo, convert, read_model_info
+from .converter import ModelInfo, convert, convert_tflite, read_model_info
 from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, ConversionError, InvalidArgumentError,
                      InvalidDtypeError, InvalidModelError, InvalidPlanError, MissingPlanError, NonFiniteError, NotInitializedError,
                      StorageError, TrainerError, UnsupportedModelError, UnsupportedPlanVersionError)
@@ -29,7 +29,7 @@ from .trainer import MicroTrainer, StepResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "convert", "read_model_info", "ModelInfo", "MicroTrainer", "StepResult", "SGD", "CosineDecay",
+    "convert", "convert_tflite", "read_model_info", "ModelInfo", "MicroTrainer", "StepResult", "SGD", "CosineDecay",
     "Full", "StaticTopK", "TinyProp", "TinyPropV2", "Callback", "History", "LambdaCallback", "EarlyStopping",
     "TrainerError", "ConversionError", "InvalidArgumentError", "InvalidDtypeError", "InvalidModelError", "MissingPlanError",
     "UnsupportedPlanVersionError", "InvalidPlanError", "UnsupportedModelError", "ArenaTooSmallError",

@@ -104,14 +104,32 @@ def _load_keras_model(path):
         raise ConversionError(f"cannot load {path} as a Keras model: {e}") from None
 
 
-def cmd_convert(args):
-    from .converter import convert
+def _trainable_arg(values, train_last):
+    """--trainable NAME[,NAME...] (or N: the last N weight layers/ops) and --train-last N."""
+    if values and train_last:
+        raise ValueError("give --trainable or --train-last, not both")
+    if train_last:
+        return train_last
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if len(names) == 1 and names[0].isdigit():
+        return int(names[0])
+    return names
 
-    model = _load_keras_model(args.model)
-    trainable = args.trainable or (args.train_last or None)
-    out = convert(model, loss=args.loss, optimizer=_optimizer(args), trainable=trainable, policy=args.policy,
-                  batch_size=args.batch_size)
-    output = args.output or os.path.splitext(args.model)[0] + ".tflite"
+
+def cmd_convert(args):
+    from .converter import convert, convert_tflite
+
+    trainable = _trainable_arg(args.trainable, args.train_last)
+    options = dict(loss=args.loss, optimizer=_optimizer(args), trainable=trainable, policy=args.policy,
+                   batch_size=args.batch_size)
+    if args.model.lower().endswith(".tflite"):
+        out = convert_tflite(args.model, **options)
+        output = args.output or os.path.splitext(args.model)[0] + "_trainable.tflite"
+    else:
+        out = convert(_load_keras_model(args.model), **options)
+        output = args.output or os.path.splitext(args.model)[0] + ".tflite"
     with open(output, "wb") as f:
         f.write(out)
     print(f"wrote {output} ({len(out)} bytes)")
@@ -245,13 +263,17 @@ def build_parser():
     common.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("convert", parents=[common], help="Keras model file -> trainable .tflite")
-    p.add_argument("model", help="a .keras (or .h5) model file")
-    p.add_argument("-o", "--output", help="output .tflite (default: next to the model)")
+    p = sub.add_parser("convert", parents=[common], help="Keras model file or float .tflite -> trainable .tflite")
+    p.add_argument("model", help="a .keras (or .h5) model file, or a float32 .tflite without a training plan")
+    p.add_argument("-o", "--output", help="output .tflite (default: next to the model; MODEL_trainable.tflite "
+                                          "for a .tflite)")
     _add_training_options(p)
-    p.add_argument("--trainable", nargs="+", metavar="LAYER", help="names of the layers to train (default: all)")
+    p.add_argument("--trainable", nargs="+", metavar="NAME",
+                   help="what trains (default: all): Keras layer names, or for a .tflite the weight ops' output "
+                        "tensor names (as Netron shows them), separated by spaces or commas; or a number N "
+                        "for the last N weight layers/ops")
     p.add_argument("--train-last", type=_count(1), default=None, metavar="N",
-                   help="train only the last N weight layers")
+                   help="train only the last N weight layers (ops, for a .tflite)")
     p.add_argument("--policy", type=_policy_arg, default=None,
                    help="full (default), static:RATIO, tinyprop[:k=v,...], tinypropv2[:k=v,...]")
     p.set_defaults(run=cmd_convert)

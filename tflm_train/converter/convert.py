@@ -1,12 +1,13 @@
-"""tflm_train.convert: a Keras model becomes one trainable .tflite."""
+"""tflm_train.convert: a Keras model (convert) or a plain float .tflite (convert_tflite) becomes one trainable .tflite."""
 
+import os
 import re
 
 from .. import _core
 from ..errors import ConversionError, TrainerError
 from ..optimizers import SGD
 from ..policies import Full, Policy
-from . import keras_model, tflite_graph
+from . import keras_model, tflite_file, tflite_graph
 from .plan_writer import LOSSES, PLAN_METADATA_NAME, STATE_METADATA_NAME, build_plan
 
 _LOSS_ALIASES = {
@@ -40,13 +41,14 @@ def loss_name(loss):
     return _LOSS_CLASSES[kind]
 
 
-def _check_operators(graph):
+def _check_operators(graph, source="TensorFlow's converter produced"):
     """Names the first operator the trainer does not run (its registry is the list)."""
     supported = _core.supported_operators()
     for op in graph.subgraphs[0].operators:
         name = tflite_graph._op_name(graph, op)
         if name not in supported:
-            raise ConversionError(f"TensorFlow's converter produced a {name} op, which the trainer does not run "
+            output = graph.subgraphs[0].tensors[int(op.outputs[0])].name.decode(errors="replace")
+            raise ConversionError(f"{source} a {name} op ('{output}'), which the trainer does not run "
                                   f"(it runs {', '.join(supported)})")
 
 
@@ -91,6 +93,58 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
         raise ConversionError(f"model must be a keras.Model, got {type(model).__name__}")
     if not model.built:
         raise ConversionError("the model is not built: give it an Input or call it once")
+    options = _training_options(loss, optimizer, policy, batch_size)
+
+    keras_model.check_layers(model)
+    graph = tflite_graph.read(keras_model.to_tflite(model))
+    units = keras_model.weight_units(model)
+    ops = tflite_graph.weight_ops(graph, units)
+    _check_operators(graph)
+    _check_loss_fits(options[0], graph)
+    tflite_graph.mark_trainable(ops, units, trainable)
+    return _write_trainable(graph, ops, options, "what TensorFlow's converter made of this model")
+
+
+def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None, batch_size=1):
+    """Gives an existing float32 .tflite (bytes or a path) a training plan, without its
+    Keras model: the result still runs in stock TFLite/TFLM and trains in tflm_train.
+
+    The weight ops are found in the graph itself: FULLY_CONNECTED, CONV_2D and
+    DEPTHWISE_CONV_2D with constant float32 weights; each op's bias trains when the file
+    has one (a per-channel ADD of a constant right after an op without a bias of its
+    own counts as its bias). Loss, optimizer, policy and batch_size are as for `convert`.
+
+    Args:
+      trainable: None for every weight op; an int N for the last N weight ops; or names
+        (a string or a list): a weight op's output tensor name as Netron shows it, the
+        name of its weights tensor, or one `;`-separated part of its output tensor's
+        name that names one op only.
+
+    Raises:
+      ConversionError: one sentence naming the op for what the trainer cannot take:
+        quantized (int8/uint8/int16) or dynamic-range models, a second subgraph,
+        dynamic shapes other than the batch, an operator the trainer does not run, more
+        than one input or output, a file that already carries a training plan, and
+        bytes that are not a TFLite model.
+    """
+    if isinstance(model_bytes, (str, os.PathLike)):
+        with open(model_bytes, "rb") as f:
+            model_bytes = f.read()
+    elif not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+        raise ConversionError(f"model_bytes must be the bytes of a .tflite or its path, got "
+                              f"{type(model_bytes).__name__}")
+    options = _training_options(loss, optimizer, policy, batch_size)
+    graph = tflite_file.read(model_bytes)
+    tflite_file.check(graph)
+    _check_operators(graph, source="this .tflite has")
+    _check_loss_fits(options[0], graph)
+    ops = tflite_file.weight_ops(graph)
+    tflite_file.mark_trainable(graph, ops, trainable)
+    return _write_trainable(graph, ops, options, "this .tflite")
+
+
+def _training_options(loss, optimizer, policy, batch_size):
+    """(loss name, tflm_train.SGD, policy, batch size), checked."""
     loss = loss_name(loss)
     if not isinstance(optimizer, SGD):
         try:
@@ -102,30 +156,27 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
         raise ConversionError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
     if int(batch_size) != batch_size or not 1 <= batch_size <= 65536:
         raise ConversionError(f"batch_size must be an integer from 1 to 65536, got {batch_size!r}")
+    return loss, optimizer, policy, int(batch_size)
 
-    keras_model.check_layers(model)
-    graph = tflite_graph.read(keras_model.to_tflite(model))
-    units = keras_model.weight_units(model)
-    ops = tflite_graph.weight_ops(graph, units)
-    _check_operators(graph)
-    _check_loss_fits(loss, graph)
-    tflite_graph.mark_trainable(ops, units, trainable)
+
+def _write_trainable(graph, ops, options, what):
+    """The graph's bytes with the training plan for its trainable `ops` and room for the
+    training state, both as metadata: the arena plan and the state's size are what the
+    C++ measures for this very file, which also validates every operator."""
+    loss, optimizer, policy, batch_size = options
     layers = [op.plan_layer() for op in ops if op.trainable]
 
     def assemble(memory, state_bytes=0):
-        plan = build_plan(layers, loss, optimizer, policy, int(batch_size), memory, state_bytes)
+        plan = build_plan(layers, loss, optimizer, policy, batch_size, memory, state_bytes)
         tflite_graph.add_metadata(graph, PLAN_METADATA_NAME, plan)
         if memory is not None:  # the trainer saves its state here, so a file resumes training
             tflite_graph.add_metadata(graph, STATE_METADATA_NAME, bytes(state_bytes))
         return tflite_graph.write(graph)
 
-    # The memory plan and the state's size are what the C++ measures for this very
-    # file; it also validates every operator, naming any it cannot train.
     try:
         memory, state_bytes = _core.measure_arena(assemble(None))
     except TrainerError as e:
-        raise ConversionError(f"the trainer cannot train what TensorFlow's converter made of this model: "
-                              f"{_with_tensor_name(graph, str(e))}") from None
+        raise ConversionError(f"the trainer cannot train {what}: {_with_tensor_name(graph, str(e))}") from None
     return assemble(memory, state_bytes)
 
 
@@ -140,4 +191,4 @@ def _with_tensor_name(graph, message):
     return f"{message} (its output is '{output.name.decode(errors='replace')}')"
 
 
-__all__ = ["convert", "loss_name", "LOSSES"]
+__all__ = ["convert", "convert_tflite", "loss_name", "LOSSES"]

@@ -25,19 +25,21 @@ _MATCH_ATOL = 1e-6
 
 @dataclass
 class WeightOp:
-    """A weight operator of the graph and the Keras unit it holds."""
+    """A weight operator of the graph and the Keras unit it holds (None for a .tflite
+    given without its Keras model: `label`, the op's output tensor, names it then)."""
     index: int                  # operator index in subgraph 0
     unit: object = field(repr=False)
     bias_op: int = -1           # an ADD that holds the unit's bias, when TensorFlow split it off
     has_bias: bool = True       # False: the op's bias input is a frozen zero (the unit has none)
     trainable: bool = False
+    label: str = ""
 
     @property
     def name(self):
-        return self.unit.name
+        return self.unit.name if self.unit is not None else self.label
 
     def plan_layer(self):
-        return {"op_index": self.index, "name": self.unit.name, "bias_op_index": self.bias_op,
+        return {"op_index": self.index, "name": self.name, "bias_op_index": self.bias_op,
                 "has_bias": self.has_bias}
 
 
