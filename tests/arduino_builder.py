@@ -285,8 +285,9 @@ def missing_headers(board, files, include_dirs):
 
 
 def build_core(board, core_dir, startup_dir, out_dir, jobs):
-    """core.a: the shim core (core.cpp) and the QEMU startup code (startup.cc)."""
-    files = {Path(core_dir) / "core.cpp": "core.cpp.o", Path(startup_dir) / "startup.cc": "startup.cc.o"}
+    """core.a: the shim core (core.cpp) and the QEMU startup code (startup.cc, line.cc)."""
+    files = {Path(core_dir) / "core.cpp": "core.cpp.o", Path(startup_dir) / "startup.cc": "startup.cc.o",
+             Path(startup_dir) / "line.cc": "line.cc.o"}
     logs = compile_all(board, files, out_dir, [core_dir, startup_dir], ["-Wall", "-Wextra"], jobs)
     archive = Path(out_dir) / "core.a"
     if archive.exists():

@@ -5,26 +5,20 @@
 
 #include <stdint.h>
 
+#include "line.h"
+
 namespace board {
 
 void Write(const char* text);              // semihosting SYS_WRITE0
 [[noreturn]] void Exit(int status);        // semihosting SYS_EXIT_EXTENDED
 void StartTicks();                         // SysTick: reload 2^24-1, core clock, overflow IRQ
 uint64_t Ticks();                          // 64-bit up-counting SysTick ticks since StartTicks
-
-// Small formatting helpers writing to a fixed buffer (no printf: no heap, no stdio).
-class Line {
- public:
-  Line& Str(const char* s);
-  Line& U(uint64_t v);
-  Line& I(int64_t v);
-  Line& Hex(uint32_t v);                   // 8 hex digits
-  Line& Fixed(int64_t milli);              // milli-units as d.ddd
-  void Print();                            // appends "\n" and writes
- private:
-  char buf_[256];
-  int n_ = 0;
-};
+// Instructions per SysTick tick under QEMU's -icount shift=0, measured once (after
+// StartTicks) on a loop of known length.
+uint32_t InstructionsPerTick();
+// Copies an initialized variable's first value back from the .data load image in flash
+// (e.g. a model array the program trained in place).
+void RestoreInitialValue(void* object, uint32_t size);
 
 }  // namespace board
 

@@ -5,13 +5,10 @@
 // checksum of the trained model bytes, instructions per step (SysTick under
 // -icount shift=0) and the ratio to full backprop. Exits 0 on success. Nothing here
 // depends on the model: the input size and the layer count come from the trainer.
-#include <string.h>
 
 #include "board.h"
 #include "data.h"
 #include "tflm_train/trainer.h"
-
-extern "C" uint32_t __data_start__, __data_load__;
 
 namespace {
 
@@ -25,41 +22,11 @@ struct PolicyRun {
   uint64_t step_ticks = 0, forward_ticks = 0;
 };
 
-uint32_t FloatBits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof(u));
-  return u;
-}
-
 // FNV-1a over the model bytes: the host computes the same over MicroTrainer.model_bytes.
 uint32_t Checksum(const unsigned char* p, unsigned int n) {
   uint32_t h = 2166136261u;
   for (unsigned int i = 0; i < n; ++i) h = (h ^ p[i]) * 16777619u;
   return h;
-}
-
-// Puts the untrained model back: its bytes are still in the .data load image in flash.
-void RestoreModel() {
-  const uintptr_t offset = reinterpret_cast<uintptr_t>(g_model) - reinterpret_cast<uintptr_t>(&__data_start__);
-  memcpy(g_model, reinterpret_cast<const unsigned char*>(&__data_load__) + offset, g_model_len);
-}
-
-// Instructions per SysTick tick: times a loop of known length (2 instructions per turn).
-uint32_t CalibrateInstructionsPerTick() {
-  constexpr uint32_t kTurns = 1000000;
-  uint32_t n = kTurns;
-  uint64_t t0 = board::Ticks();
-  __asm__ volatile(
-      "1: subs %0, %0, #1\n"
-      "   bne 1b\n"
-      : "+r"(n)
-      :
-      : "cc");
-  uint64_t ticks = board::Ticks() - t0;
-  uint32_t per_tick = static_cast<uint32_t>((2ull * kTurns + ticks / 2) / ticks);
-  Line().Str("CAL loop_instructions=").U(2ull * kTurns).Str(" ticks=").U(ticks)
-      .Str(" instructions_per_tick=").U(per_tick).Print();
-  return per_tick;
 }
 
 bool Fail(const char* what, tflm_train::Trainer& t) {
@@ -68,7 +35,7 @@ bool Fail(const char* what, tflm_train::Trainer& t) {
 }
 
 bool Run(PolicyRun& run) {
-  RestoreModel();
+  board::RestoreInitialValue(g_model, g_model_len);  // the untrained model
   tflm_train::TrainerOptions options;
   options.override_policy = true;
   options.policy = run.params;
@@ -107,7 +74,7 @@ bool Run(PolicyRun& run) {
     loss_sum += step.loss;
     train_correct += step.correct > 0.5f ? 1 : 0;
     Line line;
-    line.Str("STEP ").Str(run.name).Str(" ").U(i).Str(" loss=").Hex(FloatBits(step.loss))
+    line.Str("STEP ").Str(run.name).Str(" ").U(i).Str(" loss=").Bits(step.loss)
         .Str(" skipped=").U(sample.skipped ? 1 : 0).Str(" k=");
     for (int l = 0; l < layers; ++l) line.Str(l ? "," : "").I(sample.k[l]);
     line.Str(" ticks=").U(t2 - t1).Print();
@@ -140,7 +107,8 @@ bool Run(PolicyRun& run) {
 int main() {
   board::Write("tflm_train on Cortex-M4F (QEMU mps2-an386)\n");
   board::StartTicks();
-  const uint32_t per_tick = CalibrateInstructionsPerTick();
+  const uint32_t per_tick = board::InstructionsPerTick();
+  Line().Str("CAL instructions_per_tick=").U(per_tick).Print();
   Line().Str("MODEL bytes=").U(g_model_len).Str(" arena=").U(g_arena_len).Str(" train=").U(g_num_train)
       .Str(" test=").U(g_num_test).Print();
 

@@ -1,8 +1,10 @@
 // Startup for QEMU mps2-an386 (Cortex-M4F): vector table, reset handler (copies
 // .data, zeroes .bss, enables the FPU, runs constructors), SysTick overflow counting,
-// ARM semihosting output/exit and heap wrappers that fail the run.
+// ARM semihosting output/exit, the instruction calibration, restoring a variable from
+// the .data load image, and heap wrappers that fail the run.
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "board.h"
 
@@ -110,55 +112,27 @@ uint64_t Ticks() {
   return (static_cast<uint64_t>(overflows) << 24) + (kReload - val);
 }
 
-Line& Line::Str(const char* s) {
-  while (*s && n_ < static_cast<int>(sizeof(buf_)) - 2) buf_[n_++] = *s++;
-  return *this;
-}
-
-Line& Line::U(uint64_t v) {
-  char tmp[24];
-  int i = 0;
-  do {
-    tmp[i++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (i && n_ < static_cast<int>(sizeof(buf_)) - 2) buf_[n_++] = tmp[--i];
-  return *this;
-}
-
-Line& Line::I(int64_t v) {
-  if (v < 0) {
-    Str("-");
-    return U(static_cast<uint64_t>(-v));
+uint32_t InstructionsPerTick() {
+  static uint32_t per_tick = 0;
+  if (per_tick == 0) {
+    constexpr uint32_t kTurns = 1000000;
+    uint32_t n = kTurns;
+    const uint64_t t0 = Ticks();
+    __asm__ volatile(
+        "1: subs %0, %0, #1\n"
+        "   bne 1b\n"
+        : "+r"(n)
+        :
+        : "cc");  // 2 instructions a turn
+    const uint64_t ticks = Ticks() - t0;
+    per_tick = static_cast<uint32_t>((2ull * kTurns + ticks / 2) / ticks);
   }
-  return U(static_cast<uint64_t>(v));
+  return per_tick;
 }
 
-Line& Line::Hex(uint32_t v) {
-  static const char kDigits[] = "0123456789abcdef";
-  for (int shift = 28; shift >= 0 && n_ < static_cast<int>(sizeof(buf_)) - 2; shift -= 4) {
-    buf_[n_++] = kDigits[(v >> shift) & 0xF];
-  }
-  return *this;
-}
-
-Line& Line::Fixed(int64_t milli) {
-  if (milli < 0) {
-    Str("-");
-    milli = -milli;
-  }
-  U(static_cast<uint64_t>(milli / 1000)).Str(".");
-  int64_t frac = milli % 1000;
-  if (frac < 100) Str("0");
-  if (frac < 10) Str("0");
-  return U(static_cast<uint64_t>(frac));
-}
-
-void Line::Print() {
-  buf_[n_++] = '\n';
-  buf_[n_] = '\0';
-  Write(buf_);
-  n_ = 0;
+void RestoreInitialValue(void* object, uint32_t size) {
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(object) - reinterpret_cast<uintptr_t>(&__data_start__);
+  memcpy(object, reinterpret_cast<const unsigned char*>(&__data_load__) + offset, size);
 }
 
 }  // namespace board

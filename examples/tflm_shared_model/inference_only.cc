@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "data.h"
+#include "line.h"
 #include "model_data.h"
 #include "model_ops.h"
 #include "platform.h"
@@ -11,18 +12,6 @@
 
 namespace {
 alignas(16) uint8_t g_tflm_arena[g_model_tflm_arena_size];
-
-void PrintNumber(const char* label, uint64_t v) {
-  char digits[32];
-  int i = sizeof(digits) - 1;
-  digits[i] = 0;
-  do {
-    digits[--i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v && i > 0);
-  platform::Write(label);
-  platform::Write(digits + i);
-}
 }  // namespace
 
 int main() {
@@ -30,7 +19,7 @@ int main() {
   AddModelOps(resolver);
   tflite::MicroInterpreter interpreter(tflite::GetModel(g_model), resolver, g_tflm_arena, sizeof(g_tflm_arena));
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    platform::Write("FAIL: AllocateTensors\n");
+    board::Write("FAIL: AllocateTensors\n");
     return 1;
   }
   uint64_t correct = 0, instructions = 0;
@@ -38,7 +27,7 @@ int main() {
     memcpy(interpreter.input(0)->data.f, g_test_x + i * g_model_input_size, g_model_input_size * sizeof(float));
     const uint64_t t0 = platform::Instructions();
     if (interpreter.Invoke() != kTfLiteOk) {
-      platform::Write("FAIL: Invoke\n");
+      board::Write("FAIL: Invoke\n");
       return 1;
     }
     instructions += platform::Instructions() - t0;
@@ -47,9 +36,8 @@ int main() {
     for (unsigned int o = 1; o < g_model_output_size; ++o) best = out[o] > out[best] ? o : best;
     correct += best == static_cast<unsigned int>(g_test_y[i]) ? 1 : 0;
   }
-  PrintNumber("INFER correct=", correct);
-  PrintNumber(" of=", g_num_test);
-  PrintNumber(" instructions_per_invoke=", instructions / g_num_test);
-  platform::Write("\nPASS\n");
+  board::Line().Str("INFER correct=").U(correct).Str(" of=").U(g_num_test)
+      .Str(" instructions_per_invoke=").U(instructions / g_num_test).Print();
+  board::Write("PASS\n");
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "data.h"
+#include "line.h"
 #include "model_data.h"
 #include "model_ops.h"
 #include "platform.h"
@@ -27,44 +28,7 @@ constexpr int kMaxOutputs = 16;
 alignas(16) uint8_t g_tflm_arena[g_model_tflm_arena_size];
 float g_largest_difference = 0.0f;  // over every comparison of TFLM with the trainer
 
-// A line of text built without printf (no heap, no stdio on the microcontroller).
-class Line {
- public:
-  Line& Str(const char* s) {
-    while (*s && n_ < kSize - 2) buf_[n_++] = *s++;
-    return *this;
-  }
-  Line& U(uint64_t v) {
-    char digits[21];
-    int i = 0;
-    do {
-      digits[i++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v);
-    while (i && n_ < kSize - 2) buf_[n_++] = digits[--i];
-    return *this;
-  }
-  Line& Hex(uint32_t v) {
-    for (int shift = 28; shift >= 0 && n_ < kSize - 2; shift -= 4) buf_[n_++] = "0123456789abcdef"[(v >> shift) & 15];
-    return *this;
-  }
-  Line& Bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return Hex(u);
-  }
-  void Print() {
-    buf_[n_++] = '\n';
-    buf_[n_] = 0;
-    platform::Write(buf_);
-    n_ = 0;
-  }
-
- private:
-  static constexpr int kSize = 256;
-  char buf_[kSize];
-  int n_ = 0;
-};
+using board::Line;
 
 struct Policy {
   const char* name;
@@ -163,6 +127,6 @@ int main() {
     if (!Run(interpreter, policy)) return 1;
   }
   Line().Str("LARGEST_DIFFERENCE tflm_vs_trainer=").Bits(g_largest_difference).Print();
-  platform::Write("PASS\n");
+  board::Write("PASS\n");
   return 0;
 }

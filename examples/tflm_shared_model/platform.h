@@ -1,5 +1,6 @@
-// What the shared-model program needs from where it runs: the host (a test program)
-// or the Cortex-M4F in QEMU (the mps2-an386 board of examples/cortex_m).
+// What the shared-model program needs from where it runs: the host (a test program) or
+// the Cortex-M4F in QEMU (the mps2-an386 board of examples/cortex_m). Both also give
+// board::Write, which board::Line (examples/cortex_m/line.h) prints with.
 #ifndef TFLM_TRAIN_SHARED_MODEL_PLATFORM_H_
 #define TFLM_TRAIN_SHARED_MODEL_PLATFORM_H_
 
@@ -8,7 +9,6 @@
 namespace platform {
 
 const char* Name();
-void Write(const char* text);
 // Instructions executed so far: exact on QEMU (SysTick under -icount shift=0), 0 on the host.
 uint64_t Instructions();
 // Puts the untrained model bytes back into the model array.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "data.h"
+#include "line.h"
 #include "platform.h"
 
 namespace {
@@ -14,10 +15,13 @@ const std::vector<unsigned char> g_untrained(g_model, g_model + g_model_len);
 // TFLM's log goes where the program's output goes.
 extern "C" void DebugLog(const char* s) { fputs(s, stdout); }
 
+namespace board {
+void Write(const char* text) { fputs(text, stdout); }
+}  // namespace board
+
 namespace platform {
 
 const char* Name() { return "host"; }
-void Write(const char* text) { fputs(text, stdout); }
 uint64_t Instructions() { return 0; }
 void RestoreModel() { memcpy(g_model, g_untrained.data(), g_model_len); }
 
