@@ -59,12 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Image storage(image, page, program);
   tflm_train::TrainerOptions options;
   options.restore_state = false;
-  fuzz::Block model(fixture.bytes, fixture.size);
-  size_t arena_size = 0;
-  if (!fuzz::Measure(model.bytes, model.size, options, &arena_size)) abort();  // the fixtures are valid
-  fuzz::Block arena(arena_size);
-  tflm_train::Trainer trainer;
-  if (trainer.Init(model.bytes, model.size, arena.bytes, arena_size, options) != tflm_train::Status::kOk) abort();
+  fuzz::FixtureTrainer device(fixture, options);
+  tflm_train::Trainer& trainer = device.trainer;
 
   bool loaded = false;
   const tflm_train::Status load = trainer.LoadCheckpoint(storage, &loaded);
@@ -75,11 +71,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (trainer.SaveCheckpoint(storage) != tflm_train::Status::kOk) return 0;  // a geometry it refuses
   std::vector<uint8_t> saved(trainer.StateBytes()), got(trainer.StateBytes());
   if (trainer.SaveState(saved.data(), saved.size()) != tflm_train::Status::kOk) abort();
-  fuzz::Block fresh(fixture.bytes, fixture.size), fresh_arena(arena_size);
-  tflm_train::Trainer resumed;
-  if (resumed.Init(fresh.bytes, fresh.size, fresh_arena.bytes, arena_size, options) != tflm_train::Status::kOk) {
-    abort();
-  }
+  fuzz::FixtureTrainer rebooted(fixture, options);  // the original model, as after a reboot
+  tflm_train::Trainer& resumed = rebooted.trainer;
   if (resumed.LoadCheckpoint(storage, &loaded) != tflm_train::Status::kOk || !loaded) abort();
   if (resumed.SaveState(got.data(), got.size()) != tflm_train::Status::kOk || got != saved) abort();
   for (int i = 0; i < resumed.num_trainable_layers(); ++i) {

@@ -64,6 +64,23 @@ inline bool Measure(uint8_t* model, size_t size, const tflm_train::TrainerOption
   return *arena <= kMaxArenaBytes;
 }
 
+// A trainer over a fresh copy of a fixture, with the arena `options` need. The fixtures
+// are valid models, so any failure here is a bug: abort.
+struct FixtureTrainer {
+  FixtureTrainer(const Fixture& fixture, const tflm_train::TrainerOptions& options)
+      : model(fixture.bytes, fixture.size), arena(ArenaFor(model, options)) {
+    if (trainer.Init(model.bytes, model.size, arena.bytes, arena.size, options) != Status::kOk) abort();
+  }
+  static size_t ArenaFor(Block& model, const tflm_train::TrainerOptions& options) {
+    size_t size = 0;
+    if (!Measure(model.bytes, model.size, options, &size)) abort();
+    return size;
+  }
+  Block model;
+  Block arena;
+  tflm_train::Trainer trainer;
+};
+
 struct Lcg {
   uint32_t state;
   float Next() {  // in [-1, 1)

@@ -16,12 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.policy.ratio = 0.3f;
   options.policy.tau = 0.2f;
   options.batch_size = 1 + data[1] % 4;
-  fuzz::Block model(fixture.bytes, fixture.size);
-  size_t arena_size = 0;
-  if (!fuzz::Measure(model.bytes, model.size, options, &arena_size)) abort();  // the fixtures are valid
-  fuzz::Block arena(arena_size);
-  tflm_train::Trainer t;
-  if (t.Init(model.bytes, model.size, arena.bytes, arena_size, options) != tflm_train::Status::kOk) abort();
+  fuzz::FixtureTrainer device(fixture, options);
+  tflm_train::Trainer& t = device.trainer;
 
   // The rest of the input, as floats: each sample's inputs, then its label.
   const uint32_t samples = 1 + (data[1] / 4) % options.batch_size;

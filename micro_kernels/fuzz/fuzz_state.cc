@@ -11,12 +11,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t state_size = size - 1;
   tflm_train::TrainerOptions options;
   options.restore_state = false;
-  fuzz::Block model(fixture.bytes, fixture.size);
-  size_t arena_size = 0;
-  if (!fuzz::Measure(model.bytes, model.size, options, &arena_size)) abort();  // the fixtures are valid
-  fuzz::Block arena(arena_size);
-  tflm_train::Trainer trainer;
-  if (trainer.Init(model.bytes, model.size, arena.bytes, arena_size, options) != tflm_train::Status::kOk) abort();
+  fuzz::FixtureTrainer device(fixture, options);
+  tflm_train::Trainer& trainer = device.trainer;
+  fuzz::Block& model = device.model;
 
   // 1. LoadState straight from the bytes.
   fuzz::Block blob(state, state_size);
@@ -35,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   memcpy(room, state, state_size < own.size() ? state_size : own.size());
   tflm_train::Trainer resumed;
   options.restore_state = true;
-  if (resumed.Init(model.bytes, model.size, arena.bytes, arena_size, options) == tflm_train::Status::kOk) {
+  if (resumed.Init(model.bytes, model.size, device.arena.bytes, device.arena.size, options) == tflm_train::Status::kOk) {
     fuzz::Exercise(resumed, 11);
   }
   return 0;
