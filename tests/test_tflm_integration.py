@@ -37,7 +37,7 @@ def _tflm_dir():
     tflm_dir = os.environ.get("TFLM_DIR")
     if not tflm_dir:
         pytest.skip("TFLM_DIR is not set: it names TFLM's Arduino library source "
-                    "(../shared/third_party/Arduino_TensorFlowLite; .ci/run sets it)")
+                    "(.ci/run sets it when the checkout has one beside it)")
     return tflm_dir
 
 
