@@ -7,7 +7,11 @@
 namespace tflm_train {
 namespace {
 
-size_t OutputFloats(const Network& net, int op) { return static_cast<size_t>(net.ops[op].n_out); }
+// An activation's storage in 4-byte words: int8 outputs take a byte per element.
+size_t OutputFloats(const Network& net, int op) {
+  const size_t n = static_cast<size_t>(net.ops[op].n_out);
+  return WritesInt8(net.ops[op]) ? (n + 3) / 4 : n;
+}
 
 // Forward activations. Transient outputs alternate between the two ends of one
 // shared region. Only consecutive ones can be alive together (the op writing one

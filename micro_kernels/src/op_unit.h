@@ -17,6 +17,9 @@
 
 namespace tflm_train {
 
+class ArenaAllocator;
+struct QuantizedOp;
+
 // What an op is, as the graph planner and the step code need to know.
 enum OpTrait : uint8_t {
   kWeights = 1,             // FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D: can train
@@ -58,6 +61,9 @@ struct OpRuntime {
   float* d_out;               // gradient w.r.t. the output, null when the op has no backward
   float* weights;             // inside the model bytes
   float* bias;                // or null
+  // int8 ops (frozen, forward only): their quantization, else null. in/out then
+  // point at int8 data (a DEQUANTIZE's output is float).
+  const QuantizedOp* quant;
 };
 
 // A trainable layer: a weight op, its parameters and its training state.
@@ -85,6 +91,7 @@ struct PrepareContext {
   int index;
   tflite::Operator op;
   Message* why;
+  ArenaAllocator* persistent;  // lasts as long as the trainer (int8 multipliers); hands out null while measuring
 
   // Input/output tensor `i` of the operator (-1 when absent or out of range).
   int32_t Input(uint32_t i) const;
@@ -118,6 +125,11 @@ struct OpUnit {
   // (into op.d_in, when not null) from the errors of the `k` output elements in
   // `kept` (null: all, in order).
   void (*weight_backward)(const OpRuntime& op, const int32_t* kept, int32_t k, float* grad_w);
+  // int8 (ops/quantized.h): after `prepare`, fills `q` from the tensors' scales and
+  // zero points as TFLM's Prepare does; null when the trainer has no int8 kernel.
+  Status (*prepare_int8)(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q);
+  // Computes the int8 output (DEQUANTIZE: float); returns MACs as `forward` does.
+  uint64_t (*forward_int8)(const OpRuntime& op);
 };
 
 // The unit for a builtin code, or null when the trainer does not run that operator.
@@ -126,6 +138,10 @@ const OpUnit* FindOpUnit(int32_t builtin_code);
 inline bool Has(const OpRuntime& op, OpTrait trait) { return (op.unit->traits & trait) != 0; }
 inline bool ReadsOutputInBackward(const OpRuntime& op) {
   return Has(op, kReadsOutput) || op.act != kernels::FusedAct::kNone;
+}
+// Whether the op's output holds int8 (sized in bytes by the planner).
+inline bool WritesInt8(const OpRuntime& op) {
+  return op.quant != nullptr && op.unit->code != tflite::BuiltinOperator::DEQUANTIZE;
 }
 inline bool ReadsInputInBackward(const OpRuntime& op) {
   return Has(op, kReadsInput) || (Has(op, kWeights) && op.layer >= 0);

@@ -11,6 +11,7 @@
 #include "graph.h"
 #include "model_reader.h"
 #include "network.h"
+#include "ops/quantized.h"
 #include "optimizer.h"
 #include "sparsity_policy.h"
 #include "tflm_train/trainer.h"
@@ -60,7 +61,8 @@ bool IsFloat(const ModelView& view, int tensor) {
 
 // Operator i through its unit. An operator without one, or activations that are
 // not float32, are refused naming the operator.
-Status PrepareOp(const ModelView& view, uint8_t* model, int32_t i, OpRuntime* op, Message* why) {
+Status PrepareOp(const ModelView& view, uint8_t* model, int32_t i, ArenaAllocator* persistent, OpRuntime* op,
+                 Message* why) {
   const tflite::Operator source = view.op(i);
   const int32_t code = view.BuiltinCode(source);
   const OpUnit* unit = FindOpUnit(code);
@@ -79,11 +81,19 @@ Status PrepareOp(const ModelView& view, uint8_t* model, int32_t i, OpRuntime* op
   op->index = i;
   op->layer = -1;
   op->inputs[0] = op->inputs[1] = -1;
-  const PrepareContext ctx{view, model, static_cast<int>(i), source, why};
-  const Status status = unit->prepare(ctx, op);
+  const PrepareContext ctx{view, model, static_cast<int>(i), source, why, persistent};
+  Status status = unit->prepare(ctx, op);
   if (status != Status::kOk) return status;
-  if (!IsFloat(view, op->inputs[0]) || !IsFloat(view, op->inputs[1]) || !IsFloat(view, op->output)) {
-    return ctx.Fail("works on a tensor that is not float32; only float models train");
+  if (RunsInt8(ctx)) {
+    if (unit->prepare_int8 == nullptr) return ctx.Fail("has int8 tensors, and the trainer has no int8 kernel for it");
+    // While measuring the records do not fit: the op is checked into a scratch record.
+    QuantizedOp scratch;
+    QuantizedOp* q = persistent->Take<QuantizedOp>(1);
+    status = unit->prepare_int8(ctx, *op, q != nullptr ? q : &scratch);
+    if (status != Status::kOk) return status;
+    op->quant = q;
+  } else if (!IsFloat(view, op->inputs[0]) || !IsFloat(view, op->inputs[1]) || !IsFloat(view, op->output)) {
+    return ctx.Fail("mixes float32 with other tensor types (a QUANTIZE or DEQUANTIZE belongs between them)");
   }
   uint32_t bytes = 0;
   if (ConstantBytes(view, op->output, &bytes) != nullptr) {
@@ -146,17 +156,16 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   float** tensor_data = a.Take<float*>(static_cast<size_t>(num_tensors));
   float** tensor_grad = a.Take<float*>(static_cast<size_t>(num_tensors));
   int32_t* producer = a.Take<int32_t>(static_cast<size_t>(num_tensors));
-  a.Align();
-  report_.bookkeeping_bytes = a.used();
   if (net == nullptr || producer == nullptr) {
     // Without room for the records, check each operator on its own and report
     // what the bookkeeping needs; an Init with that much measures the rest.
     for (int32_t i = 0; i < num_ops; ++i) {
       OpRuntime op;
-      status = PrepareOp(view, model, i, &op, &why);
+      status = PrepareOp(view, model, i, &a, &op, &why);
       if (status != Status::kOk) return status;
     }
-    report_.required_bytes = a.used();
+    a.Align();
+    report_.bookkeeping_bytes = report_.required_bytes = a.used();
     Message m(error_, sizeof(error_));
     m.Add("arena of ").Add(static_cast<long long>(arena == nullptr ? 0 : arena_size))
         .Add(" bytes is too small: this model needs at least ").Add(static_cast<long long>(a.used()))
@@ -177,11 +186,31 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   net->input_size = input_size_;
   net->output_size = output_size_;
   net_ = net;
-  status = PrepareNetwork(view);
-  if (status == Status::kOk) status = MarkLayers(view);
+  status = PrepareNetwork(view, &a);
+  if (status != Status::kOk) return status;
+  a.Align();
+  report_.bookkeeping_bytes = a.used();
+  if (a.used() > arena_size) {  // the records fit, the int8 ops' data did not
+    Message m(error_, sizeof(error_));
+    m.Add("arena of ").Add(static_cast<long long>(arena_size))
+        .Add(" bytes is too small: this model needs at least ").Add(static_cast<long long>(a.used()))
+        .Add(" bytes (Init with that much measures all it needs)");
+    report_.required_bytes = a.used();
+    return Status::kArenaTooSmall;
+  }
+  status = MarkLayers(view);
   if (status == Status::kOk) status = IndexGraph(net, &why);
   if (status == Status::kOk) status = CheckSplitBiases(view);
   if (status != Status::kOk) return status;
+  for (int32_t i = 0; i < num_ops; ++i) {
+    // int8 ops run forward only: none may lie between a trainable layer and the loss.
+    if (net->ops[i].quant != nullptr && net->ops[i].needs_grad) {
+      Message m(error_, sizeof(error_));
+      m.Add("operator ").Add(i).Add(" (").Add(net->ops[i].unit->name)
+          .Add(") is int8 but comes after a trainable layer; the ops from the first trainable one on must be float");
+      return Status::kUnsupportedModel;
+    }
+  }
   if (view.reader.failed() || view.plan_reader.failed()) {  // verified above: only a corrupt file gets here
     return Fail(Status::kInvalidModel, "model flatbuffer failed verification (truncated or corrupt)");
   }
@@ -310,10 +339,10 @@ Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& option
   return Status::kOk;
 }
 
-Status Trainer::PrepareNetwork(const ModelView& view) {
+Status Trainer::PrepareNetwork(const ModelView& view, ArenaAllocator* persistent) {
   Message m(error_, sizeof(error_));
   for (int32_t i = 0; i < net_->num_ops; ++i) {
-    const Status status = PrepareOp(view, model_, i, &net_->ops[i], &m);
+    const Status status = PrepareOp(view, model_, i, persistent, &net_->ops[i], &m);
     if (status != Status::kOk) return status;
   }
   return Status::kOk;
@@ -335,6 +364,11 @@ Status Trainer::MarkLayers(const ModelView& view) {
     }
     previous = index;
     OpRuntime& op = net_->ops[index];
+    if (op.quant != nullptr) {
+      m.Add("plan layer ").Add(l).Add(" names operator ").Add(index)
+          .Add(", which is int8: only float weight ops train (convert_tflite rewrites trainable ops as float)");
+      return Status::kUnsupportedModel;
+    }
     op.layer = l;
     TrainableLayer& layer = net_->layers[l];
     layer = TrainableLayer();

@@ -72,7 +72,7 @@ void Trainer::Forward(const float* input, uint64_t* macs) {
   memcpy(net_->tensor_data[net_->input], input, input_size_ * sizeof(float));
   for (int i = 0; i < net_->num_ops; ++i) {
     const OpRuntime& op = net_->ops[i];
-    *macs += op.unit->forward(op);
+    *macs += op.quant != nullptr ? op.unit->forward_int8(op) : op.unit->forward(op);
   }
 }
 

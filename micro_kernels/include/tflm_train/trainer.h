@@ -21,6 +21,7 @@ namespace tflm_train {
 
 struct Network;
 struct ModelView;
+class ArenaAllocator;
 
 // Per-step reports keep per-layer numbers in fixed arrays; Init rejects models
 // with more trainable layers than this.
@@ -204,7 +205,7 @@ class Trainer {
  private:
   Status Fail(Status status, const char* what, long long value = -1, const char* tail = nullptr);
   Status ReadSettings(const ModelView& view, const TrainerOptions& options);
-  Status PrepareNetwork(const ModelView& view);
+  Status PrepareNetwork(const ModelView& view, ArenaAllocator* persistent);
   Status MarkLayers(const ModelView& view);
   Status CheckSplitBiases(const ModelView& view);
   Status RestoreFromModel(const ModelView& view, bool restore);

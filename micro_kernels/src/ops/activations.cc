@@ -56,12 +56,12 @@ void BackwardTanh(const OpRuntime& op) {
 }  // namespace
 
 extern const OpUnit kRelu = {tflite::BuiltinOperator::RELU, "RELU", kReadsOutput, PrepareRelu, ForwardRelu,
-                             BackwardRelu, nullptr};
+                             BackwardRelu, nullptr, nullptr, nullptr};
 extern const OpUnit kRelu6 = {tflite::BuiltinOperator::RELU6, "RELU6", kReadsOutput, PrepareRelu6, ForwardRelu,
-                              BackwardRelu, nullptr};
+                              BackwardRelu, nullptr, nullptr, nullptr};
 extern const OpUnit kLogistic = {tflite::BuiltinOperator::LOGISTIC, "LOGISTIC", kReadsOutput, PrepareElementwise,
-                                 ForwardLogistic, BackwardLogistic, nullptr};
+                                 ForwardLogistic, BackwardLogistic, nullptr, nullptr, nullptr};
 extern const OpUnit kTanh = {tflite::BuiltinOperator::TANH, "TANH", kReadsOutput, PrepareElementwise, ForwardTanh,
-                             BackwardTanh, nullptr};
+                             BackwardTanh, nullptr, nullptr, nullptr};
 
 }  // namespace tflm_train

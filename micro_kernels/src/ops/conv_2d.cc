@@ -1,6 +1,8 @@
 // CONV_2D: NHWC input, weights OHWI [C_out, KH, KW, C_in], bias [C_out].
 #include "kernels/conv_2d.h"
+#include "kernels/int8/conv_2d.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -34,9 +36,20 @@ void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* 
   kernels::Conv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
 }
 
+Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {
+  return PrepareInt8Weights(ctx, op, 0, op.conv.out_c, q);
+}
+
+uint64_t ForwardInt8(const OpRuntime& op) {
+  const QuantizedOp& q = *op.quant;
+  kernels::Conv2DInt8(op.conv, Int8In(op), -q.input.zero_point, q.weights, q.bias, q.multiplier, q.shift,
+                      q.output.zero_point, q.act_min, q.act_max, Int8Out(op));
+  return static_cast<uint64_t>(op.n_out) * op.fan_in;
+}
+
 }  // namespace
 
 extern const OpUnit kConv2D = {tflite::BuiltinOperator::CONV_2D, "CONV_2D", kWeights, Prepare, Forward, nullptr,
-                               WeightBackward};
+                               WeightBackward, PrepareInt8, ForwardInt8};
 
 }  // namespace tflm_train

@@ -1,6 +1,8 @@
 // DEPTHWISE_CONV_2D: NHWC input, weights [1, KH, KW, C_in * depth_multiplier], bias.
 #include "kernels/depthwise_conv_2d.h"
+#include "kernels/int8/depthwise_conv_2d.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -42,9 +44,21 @@ void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* 
   kernels::DepthwiseConv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
 }
 
+// Weights [1, KH, KW, C]: per-channel scales run along axis 3.
+Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {
+  return PrepareInt8Weights(ctx, op, 3, op.conv.out_c, q);
+}
+
+uint64_t ForwardInt8(const OpRuntime& op) {
+  const QuantizedOp& q = *op.quant;
+  kernels::DepthwiseConv2DInt8(op.conv, Int8In(op), -q.input.zero_point, q.weights, q.bias, q.multiplier, q.shift,
+                               q.output.zero_point, q.act_min, q.act_max, Int8Out(op));
+  return static_cast<uint64_t>(op.n_out) * op.fan_in;
+}
+
 }  // namespace
 
 extern const OpUnit kDepthwiseConv2D = {tflite::BuiltinOperator::DEPTHWISE_CONV_2D, "DEPTHWISE_CONV_2D", kWeights,
-                                        Prepare, Forward, nullptr, WeightBackward};
+                                        Prepare, Forward, nullptr, WeightBackward, PrepareInt8, ForwardInt8};
 
 }  // namespace tflm_train

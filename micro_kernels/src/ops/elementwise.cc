@@ -4,7 +4,9 @@
 // ADD's constant trains when the plan names it as a layer's bias; otherwise
 // constants are frozen.
 #include "kernels/elementwise.h"
+#include "kernels/int8/add.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -115,10 +117,34 @@ void BackwardMul(const OpRuntime& op) {
   if (op.d_in != nullptr) kernels::MulConstantInputGrad(op.d_out, op.constant, op.rows, op.depth, op.d_in);
 }
 
+// int8 ADD: two activations of one shape (a residual connection), each rescaled
+// to a common scale as TFLM's ADD does.
+Status PrepareAddInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {
+  if (op.inputs[1] < 0) return ctx.Fail("adds an int8 constant (only two int8 activations run)");
+  TensorQuantization second;
+  Status status = PrepareInt8InOut(ctx, op, q);
+  if (status == Status::kOk) status = Int8Activation(ctx, op.inputs[1], "second input", &second);
+  if (status != Status::kOk) return status;
+  if (!kernels::AddInt8Supported(q->input.scale, second.scale, q->output.scale)) {
+    return ctx.Fail("has int8 scales whose rescaling TFLite's ADD cannot represent", Status::kInvalidModel);
+  }
+  q->add = kernels::PrepareAddInt8(q->input.scale, q->input.zero_point, second.scale, second.zero_point,
+                                   q->output.scale, q->output.zero_point, q->act_min, q->act_max);
+  return Status::kOk;
+}
+
+uint64_t ForwardAddInt8(const OpRuntime& op) {
+  kernels::AddInt8(op.quant->add, Int8In(op), Int8In2(op), op.n_out, Int8Out(op));
+  return 0;
+}
+
 }  // namespace
 
-extern const OpUnit kAdd = {tflite::BuiltinOperator::ADD, "ADD", 0, PrepareAdd, ForwardAdd, BackwardAdd, nullptr};
-extern const OpUnit kSub = {tflite::BuiltinOperator::SUB, "SUB", 0, PrepareSub, ForwardSub, BackwardSub, nullptr};
-extern const OpUnit kMul = {tflite::BuiltinOperator::MUL, "MUL", 0, PrepareMul, ForwardMul, BackwardMul, nullptr};
+extern const OpUnit kAdd = {tflite::BuiltinOperator::ADD, "ADD", 0, PrepareAdd, ForwardAdd, BackwardAdd, nullptr,
+                            PrepareAddInt8, ForwardAddInt8};
+extern const OpUnit kSub = {tflite::BuiltinOperator::SUB, "SUB", 0, PrepareSub, ForwardSub, BackwardSub, nullptr,
+                            nullptr, nullptr};
+extern const OpUnit kMul = {tflite::BuiltinOperator::MUL, "MUL", 0, PrepareMul, ForwardMul, BackwardMul, nullptr,
+                            nullptr, nullptr};
 
 }  // namespace tflm_train

@@ -1,6 +1,8 @@
 // FULLY_CONNECTED: y = act(W x + b), weights [out, in].
 #include "kernels/fully_connected.h"
+#include "kernels/int8/fully_connected.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -35,9 +37,20 @@ void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* 
   if (op.d_in != nullptr) kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, k, op.d_in);
 }
 
+Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {
+  return PrepareInt8Weights(ctx, op, 0, op.n_out, q);
+}
+
+uint64_t ForwardInt8(const OpRuntime& op) {
+  const QuantizedOp& q = *op.quant;
+  kernels::FullyConnectedInt8(Int8In(op), op.n_in, -q.input.zero_point, q.weights, q.bias, op.n_out, q.multiplier,
+                              q.shift, q.output.zero_point, q.act_min, q.act_max, Int8Out(op));
+  return static_cast<uint64_t>(op.n_out) * op.fan_in;
+}
+
 }  // namespace
 
 extern const OpUnit kFullyConnected = {tflite::BuiltinOperator::FULLY_CONNECTED, "FULLY_CONNECTED", kWeights,
-                                       Prepare, Forward, nullptr, WeightBackward};
+                                       Prepare, Forward, nullptr, WeightBackward, PrepareInt8, ForwardInt8};
 
 }  // namespace tflm_train

@@ -1,6 +1,8 @@
 // MEAN over every axis but the batch and the channels: global average pooling.
 #include "kernels/mean.h"
+#include "kernels/int8/mean.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -51,8 +53,22 @@ void Backward(const OpRuntime& op) {
   if (op.d_in != nullptr) kernels::MeanInputGrad(op.d_out, op.rows, op.depth, op.d_in);
 }
 
+Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {
+  const Status status = PrepareInt8InOut(ctx, op, q);
+  if (status != Status::kOk) return status;
+  q->mean = kernels::PrepareMeanInt8(q->input.scale, q->input.zero_point, q->output.scale, q->output.zero_point,
+                                     op.rows);
+  return Status::kOk;
+}
+
+uint64_t ForwardInt8(const OpRuntime& op) {
+  kernels::MeanInt8(op.quant->mean, Int8In(op), op.rows, op.depth, Int8Out(op));
+  return 0;
+}
+
 }  // namespace
 
-extern const OpUnit kMean = {tflite::BuiltinOperator::MEAN, "MEAN", 0, Prepare, Forward, Backward, nullptr};
+extern const OpUnit kMean = {tflite::BuiltinOperator::MEAN, "MEAN", 0, Prepare, Forward, Backward, nullptr, PrepareInt8,
+                             ForwardInt8};
 
 }  // namespace tflm_train

@@ -1,6 +1,8 @@
 // PAD with zeros: constant paddings [rank, 2] (before, after per axis), rank <= 4.
 #include "kernels/pad.h"
+#include "kernels/int8/pad.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -56,8 +58,15 @@ void Backward(const OpRuntime& op) {
   if (op.d_in != nullptr) kernels::PadInputGrad(op.d_out, op.pad, op.d_in);
 }
 
+// TFLite pads int8 with the output's zero point: the real value 0.
+uint64_t ForwardInt8(const OpRuntime& op) {
+  kernels::PadInt8(Int8In(op), op.pad, op.n_out, static_cast<int8_t>(op.quant->output.zero_point), Int8Out(op));
+  return 0;
+}
+
 }  // namespace
 
-extern const OpUnit kPad = {tflite::BuiltinOperator::PAD, "PAD", 0, Prepare, Forward, Backward, nullptr};
+extern const OpUnit kPad = {tflite::BuiltinOperator::PAD, "PAD", 0, Prepare, Forward, Backward, nullptr,
+                            PrepareInt8SameQuantization, ForwardInt8};
 
 }  // namespace tflm_train

@@ -1,7 +1,9 @@
 // MAX_POOL_2D and AVERAGE_POOL_2D over NHWC windows (Pool2DOptions).
 #include "kernels/average_pool.h"
 #include "kernels/max_pool.h"
+#include "kernels/int8/pooling.h"
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -43,12 +45,24 @@ void AverageBackward(const OpRuntime& op) {
   if (op.d_in != nullptr) kernels::AveragePool2DInputGrad(op.conv, op.d_out, op.d_in);
 }
 
+uint64_t MaxForwardInt8(const OpRuntime& op) {
+  kernels::MaxPoolInt8(op.conv, Int8In(op), op.quant->act_min, op.quant->act_max, Int8Out(op));
+  return 0;
+}
+
+uint64_t AverageForwardInt8(const OpRuntime& op) {
+  kernels::AveragePoolInt8(op.conv, Int8In(op), op.quant->act_min, op.quant->act_max, Int8Out(op));
+  return 0;
+}
+
 }  // namespace
 
 // Max pooling's gradient goes to the first maximum in window scan order: backward reads the input.
 extern const OpUnit kMaxPool2D = {tflite::BuiltinOperator::MAX_POOL_2D, "MAX_POOL_2D", kReadsInput, Prepare,
-                                  MaxForward, MaxBackward, nullptr};
+                                  MaxForward, MaxBackward, nullptr,
+                                  PrepareInt8SameQuantization, MaxForwardInt8};
 extern const OpUnit kAveragePool2D = {tflite::BuiltinOperator::AVERAGE_POOL_2D, "AVERAGE_POOL_2D", 0, Prepare,
-                                      AverageForward, AverageBackward, nullptr};
+                                      AverageForward, AverageBackward, nullptr,
+                                      PrepareInt8SameQuantization, AverageForwardInt8};
 
 }  // namespace tflm_train

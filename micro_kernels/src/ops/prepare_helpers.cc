@@ -90,6 +90,16 @@ Status PrepareWeights(const PrepareContext& ctx, const int32_t* shape, int rank,
   if (weights == bias) return ctx.Fail("uses one tensor as both weights and bias", Status::kInvalidModel);
   int64_t n = 1;
   for (int i = 0; i < rank; ++i) n *= shape[i];
+  if (TensorType(ctx.view, weights) == static_cast<int>(tflite::TensorType::INT8)) {
+    // An int8 op: its prepare_int8 reads weights, bias and their scales.
+    if (TensorType(ctx.view, op->output) != static_cast<int>(tflite::TensorType::INT8)) {
+      return ctx.Fail("has int8 weights on float activations (a dynamic-range, or hybrid, model); only "
+                      "float and full-integer int8 models run");
+    }
+    op->n_weights = static_cast<int32_t>(n);
+    op->n_bias = bias >= 0 ? bias_size : 0;
+    return Status::kOk;
+  }
   op->weights = ConstantFloats(ctx.view, ctx.model, weights, n, ctx.why);
   op->bias = bias >= 0 ? ConstantFloats(ctx.view, ctx.model, bias, bias_size, ctx.why) : nullptr;
   if (op->weights == nullptr || (bias >= 0 && op->bias == nullptr)) {

@@ -3,14 +3,15 @@
 
 namespace tflm_train {
 
-extern const OpUnit kAdd, kAveragePool2D, kConv2D, kDepthwiseConv2D, kExpandDims, kFullyConnected, kLogistic,
-    kMaxPool2D, kMean, kMul, kPad, kRelu, kRelu6, kReshape, kSoftmax, kSqueeze, kSub, kTanh;
+extern const OpUnit kAdd, kAveragePool2D, kConv2D, kDepthwiseConv2D, kDequantize, kExpandDims, kFullyConnected,
+    kLogistic, kMaxPool2D, kMean, kMul, kPad, kQuantize, kRelu, kRelu6, kReshape, kSoftmax, kSqueeze, kSub, kTanh;
 
 namespace {
 
 const OpUnit* const kUnits[] = {
-    &kAdd,  &kAveragePool2D, &kConv2D, &kDepthwiseConv2D, &kExpandDims, &kFullyConnected,
-    &kLogistic, &kMaxPool2D, &kMean, &kMul, &kPad, &kRelu, &kRelu6, &kReshape, &kSoftmax, &kSqueeze, &kSub, &kTanh,
+    &kAdd,  &kAveragePool2D, &kConv2D, &kDepthwiseConv2D, &kDequantize, &kExpandDims, &kFullyConnected,
+    &kLogistic, &kMaxPool2D, &kMean, &kMul, &kPad, &kQuantize, &kRelu, &kRelu6, &kReshape, &kSoftmax, &kSqueeze, &kSub,
+    &kTanh,
 };
 
 }  // namespace

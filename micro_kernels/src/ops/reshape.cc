@@ -1,6 +1,7 @@
 // RESHAPE, SQUEEZE and EXPAND_DIMS: the same elements under another shape. The
 // output shares its input's storage (and gradient), so they cost nothing.
 #include "ops/prepare_helpers.h"
+#include "ops/quantized.h"
 
 namespace tflm_train {
 namespace {
@@ -26,10 +27,10 @@ void Backward(const OpRuntime& op) {
 }  // namespace
 
 extern const OpUnit kReshape = {tflite::BuiltinOperator::RESHAPE, "RESHAPE", kAliasesInput, Prepare, Forward,
-                                Backward, nullptr};
+                                Backward, nullptr, PrepareInt8SameQuantization, Forward};
 extern const OpUnit kSqueeze = {tflite::BuiltinOperator::SQUEEZE, "SQUEEZE", kAliasesInput, Prepare, Forward,
-                                Backward, nullptr};
+                                Backward, nullptr, PrepareInt8SameQuantization, Forward};
 extern const OpUnit kExpandDims = {tflite::BuiltinOperator::EXPAND_DIMS, "EXPAND_DIMS", kAliasesInput, Prepare,
-                                   Forward, Backward, nullptr};
+                                   Forward, Backward, nullptr, PrepareInt8SameQuantization, Forward};
 
 }  // namespace tflm_train

@@ -27,6 +27,6 @@ void Backward(const OpRuntime& op) {
 }  // namespace
 
 extern const OpUnit kSoftmax = {tflite::BuiltinOperator::SOFTMAX, "SOFTMAX", kReadsOutput, Prepare, Forward,
-                                Backward, nullptr};
+                                Backward, nullptr, nullptr, nullptr};
 
 }  // namespace tflm_train

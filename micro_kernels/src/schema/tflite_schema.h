@@ -83,6 +83,7 @@ class SubOptions;
 class MulOptions;
 class SoftmaxOptions;
 class ReducerOptions;
+class QuantizationParameters;
 class Tensor;
 class Operator;
 class OperatorCode;
@@ -218,6 +219,23 @@ class ReducerOptions {
   fb::Table t_;
 };
 
+class QuantizationParameters {
+ public:
+  QuantizationParameters() = default;
+  explicit QuantizationParameters(fb::Table table) : t_(table) {}
+  bool present() const { return t_.present(); }
+  const fb::Table& table() const { return t_; }
+  fb::Vector min() const { return t_.GetVector(0, 4); }
+  fb::Vector max() const { return t_.GetVector(1, 4); }
+  fb::Vector scale() const { return t_.GetVector(2, 4); }
+  fb::Vector zero_point() const { return t_.GetVector(3, 8); }
+  uint8_t details_type() const { return t_.Get<uint8_t>(4, 0); }
+  Opaque details() const { return Opaque(t_.GetTable(5)); }
+  int32_t quantized_dimension() const { return t_.Get<int32_t>(6, 0); }
+ private:
+  fb::Table t_;
+};
+
 class Tensor {
  public:
   Tensor() = default;
@@ -228,7 +246,7 @@ class Tensor {
   TensorType type() const { return static_cast<TensorType>(t_.Get<int8_t>(1, static_cast<int8_t>(0))); }
   uint32_t buffer() const { return t_.Get<uint32_t>(2, 0); }
   const char* name(uint32_t* length = nullptr) const { return t_.GetString(3, length); }
-  Opaque quantization() const { return Opaque(t_.GetTable(4)); }
+  QuantizationParameters quantization() const { return QuantizationParameters(t_.GetTable(4)); }
   bool is_variable() const { return t_.Get<uint8_t>(5, 0) != 0; }
   Opaque sparsity() const { return Opaque(t_.GetTable(6)); }
   fb::Vector shape_signature() const { return t_.GetVector(7, 4); }
@@ -360,6 +378,7 @@ inline void Verify(const SubOptions& x);
 inline void Verify(const MulOptions& x);
 inline void Verify(const SoftmaxOptions& x);
 inline void Verify(const ReducerOptions& x);
+inline void Verify(const QuantizationParameters& x);
 inline void Verify(const Tensor& x);
 inline void Verify(const Operator& x);
 inline void Verify(const OperatorCode& x);
@@ -433,6 +452,17 @@ inline void Verify(const SoftmaxOptions& x) {
 inline void Verify(const ReducerOptions& x) {
   if (!x.present()) return;
   (void)x.keep_dims();
+}
+
+inline void Verify(const QuantizationParameters& x) {
+  if (!x.present()) return;
+  (void)x.min();
+  (void)x.max();
+  (void)x.scale();
+  (void)x.zero_point();
+  (void)x.details_type();
+  Verify(x.details());
+  (void)x.quantized_dimension();
 }
 
 inline void Verify(const Tensor& x) {
