@@ -191,35 +191,6 @@ def _refused(model_bytes, match, **kwargs):
     return str(e.value)
 
 
-def test_refuses_full_int8(cnn):
-    model, _ = cnn
-    int8 = tflite_fixed_batch(model, representative=_x(model, 16, seed=4))
-    message = _refused(int8, r"^quantized models are not supported yet: \w+ '.+' has int8 ")
-    assert "CONV_2D" in message
-
-
-def test_refuses_int8_with_float_interface():
-    keras.utils.set_random_seed(9)
-    model = _with_random_biases(keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"),
-                                                  keras.layers.Dense(3, activation="softmax")]))
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 6]))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(function)])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in _x(model, 16))
-    _refused(bytes(converter.convert()), r"^quantized models are not supported yet: QUANTIZE '.+' has int8 tensor")
-
-
-def test_refuses_dynamic_range_hybrid():
-    keras.utils.set_random_seed(10)
-    # Dynamic-range quantization only touches weights of 1024+ elements.
-    model = _with_random_biases(keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
-                                                  keras.layers.Dense(3, activation="softmax")]))
-    hybrid = tflite_fixed_batch(model, dynamic_range=True)
-    _refused(hybrid, r"^quantized models are not supported yet: FULLY_CONNECTED '.+' has int8 weights")
-
-
 def test_refuses_a_second_subgraph(cnn):
     _, plain = cnn
     graph = tflite_graph.read(plain)
@@ -255,13 +226,23 @@ def test_refuses_an_operator_the_trainer_does_not_run():
                                         r"not run \(it runs ADD, ")
 
 
-def test_refuses_flatten_of_a_dynamic_batch(tmp_path):
+def test_folds_the_run_time_shape_of_a_flatten():
     """from_keras_model computes a Flatten's shape at run time (SHAPE, STRIDED_SLICE,
-    PACK) when the batch is dynamic; the trainer does not run those ops yet."""
+    PACK) when the batch is dynamic: the converter folds it into a constant shape, so
+    the file trains and TFLM still runs it as it ran the input."""
     keras.utils.set_random_seed(13)
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(2, activation="softmax")])
-    _refused(tf.lite.TFLiteConverter.from_keras_model(model).convert(), r"^this \.tflite has a SHAPE op")
+    model = _with_random_biases(keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3),
+                                                  keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]))
+    source = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ops = [tflite_graph._op_name(g, op) for g in [tflite_graph.read(source)] for op in g.subgraphs[0].operators]
+    assert "SHAPE" in ops and "PACK" in ops
+    trainable = tflm_train.convert_tflite(source, loss=LOSS, optimizer=_sgd())
+    folded = tflite_graph.read(trainable)
+    assert [tflite_graph._op_name(folded, op) for op in folded.subgraphs[0].operators] == \
+        ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    x = _x(model, 4, seed=13)
+    np.testing.assert_allclose(tflm_train.MicroTrainer(trainable).predict(x, verbose=0), H.tflm_predict(source, x),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_refuses_a_file_with_a_plan(cnn):

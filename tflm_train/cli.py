@@ -124,12 +124,28 @@ def cmd_convert(args):
     trainable = _trainable_arg(args.trainable, args.train_last)
     options = dict(loss=args.loss, optimizer=_optimizer(args), trainable=trainable, policy=args.policy,
                    batch_size=args.batch_size)
-    if args.model.lower().endswith(".tflite"):
-        out = convert_tflite(args.model, **options)
+    is_tflite = args.model.lower().endswith(".tflite")
+    if is_tflite:
+        if args.quantize or args.representative_data:
+            raise SystemExit("tflm-train convert: --quantize and --representative-data are for Keras models; a "
+                             ".tflite keeps its own quantization")
+        out = convert_tflite(args.model, split=args.split, **options)
         output = args.output or os.path.splitext(args.model)[0] + "_trainable.tflite"
     else:
-        out = convert(_load_keras_model(args.model), **options)
+        data = None
+        if args.representative_data:
+            import numpy as np
+            data = np.load(args.representative_data)
+            data = data["x_train"] if hasattr(data, "files") else data
+        out = convert(_load_keras_model(args.model), quantize=args.quantize, representative_data=data,
+                      split=args.split, **options)
         output = args.output or os.path.splitext(args.model)[0] + ".tflite"
+    if args.split:
+        backbone, out = out
+        stem = os.path.splitext(output)[0]
+        with open(stem + "_backbone.tflite", "wb") as f:
+            f.write(backbone)
+        print(f"wrote {stem}_backbone.tflite ({len(backbone)} bytes): the frozen backbone, for TFLM")
     with open(output, "wb") as f:
         f.write(out)
     print(f"wrote {output} ({len(out)} bytes)")
@@ -263,8 +279,8 @@ def build_parser():
     common.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("convert", parents=[common], help="Keras model file or float .tflite -> trainable .tflite")
-    p.add_argument("model", help="a .keras (or .h5) model file, or a float32 .tflite without a training plan")
+    p = sub.add_parser("convert", parents=[common], help="Keras model file or .tflite -> trainable .tflite")
+    p.add_argument("model", help="a .keras (or .h5) model file, or a float32 or int8 .tflite without a training plan")
     p.add_argument("-o", "--output", help="output .tflite (default: next to the model; MODEL_trainable.tflite "
                                           "for a .tflite)")
     _add_training_options(p)
@@ -276,6 +292,12 @@ def build_parser():
                    help="train only the last N weight layers (ops, for a .tflite)")
     p.add_argument("--policy", type=_policy_arg, default=None,
                    help="full (default), static:RATIO, tinyprop[:k=v,...], tinypropv2[:k=v,...]")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="Keras model: make the layers before the first trainable one an int8 backbone")
+    p.add_argument("--representative-data", metavar="FILE",
+                   help="with --quantize int8: samples to calibrate on (.npy, or .npz with x_train)")
+    p.add_argument("--split", action="store_true",
+                   help="also write the frozen backbone as OUTPUT_backbone.tflite; OUTPUT then takes its output")
     p.set_defaults(run=cmd_convert)
 
     p = sub.add_parser("inspect", parents=[common], help="ops, trainable parameters, plan and arena bytes of a trainable .tflite")

@@ -7,7 +7,7 @@ from .. import _core
 from ..errors import ConversionError, TrainerError
 from ..optimizers import SGD
 from ..policies import Full, Policy
-from . import keras_model, tflite_file, tflite_graph
+from . import int8_model, keras_model, tflite_edit, tflite_file, tflite_graph
 from .plan_writer import LOSSES, PLAN_METADATA_NAME, STATE_METADATA_NAME, build_plan
 
 _LOSS_ALIASES = {
@@ -60,7 +60,8 @@ def _check_loss_fits(loss, graph):
         raise ConversionError("binary_crossentropy needs a model whose last layer ends in sigmoid")
 
 
-def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1):
+def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1, quantize=None,
+            representative_data=None, split=False):
     """Converts a Keras model into a trainable .tflite (bytes).
 
     The result runs inference in stock TFLite/TFLM unchanged and carries a
@@ -83,6 +84,15 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
         counts once and trains both its halves).
       policy: a sparsity policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`.
       batch_size: samples per update the on-device arena is planned for.
+      quantize: None (float32), or "int8": the layers before the first trainable one
+        become a full-integer int8 backbone (TensorFlow's converter, per-channel
+        weights, calibrated on `representative_data`); the trainable layers and
+        everything after them stay float32, behind a DEQUANTIZE.
+      representative_data: with quantize="int8", input samples (an array whose first
+        axis counts samples, up to a few hundred are used) or a callable that returns
+        an iterable of [sample batch] lists, as TensorFlow's representative_dataset.
+      split: True returns (backbone, head): the frozen layers as a plain .tflite of
+        their own (ending in float32) and the trainable file that takes their output.
 
     Raises:
       ConversionError: for an unsupported layer, loss or option (the message names it).
@@ -102,27 +112,107 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
     _check_operators(graph)
     _check_loss_fits(options[0], graph)
     tflite_graph.mark_trainable(ops, units, trainable)
-    return _write_trainable(graph, ops, options, "what TensorFlow's converter made of this model")
+    what = "what TensorFlow's converter made of this model"
+    if quantize is None and not split:
+        if representative_data is not None:
+            raise ConversionError("representative_data is only used with quantize=\"int8\"")
+        return _write_trainable(graph, ops, options, what)
+    if quantize not in (None, "int8"):
+        raise ConversionError(f"quantize must be None or \"int8\", got {quantize!r}")
+    first = min(op.index for op in ops if op.trainable)
+    if first == 0:
+        option = 'quantize="int8"' if quantize else "split=True"
+        raise ConversionError(f"{option} needs frozen layers before the first trainable one, and the model's "
+                              "first op trains")
+    link = int8_model.boundary(graph, first)
+    sg = graph.subgraphs[0]
+    head = tflite_edit.keep(graph, list(range(first, len(sg.operators))), [link], [int(t) for t in sg.outputs])
+    if quantize == "int8":
+        quantized = tflite_edit.fold_reshape_shapes(
+            tflite_graph.read(keras_model.to_tflite(model, _representative(representative_data, model))))
+        first_q = _same_op(graph, quantized, first)
+        front = int8_model.backbone(quantized, first_q, int8_model.boundary(quantized, first_q))
+    else:
+        front = tflite_edit.keep(graph, list(range(first)), [int(t) for t in sg.inputs], [link])
+    if split:
+        return tflite_graph.write(front), _write_trainable(head, _moved(ops, first, 0), options, what)
+    joined = tflite_edit.join(front, head)
+    return _write_trainable(joined, _moved(ops, first, len(front.subgraphs[0].operators)), options, what)
 
 
-def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None, batch_size=1):
-    """Gives an existing float32 .tflite (bytes or a path) a training plan, without its
-    Keras model: the result still runs in stock TFLite/TFLM and trains in tflm_train.
+def _representative(data, model):
+    """TensorFlow's representative_dataset from samples or a callable."""
+    if data is None:
+        raise ConversionError("quantize=\"int8\" needs representative_data: input samples to calibrate on")
+    if callable(data):
+        return data
+    import numpy as np
+
+    samples = np.asarray(data, np.float32)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
+        raise ConversionError(f"representative_data must be samples shaped (n, {', '.join(map(str, shape))}), "
+                              f"got {samples.shape}")
+    return lambda: ([samples[i:i + 1]] for i in range(min(len(samples), 500)))
+
+
+def _same_op(graph, quantized, index):
+    """The op of the int8 graph that is op `index` of the float one: TensorFlow's int8
+    conversion keeps the ops in order and only adds QUANTIZE/DEQUANTIZE."""
+    def plain(model):
+        return [i for i, op in enumerate(model.subgraphs[0].operators)
+                if tflite_graph._op_name(model, op) not in ("QUANTIZE", "DEQUANTIZE")]
+
+    ours, theirs = plain(graph), plain(quantized)
+    names = [tflite_graph._op_name(graph, graph.subgraphs[0].operators[i]) for i in ours]
+    names_q = [tflite_graph._op_name(quantized, quantized.subgraphs[0].operators[i]) for i in theirs]
+    if names != names_q or index not in ours:
+        raise ConversionError("TensorFlow's int8 conversion changed the model's ops (float: "
+                              f"{', '.join(names)}; int8: {', '.join(names_q)}); the int8 backbone cannot be "
+                              "matched to the float layers")
+    return theirs[ours.index(index)]
+
+
+def _moved(ops, first, offset):
+    """The weight ops from `first` on, renumbered for a graph whose op `first` is now `offset`."""
+    import dataclasses
+
+    def move(i):
+        return i - first + offset if i >= 0 else i
+    return [dataclasses.replace(op, index=move(op.index), bias_op=move(op.bias_op)) for op in ops if op.index >= first]
+
+
+def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None, batch_size=1, split=False,
+                   verbose=1):
+    """Gives an existing .tflite (bytes or a path), float32 or full-integer int8, a
+    training plan without its Keras model: the result still runs in stock TFLite/TFLM
+    and trains in tflm_train.
 
     The weight ops are found in the graph itself: FULLY_CONNECTED, CONV_2D and
-    DEPTHWISE_CONV_2D with constant float32 weights; each op's bias trains when the file
-    has one (a per-channel ADD of a constant right after an op without a bias of its
-    own counts as its bias). Loss, optimizer, policy and batch_size are as for `convert`.
+    DEPTHWISE_CONV_2D with constant weights; each op's bias trains when the file has one
+    (a per-channel ADD of a constant right after an op without a bias of its own counts
+    as its bias). Loss, optimizer, policy and batch_size are as for `convert`.
+
+    An int8 file keeps its ops before the first trainable one in int8 (a frozen
+    backbone the trainer runs with TFLite's integer arithmetic); from there on every op
+    is rewritten as float32 (weights and biases dequantized), with a DEQUANTIZE at the
+    boundary, and the model's input and output become float32.
 
     Args:
       trainable: None for every weight op; an int N for the last N weight ops; or names
         (a string or a list): a weight op's output tensor name as Netron shows it, the
         name of its weights tensor, or one `;`-separated part of its output tensor's
         name that names one op only.
+      split: True returns (backbone, head): the ops before the first trainable one as a
+        plain .tflite of their own (an int8 backbone ends in a DEQUANTIZE, so it hands
+        over float32), and the trainable file that takes the backbone's output.
+      verbose: 1 prints what an int8 file became (ops rewritten, size, input and output
+        types); 0 is silent.
 
     Raises:
       ConversionError: one sentence naming the op for what the trainer cannot take:
-        quantized (int8/uint8/int16) or dynamic-range models, a second subgraph,
+        uint8, int16, int4 or float16 tensors, dynamic-range (hybrid) models, asymmetric
+        int8 weights, an int8 op the trainer has no int8 kernel for, a second subgraph,
         dynamic shapes other than the batch, an operator the trainer does not run, more
         than one input or output, a file that already carries a training plan, and
         bytes that are not a TFLite model.
@@ -134,13 +224,48 @@ def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None,
         raise ConversionError(f"model_bytes must be the bytes of a .tflite or its path, got "
                               f"{type(model_bytes).__name__}")
     options = _training_options(loss, optimizer, policy, batch_size)
-    graph = tflite_file.read(model_bytes)
+    graph = tflite_edit.fold_reshape_shapes(tflite_file.read(model_bytes))
     tflite_file.check(graph)
+    int8_model.check(graph)
     _check_operators(graph, source="this .tflite has")
+    if int8_model.is_int8(graph) or split:
+        candidates = tflite_file.find_weight_ops(graph)
+        tflite_file.mark_trainable(graph, candidates, trainable)
+        first = min(op.index for op in candidates if op.trainable)
+        if split and first == 0:
+            raise ConversionError(f"split=True needs frozen ops before the first trainable one "
+                                  f"({tflite_file.describe_op(graph, first)} is the first op)")
+        link = int8_model.boundary(graph, first)
+        head, rewritten = int8_model.float_head(graph, first, link)
+        front = int8_model.backbone(graph, first, link) if first > 0 else None
+        if split:
+            return tflite_graph.write(front), _plan_file(head, trainable, options, "the head of this .tflite")
+        joined = int8_model.float_input(tflite_edit.join(front, head)) if front is not None else head
+        result = _plan_file(joined, trainable, options, "this .tflite")
+        if verbose and int8_model.is_int8(graph):
+            _report_int8(graph, joined, rewritten, len(bytes(model_bytes)), len(result))
+        return result
+    return _plan_file(graph, trainable, options, "this .tflite")
+
+
+def _plan_file(graph, trainable, options, what):
+    """The float weight ops of `graph` marked as `trainable` chooses, and the file with its plan."""
     _check_loss_fits(options[0], graph)
     ops = tflite_file.weight_ops(graph)
     tflite_file.mark_trainable(graph, ops, trainable)
-    return _write_trainable(graph, ops, options, "this .tflite")
+    return _write_trainable(graph, ops, options, what)
+
+
+def _report_int8(source, joined, rewritten, size_before, size_after):
+    def io(model, which):
+        index = int(getattr(model.subgraphs[0], which)[0])
+        return "float32" if int(model.subgraphs[0].tensors[index].type) == int8_model.FLOAT32 else "int8"
+    frozen = sum(1 for op in joined.subgraphs[0].operators
+                 if any(int(joined.subgraphs[0].tensors[int(t)].type) == int8_model.INT8 for t in op.outputs))
+    print(f"convert_tflite: {frozen} int8 ops stay a frozen int8 backbone; {len(rewritten)} rewritten as float32 "
+          f"to train ({', '.join(rewritten)}); the file grows from {size_before:,} to {size_after:,} bytes; "
+          f"input {io(source, 'inputs')} -> {io(joined, 'inputs')}, output {io(source, 'outputs')} -> "
+          f"{io(joined, 'outputs')}")
 
 
 def _training_options(loss, optimizer, policy, batch_size):

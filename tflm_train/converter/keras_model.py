@@ -197,8 +197,9 @@ def check_layers(model):
             refuse(node.layer, problem)
 
 
-def to_tflite(model):
-    """Float32 .tflite bytes from TensorFlow's converter, batch fixed to 1."""
+def to_tflite(model, representative_dataset=None):
+    """Float32 .tflite bytes from TensorFlow's converter, batch fixed to 1; with a
+    representative_dataset, full-integer int8 (float32 input and output)."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -209,6 +210,10 @@ def to_tflite(model):
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     frozen = convert_variables_to_constants_v2(function)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if representative_dataset is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
         return bytes(converter.convert())
     except Exception as e:  # TensorFlow's converter raises several types; report them as ours

@@ -1,6 +1,6 @@
 """A .tflite given without its Keras model (convert_tflite): check that the file is one
 the trainer can take, find its weight ops from the graph alone and resolve `trainable`
-against their names. Float32 files only for now: quantized files are refused."""
+against their names. (int8 files are cut and rewritten by int8_model first.)"""
 
 import numpy as np
 
@@ -8,15 +8,9 @@ from ..errors import ConversionError
 from . import tflite_graph as G
 from .plan_writer import PLAN_METADATA_NAME
 
-_QUANTIZED_TYPES = (3, 7, 9, 17, 20)   # UINT8, INT16, INT8, INT4, UINT4
-_FLOAT16 = 1
+_INT8 = 9
 # Ops that run another subgraph.
 _SUBGRAPH_OPS = ("WHILE", "IF", "CALL_ONCE", "CALL")
-
-
-def _type_name(number):
-    names = {v: k for k, v in vars(G._schema().TensorType).items() if not k.startswith("_")}
-    return names.get(int(number), f"type {number}").lower()
 
 
 def _tensor_name(model, index):
@@ -49,9 +43,9 @@ def read(model_bytes):
 
 
 def check(model):
-    """Refuses, naming the op, what makes a float file untrainable: a training plan it
-    already has, a second subgraph, quantized or float16 tensors, dynamic shapes, more than
-    one input or output. (Operators the trainer does not run are checked by the caller.)"""
+    """Refuses, naming the op, what makes a file untrainable: a training plan it already
+    has, a second subgraph, dynamic shapes, more than one input or output. (Tensor types
+    are int8_model.check's; operators the trainer does not run are checked by the caller.)"""
     if any(m.name == PLAN_METADATA_NAME.encode() for m in (model.metadata or [])):
         raise ConversionError(f"this .tflite already carries a training plan (metadata '{PLAN_METADATA_NAME}'): "
                               "train it as it is with MicroTrainer (which can override its policy and batch "
@@ -65,17 +59,6 @@ def check(model):
         raise ConversionError(f"this .tflite has {len(model.subgraphs)} subgraphs; the trainer trains "
                               "single-subgraph models")
     for index, op in enumerate(sg.operators):
-        tensors = [int(t) for t in op.inputs if t >= 0] + [int(t) for t in op.outputs]
-        for t in tensors:
-            kind = int(sg.tensors[t].type)
-            if kind not in _QUANTIZED_TYPES + (_FLOAT16,):
-                continue  # other types: an op the trainer does not run, refused below by name
-            what = "weights" if _is_constant(model, t) else "tensor"
-            prefix = "quantized models are not supported yet" if kind in _QUANTIZED_TYPES else \
-                "float16 models are not supported yet"
-            raise ConversionError(f"{prefix}: {describe_op(model, index)} has {_type_name(kind)} {what} "
-                                  f"'{_tensor_name(model, t)}'")
-    for index, op in enumerate(sg.operators):
         for t in [int(t) for t in op.inputs if t >= 0] + [int(t) for t in op.outputs]:
             signature = sg.tensors[t].shapeSignature
             if signature is not None and any(int(d) < 0 for d in list(signature)[1:]):
@@ -87,28 +70,34 @@ def check(model):
                               "tflm_train trains models with exactly one of each")
 
 
-def weight_ops(model):
+def find_weight_ops(model):
     """The file's weight ops (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D with constant
-    float32 weights), each with weight and bias tensors that only it uses, holding the
-    file's values; named by their output tensors. Where the op has no bias (or a zero
-    one) and a per-channel ADD of a constant follows it (TensorFlow keeps a one-filter
-    layer's bias out of the op that way), that constant is the bias that trains."""
+    weights, float32 or int8), named by their output tensors; their values untouched."""
     sg = model.subgraphs[0]
     ops = []
     for index, op in enumerate(sg.operators):
-        kind = G._op_name(model, op)
-        if kind not in G._UNIT_KINDS or len(op.inputs) < 2:
+        if G._op_name(model, op) not in G._UNIT_KINDS or len(op.inputs) < 2:
             continue
-        kernel = G._constant(model, int(op.inputs[1]))
-        if kernel is None:
+        if not _is_constant(model, int(op.inputs[1])):
             raise ConversionError(f"{describe_op(model, index)} takes its weights from another op; only "
                                   "constant weights can train")
-        weight_op = G.WeightOp(index, None, label=_tensor_name(model, int(op.outputs[0])))
-        _own_weights(model, index, kind, weight_op, kernel)
-        ops.append(weight_op)
+        ops.append(G.WeightOp(index, None, label=_tensor_name(model, int(op.outputs[0]))))
     if not ops:
         raise ConversionError("this .tflite has no FULLY_CONNECTED, CONV_2D or DEPTHWISE_CONV_2D op with "
                               "constant weights: nothing can train")
+    return ops
+
+
+def weight_ops(model):
+    """The file's float32 weight ops (int8 ones are a frozen backbone), each with weight
+    and bias tensors that only it uses, holding the file's values. Where the op has no
+    bias (or a zero one) and a per-channel ADD of a constant follows it (TensorFlow keeps
+    a one-filter layer's bias out of the op that way), that constant is the bias that trains."""
+    sg = model.subgraphs[0]
+    ops = [op for op in find_weight_ops(model) if int(sg.tensors[int(sg.operators[op.index].inputs[1])].type) != _INT8]
+    for weight_op in ops:
+        op = sg.operators[weight_op.index]
+        _own_weights(model, weight_op.index, G._op_name(model, op), weight_op, G._constant(model, int(op.inputs[1])))
     return ops
 
 
