@@ -13,9 +13,11 @@
 #include "kernels/conv_2d.h"
 #include "kernels/fast/conv_2d.h"
 #include "kernels/fast/fully_connected.h"
+#include "kernels/fast/max_pool.h"
 #include "kernels/fast/sgd_update.h"
 #include "kernels/fast/top_k.h"
 #include "kernels/fully_connected.h"
+#include "kernels/max_pool.h"
 #include "kernels/top_k.h"
 #include "sgd.h"
 #include "test_harness.h"
@@ -205,6 +207,44 @@ TEST(Conv2DGradientsBitIdentical) {
                                    which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
     CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d",
               trial, which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w);
+  }
+}
+
+// Pooling windows (dilation 1, in_c == out_c) with ties and signed zeros, so the
+// first-maximum rule matters; errors with zeros, which the fast gradient skips.
+TEST(MaxPoolBitIdentical) {
+  Lcg rng(18);
+  for (int trial = 0; trial < 1500; ++trial) {
+    kernels::ConvShape s = RandomConvShape(rng);
+    s.dilation_h = s.dilation_w = 1;
+    s.out_c = s.in_c = rng.Int(1, 10);
+    const int32_t eff_h = s.filter_h, eff_w = s.filter_w;
+    if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
+      s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+      s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+      s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+      s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+    } else {
+      s.pad_top = s.pad_left = 0;
+      s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+      s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+    }
+    std::vector<float> x(s.in_h * s.in_w * s.in_c);
+    for (auto& v : x) {
+      const int kind = rng.Int(0, 3);
+      v = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 0.25f * static_cast<float>(rng.Int(-4, 4));
+    }
+    const size_t n_out = static_cast<size_t>(s.out_h * s.out_w * s.out_c);
+    const FusedAct act = RandomAct(rng);
+    std::vector<float> ref(n_out), got(n_out);
+    kernels::MaxPool2D(x.data(), s, act, ref.data());
+    fast::MaxPool2D(x.data(), s, act, got.data());
+    CHECK_MSG(Same(ref, got), "forward trial %d", trial);
+    const auto dy = Random(rng, n_out, 0.4f);
+    std::vector<float> dx_ref(x.size(), 0.0f), dx_got(x.size(), 0.0f);
+    kernels::MaxPool2DInputGrad(x.data(), s, dy.data(), dx_ref.data());
+    fast::MaxPool2DInputGrad(x.data(), s, dy.data(), dx_got.data());
+    CHECK_MSG(Same(dx_ref, dx_got), "gradient trial %d", trial);
   }
 }
 

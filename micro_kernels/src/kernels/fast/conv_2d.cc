@@ -57,6 +57,35 @@ void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, con
   out[4] = c0; out[5] = c1; out[6] = e0; out[7] = e1;
 }
 
+// One input channel, width stride 1: four output channels at four adjacent pixels
+// whose taps are x0[j], x0[j + 1], x0[j + 2], x0[j + 3], one pointer for all four
+// (a first layer on a grayscale image: the filter rows are too short for the
+// two-pixel block to amortize its set-up). out: [channel][pixel].
+void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t,
+                    float* out) {
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+  float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f, e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u = x0 + r * t.x_row;
+    const float* q0 = w + r * t.w_row;
+    const float* q1 = q0 + K;
+    const float* q2 = q1 + K;
+    const float* q3 = q2 + K;
+    for (int32_t j = 0; j < p.len; ++j) {
+      const float x0v = u[j], x1v = u[j + 1], x2v = u[j + 2], x3v = u[j + 3];
+      const float w0 = q0[j], w1 = q1[j], w2 = q2[j], w3 = q3[j];
+      a0 += x0v * w0; a1 += x1v * w0; a2 += x2v * w0; a3 += x3v * w0;
+      b0 += x0v * w1; b1 += x1v * w1; b2 += x2v * w1; b3 += x3v * w1;
+      c0 += x0v * w2; c1 += x1v * w2; c2 += x2v * w2; c3 += x3v * w2;
+      e0 += x0v * w3; e1 += x1v * w3; e2 += x2v * w3; e3 += x3v * w3;
+    }
+  }
+  out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+  out[4] = b0; out[5] = b1; out[6] = b2; out[7] = b3;
+  out[8] = c0; out[9] = c1; out[10] = c2; out[11] = c3;
+  out[12] = e0; out[13] = e1; out[14] = e2; out[15] = e3;
+}
+
 // Four output channels at one pixel.
 void Forward4x1(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t, float* out) {
   float a = 0.0f, b = 0.0f, c = 0.0f, e = 0.0f;
@@ -143,18 +172,14 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         float* g2 = gw + o2 + wo;
         float* g3 = gw + o3 + wo;
         int32_t j = 0;
-        for (; j + 2 <= p.len; j += 2) {
-          const float xa = u[j], xb = u[j + 1];
-          const float ga = g0[j] + d0 * xa, gb = g0[j + 1] + d0 * xb;
-          const float gc = g1[j] + d1 * xa, gd = g1[j + 1] + d1 * xb;
-          g0[j] = ga; g0[j + 1] = gb;
-          g1[j] = gc; g1[j + 1] = gd;
-          const float ge = g2[j] + d2 * xa, gf = g2[j + 1] + d2 * xb;
-          const float gg = g3[j] + d3 * xa, gh = g3[j + 1] + d3 * xb;
-          g2[j] = ge; g2[j + 1] = gf;
-          g3[j] = gg; g3[j + 1] = gh;
+        for (; j + 4 <= p.len; j += 4) {
+          const float xa = u[j], xb = u[j + 1], xc = u[j + 2], xd = u[j + 3];
+          g0[j] += d0 * xa; g0[j + 1] += d0 * xb; g0[j + 2] += d0 * xc; g0[j + 3] += d0 * xd;
+          g1[j] += d1 * xa; g1[j + 1] += d1 * xb; g1[j + 2] += d1 * xc; g1[j + 3] += d1 * xd;
+          g2[j] += d2 * xa; g2[j + 1] += d2 * xb; g2[j + 2] += d2 * xc; g2[j + 3] += d2 * xd;
+          g3[j] += d3 * xa; g3[j + 1] += d3 * xb; g3[j + 2] += d3 * xc; g3[j + 3] += d3 * xd;
         }
-        if (j < p.len) {
+        for (; j < p.len; ++j) {
           const float xa = u[j];
           g0[j] += d0 * xa;
           g1[j] += d1 * xa;
@@ -169,16 +194,15 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         const float* q2 = w + o2 + wo;
         const float* q3 = w + o3 + wo;
         int32_t j = 0;
-        for (; j + 2 <= p.len; j += 2) {
-          float va = v[j], vb = v[j + 1];
-          va += d0 * q0[j]; vb += d0 * q0[j + 1];
-          va += d1 * q1[j]; vb += d1 * q1[j + 1];
-          va += d2 * q2[j]; vb += d2 * q2[j + 1];
-          va += d3 * q3[j]; vb += d3 * q3[j + 1];
-          v[j] = va;
-          v[j + 1] = vb;
+        for (; j + 4 <= p.len; j += 4) {
+          float va = v[j], vb = v[j + 1], vc = v[j + 2], vd = v[j + 3];
+          va += d0 * q0[j]; vb += d0 * q0[j + 1]; vc += d0 * q0[j + 2]; vd += d0 * q0[j + 3];
+          va += d1 * q1[j]; vb += d1 * q1[j + 1]; vc += d1 * q1[j + 2]; vd += d1 * q1[j + 3];
+          va += d2 * q2[j]; vb += d2 * q2[j + 1]; vc += d2 * q2[j + 2]; vd += d2 * q2[j + 3];
+          va += d3 * q3[j]; vb += d3 * q3[j + 1]; vc += d3 * q3[j + 2]; vd += d3 * q3[j + 3];
+          v[j] = va; v[j + 1] = vb; v[j + 2] = vc; v[j + 3] = vd;
         }
-        if (j < p.len) {
+        for (; j < p.len; ++j) {
           float va = v[j];
           va += d0 * q0[j];
           va += d1 * q1[j];
@@ -215,8 +239,47 @@ void Backward1(const float* x0, const float* w, float* gw, float* dx0, int32_t K
 
 }  // namespace
 
+// Four pixels of one row (ox..ox+3) of a one-channel, width-stride-1, width-dilation-1
+// convolution, when their windows have the same shape; false otherwise.
+bool ForwardGray4(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act,
+                  const TapSteps& t, int32_t oy, int32_t ox, float* y0) {
+  if (ox + 4 > s.out_w) return false;
+  const PixelTaps p = ConvPixelTaps(s, oy, ox);
+  if (!SameTaps(p, ConvPixelTaps(s, oy, ox + 3))) return false;  // the taps shrink at most at the ends
+  const int32_t K = s.filter_h * s.filter_w;
+  float acc[16];
+  int32_t oc = 0;
+  for (; oc + 4 <= s.out_c; oc += 4) {
+    Forward4x4Gray(x + p.x_first, w + oc * K + p.w_first, K, p, t, acc);
+    for (int32_t i = 0; i < 4; ++i) {
+      for (int32_t px = 0; px < 4; ++px) y0[px * s.out_c + oc + i] = Finish(acc[4 * i + px], bias, oc + i, act);
+    }
+  }
+  for (; oc < s.out_c; ++oc) {
+    for (int32_t px = 0; px < 4; ++px) {
+      y0[px * s.out_c + oc] = Finish(Forward1x1(x + p.x_first + px, w + oc * K + p.w_first, p, t), bias, oc, act);
+    }
+  }
+  return true;
+}
+
 void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act, float* y) {
   const TapSteps t = ConvTapSteps(s);
+  if (s.in_c == 1 && s.stride_w == 1 && s.dilation_w == 1) {
+    for (int32_t oy = 0; oy < s.out_h; ++oy) {
+      int32_t ox = 0;
+      float* y_row = y + oy * s.out_w * s.out_c;
+      while (ox < s.out_w) {
+        if (ForwardGray4(x, s, w, bias, act, t, oy, ox, y_row + ox * s.out_c)) {
+          ox += 4;
+          continue;
+        }
+        ForwardPixels(x, s, w, bias, act, t, ConvPixelTaps(s, oy, ox), 0, y_row + ox * s.out_c, nullptr);
+        ++ox;
+      }
+    }
+    return;
+  }
   // Pixels in raster order, two at a time when their windows have the same shape
   // (all of a VALID convolution's, the interior of a SAME one).
   int32_t oy = 0, ox = 0;
