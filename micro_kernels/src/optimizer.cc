@@ -3,10 +3,18 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/fast/sgd_update.h"
 #include "sgd.h"
 
 namespace tflm_train {
 namespace {
+
+// The SGD loops: sgd.h's (the spec) in a reference-kernel build, else kernels/fast/'s.
+#ifdef TFLM_TRAIN_REFERENCE_KERNELS
+namespace sgd_kernels = ::tflm_train;
+#else
+namespace sgd_kernels = ::tflm_train::kernels::fast;
+#endif
 
 // Updates larger than this are treated as divergence and refused. It is below
 // half a float32 ulp at FLT_MAX, so adding such a step to any finite weight
@@ -76,9 +84,11 @@ Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_sc
     const TrainableLayer& layer = net->layers[l];
     const OpRuntime& op = net->ops[layer.op];
     if (!layer.direct) {
-      SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights, layer.weight_velocity);
+      sgd_kernels::SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights,
+                                 layer.weight_velocity);
       if (layer.bias != nullptr) {
-        SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias, layer.bias_velocity);
+        sgd_kernels::SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias,
+                                   layer.bias_velocity);
       }
       continue;
     }
@@ -94,16 +104,20 @@ Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_sc
           ++next;
         }
         float* velocity = layer.weight_velocity != nullptr ? layer.weight_velocity + o * n_in : nullptr;
-        SgdUpdateRankOne(step, delta, op.in, n_in, layer.weights + o * n_in, velocity);
+        sgd_kernels::SgdUpdateRankOne(step, delta, op.in, n_in, layer.weights + o * n_in, velocity);
       }
     } else {
+#ifdef TFLM_TRAIN_REFERENCE_KERNELS
       for (int32_t r = 0; r < layer.k; ++r) {
         const int32_t o = layer.rows[r];
         SgdUpdateRankOne(step, op.d_out[o], op.in, n_in, layer.weights + o * n_in, nullptr);
       }
+#else
+      kernels::fast::SgdRankOneRows(lr, op.d_out, layer.rows, layer.k, op.in, n_in, layer.weights);
+#endif
     }
     if (layer.bias != nullptr) {  // bias gradient uses the dense error
-      SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
+      sgd_kernels::SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
     }
   }
   ClearGradients(net);

@@ -7,7 +7,8 @@
 #include "kernels/activations.h"
 #include "kernels/conv_shape.h"
 #include "kernels/loss.h"
-#include "kernels/top_k.h"
+#include "kernels/active.h"
+#include "kernels/fast/top_k.h"
 #include "message.h"
 #include "network.h"
 #include "optimizer.h"
@@ -146,7 +147,7 @@ Status Trainer::Backward(SampleResult* r) {
     const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
     int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
     r->selection_ops +=
-        kernels::SelectTopKRows(op.d_out, op.n_out, k, net_->select_index, net_->select_mask, kept);
+        kernels::active::SelectTopKRows(op.d_out, op.n_out, k, net_->select_index, net_->select_mask, kept);
     layer.k = k;
     r->k[op.layer] = k;
     // Direct layers take their weight update from `kept` and d_out after backward.

@@ -1,5 +1,6 @@
 // CONV_2D: NHWC input, weights OHWI [C_out, KH, KW, C_in], bias [C_out].
-#include "kernels/conv_2d.h"
+#include "kernels/active.h"
+#include "kernels/fast/conv_2d.h"
 #include "kernels/int8/conv_2d.h"
 #include "ops/prepare_helpers.h"
 #include "ops/quantized.h"
@@ -28,12 +29,12 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
 }
 
 uint64_t Forward(const OpRuntime& op) {
-  kernels::Conv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
+  kernels::active::Conv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
   return static_cast<uint64_t>(op.n_out) * op.fan_in;
 }
 
 void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* grad_w) {
-  kernels::Conv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
+  kernels::active::Conv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
 }
 
 Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {

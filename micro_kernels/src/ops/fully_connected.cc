@@ -1,5 +1,6 @@
 // FULLY_CONNECTED: y = act(W x + b), weights [out, in].
-#include "kernels/fully_connected.h"
+#include "kernels/active.h"
+#include "kernels/fast/fully_connected.h"
 #include "kernels/int8/fully_connected.h"
 #include "ops/prepare_helpers.h"
 #include "ops/quantized.h"
@@ -28,13 +29,13 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
 }
 
 uint64_t Forward(const OpRuntime& op) {
-  kernels::FullyConnected(op.in, op.n_in, op.weights, op.bias, op.n_out, op.act, op.out);
+  kernels::active::FullyConnected(op.in, op.n_in, op.weights, op.bias, op.n_out, op.act, op.out);
   return static_cast<uint64_t>(op.n_out) * op.fan_in;
 }
 
 void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* grad_w) {
-  if (grad_w != nullptr) kernels::FullyConnectedWeightGrad(op.in, op.n_in, op.d_out, kept, k, grad_w);
-  if (op.d_in != nullptr) kernels::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, k, op.d_in);
+  if (grad_w != nullptr) kernels::active::FullyConnectedWeightGrad(op.in, op.n_in, op.d_out, kept, k, grad_w);
+  if (op.d_in != nullptr) kernels::active::FullyConnectedInputGrad(op.weights, op.n_in, op.d_out, kept, k, op.d_in);
 }
 
 Status PrepareInt8(const PrepareContext& ctx, const OpRuntime& op, QuantizedOp* q) {

@@ -1,6 +1,7 @@
 // MAX_POOL_2D and AVERAGE_POOL_2D over NHWC windows (Pool2DOptions).
+#include "kernels/active.h"
 #include "kernels/average_pool.h"
-#include "kernels/max_pool.h"
+#include "kernels/fast/max_pool.h"
 #include "kernels/int8/pooling.h"
 #include "ops/prepare_helpers.h"
 #include "ops/quantized.h"
@@ -26,13 +27,13 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
 }
 
 uint64_t MaxForward(const OpRuntime& op) {
-  kernels::MaxPool2D(op.in, op.conv, op.act, op.out);
+  kernels::active::MaxPool2D(op.in, op.conv, op.act, op.out);
   return 0;
 }
 
 void MaxBackward(const OpRuntime& op) {
   kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
-  if (op.d_in != nullptr) kernels::MaxPool2DInputGrad(op.in, op.conv, op.d_out, op.d_in);
+  if (op.d_in != nullptr) kernels::active::MaxPool2DInputGrad(op.in, op.conv, op.d_out, op.d_in);
 }
 
 uint64_t AverageForward(const OpRuntime& op) {

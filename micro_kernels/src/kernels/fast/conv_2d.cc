@@ -1,0 +1,359 @@
+#include "kernels/fast/conv_2d.h"
+
+#include "kernels/fast/window.h"
+
+namespace tflm_train {
+namespace kernels {
+namespace fast {
+namespace {
+
+// y = act(acc + bias[oc]), as the reference finishes an output.
+inline float Finish(float acc, const float* bias, int32_t oc, FusedAct act) {
+  if (bias != nullptr) acc += bias[oc];
+  return ApplyFusedAct(act, acc);
+}
+
+// Four output channels (filters w, w + K, w + 2K, w + 3K) at two pixels (x0, x1),
+// each sum in the reference's order. out: [channel][pixel].
+void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, const PixelTaps& p,
+                const TapSteps& t, float* out) {
+  float a0 = 0.0f, a1 = 0.0f, b0 = 0.0f, b1 = 0.0f, c0 = 0.0f, c1 = 0.0f, e0 = 0.0f, e1 = 0.0f;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u0 = x0 + r * t.x_row;
+    const float* u1 = x1 + r * t.x_row;
+    const float* v = w + r * t.w_row;
+    for (int32_t g = 0; g < p.segs; ++g) {
+      const float* q0 = v;
+      const float* q1 = v + K;
+      const float* q2 = q1 + K;
+      const float* q3 = q2 + K;
+      int32_t j = 0;
+      for (; j + 2 <= p.len; j += 2) {
+        const float xa = u0[j], xb = u1[j], xc = u0[j + 1], xd = u1[j + 1];
+        const float w0 = q0[j], w1 = q1[j], w2 = q2[j], w3 = q3[j];
+        a0 += xa * w0; a1 += xb * w0;
+        b0 += xa * w1; b1 += xb * w1;
+        c0 += xa * w2; c1 += xb * w2;
+        e0 += xa * w3; e1 += xb * w3;
+        const float w4 = q0[j + 1], w5 = q1[j + 1], w6 = q2[j + 1], w7 = q3[j + 1];
+        a0 += xc * w4; a1 += xd * w4;
+        b0 += xc * w5; b1 += xd * w5;
+        c0 += xc * w6; c1 += xd * w6;
+        e0 += xc * w7; e1 += xd * w7;
+      }
+      if (j < p.len) {
+        const float xa = u0[j], xb = u1[j];
+        a0 += xa * q0[j]; a1 += xb * q0[j];
+        b0 += xa * q1[j]; b1 += xb * q1[j];
+        c0 += xa * q2[j]; c1 += xb * q2[j];
+        e0 += xa * q3[j]; e1 += xb * q3[j];
+      }
+      u0 += t.x_seg;
+      u1 += t.x_seg;
+      v += t.w_seg;
+    }
+  }
+  out[0] = a0; out[1] = a1; out[2] = b0; out[3] = b1;
+  out[4] = c0; out[5] = c1; out[6] = e0; out[7] = e1;
+}
+
+// One input channel, width stride 1: four output channels at four adjacent pixels
+// whose taps are x0[j], x0[j + 1], x0[j + 2], x0[j + 3], one pointer for all four
+// (a first layer on a grayscale image: the filter rows are too short for the
+// two-pixel block to amortize its set-up). out: [channel][pixel].
+void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t,
+                    float* out) {
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+  float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f, e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u = x0 + r * t.x_row;
+    const float* q0 = w + r * t.w_row;
+    const float* q1 = q0 + K;
+    const float* q2 = q1 + K;
+    const float* q3 = q2 + K;
+    for (int32_t j = 0; j < p.len; ++j) {
+      const float x0v = u[j], x1v = u[j + 1], x2v = u[j + 2], x3v = u[j + 3];
+      const float w0 = q0[j], w1 = q1[j], w2 = q2[j], w3 = q3[j];
+      a0 += x0v * w0; a1 += x1v * w0; a2 += x2v * w0; a3 += x3v * w0;
+      b0 += x0v * w1; b1 += x1v * w1; b2 += x2v * w1; b3 += x3v * w1;
+      c0 += x0v * w2; c1 += x1v * w2; c2 += x2v * w2; c3 += x3v * w2;
+      e0 += x0v * w3; e1 += x1v * w3; e2 += x2v * w3; e3 += x3v * w3;
+    }
+  }
+  out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+  out[4] = b0; out[5] = b1; out[6] = b2; out[7] = b3;
+  out[8] = c0; out[9] = c1; out[10] = c2; out[11] = c3;
+  out[12] = e0; out[13] = e1; out[14] = e2; out[15] = e3;
+}
+
+// Four output channels at one pixel.
+void Forward4x1(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t, float* out) {
+  float a = 0.0f, b = 0.0f, c = 0.0f, e = 0.0f;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u = x0 + r * t.x_row;
+    const float* v = w + r * t.w_row;
+    for (int32_t g = 0; g < p.segs; ++g) {
+      const float* q0 = v;
+      const float* q1 = v + K;
+      const float* q2 = q1 + K;
+      const float* q3 = q2 + K;
+      for (int32_t j = 0; j < p.len; ++j) {
+        const float xv = u[j];
+        a += xv * q0[j];
+        b += xv * q1[j];
+        c += xv * q2[j];
+        e += xv * q3[j];
+      }
+      u += t.x_seg;
+      v += t.w_seg;
+    }
+  }
+  out[0] = a; out[1] = b; out[2] = c; out[3] = e;
+}
+
+// One output channel at one pixel.
+float Forward1x1(const float* x0, const float* w, const PixelTaps& p, const TapSteps& t) {
+  float a = 0.0f;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u = x0 + r * t.x_row;
+    const float* v = w + r * t.w_row;
+    for (int32_t g = 0; g < p.segs; ++g) {
+      for (int32_t j = 0; j < p.len; ++j) a += u[j] * v[j];
+      u += t.x_seg;
+      v += t.w_seg;
+    }
+  }
+  return a;
+}
+
+// All output channels of one pixel (y0) or of two pixels with the same window
+// shape (y1 not null).
+void ForwardPixels(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act,
+                   const TapSteps& t, const PixelTaps& p, int32_t x_first1, float* y0, float* y1) {
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  const float* x0 = x + p.x_first;
+  float acc[8];
+  int32_t oc = 0;
+  for (; oc + 4 <= s.out_c; oc += 4) {
+    const float* w_oc = w + oc * K + p.w_first;
+    if (y1 != nullptr) {
+      Forward4x2(x0, x + x_first1, w_oc, K, p, t, acc);
+      for (int32_t i = 0; i < 4; ++i) {
+        y0[oc + i] = Finish(acc[2 * i], bias, oc + i, act);
+        y1[oc + i] = Finish(acc[2 * i + 1], bias, oc + i, act);
+      }
+    } else {
+      Forward4x1(x0, w_oc, K, p, t, acc);
+      for (int32_t i = 0; i < 4; ++i) y0[oc + i] = Finish(acc[i], bias, oc + i, act);
+    }
+  }
+  for (; oc < s.out_c; ++oc) {
+    const float* w_oc = w + oc * K + p.w_first;
+    y0[oc] = Finish(Forward1x1(x0, w_oc, p, t), bias, oc, act);
+    if (y1 != nullptr) y1[oc] = Finish(Forward1x1(x + x_first1, w_oc, p, t), bias, oc, act);
+  }
+}
+
+// grad_w[oc_i] += d_i * x and dx += d_i * w[oc_i] over one pixel's taps, for four
+// output channels in ascending order (the reference's order for each dx element).
+void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K, const int32_t* oc,
+               const float* d, const PixelTaps& p, const TapSteps& t) {
+  const float d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
+  const int32_t o0 = oc[0] * K + p.w_first, o1 = oc[1] * K + p.w_first;
+  const int32_t o2 = oc[2] * K + p.w_first, o3 = oc[3] * K + p.w_first;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    for (int32_t g = 0; g < p.segs; ++g) {
+      const int32_t xo = r * t.x_row + g * t.x_seg;
+      const int32_t wo = r * t.w_row + g * t.w_seg;
+      if (gw != nullptr) {
+        const float* u = x0 + xo;
+        float* g0 = gw + o0 + wo;
+        float* g1 = gw + o1 + wo;
+        float* g2 = gw + o2 + wo;
+        float* g3 = gw + o3 + wo;
+        int32_t j = 0;
+        for (; j + 4 <= p.len; j += 4) {
+          const float xa = u[j], xb = u[j + 1], xc = u[j + 2], xd = u[j + 3];
+          g0[j] += d0 * xa; g0[j + 1] += d0 * xb; g0[j + 2] += d0 * xc; g0[j + 3] += d0 * xd;
+          g1[j] += d1 * xa; g1[j + 1] += d1 * xb; g1[j + 2] += d1 * xc; g1[j + 3] += d1 * xd;
+          g2[j] += d2 * xa; g2[j + 1] += d2 * xb; g2[j + 2] += d2 * xc; g2[j + 3] += d2 * xd;
+          g3[j] += d3 * xa; g3[j + 1] += d3 * xb; g3[j + 2] += d3 * xc; g3[j + 3] += d3 * xd;
+        }
+        for (; j < p.len; ++j) {
+          const float xa = u[j];
+          g0[j] += d0 * xa;
+          g1[j] += d1 * xa;
+          g2[j] += d2 * xa;
+          g3[j] += d3 * xa;
+        }
+      }
+      if (dx0 != nullptr) {
+        float* v = dx0 + xo;
+        const float* q0 = w + o0 + wo;
+        const float* q1 = w + o1 + wo;
+        const float* q2 = w + o2 + wo;
+        const float* q3 = w + o3 + wo;
+        int32_t j = 0;
+        for (; j + 4 <= p.len; j += 4) {
+          float va = v[j], vb = v[j + 1], vc = v[j + 2], vd = v[j + 3];
+          va += d0 * q0[j]; vb += d0 * q0[j + 1]; vc += d0 * q0[j + 2]; vd += d0 * q0[j + 3];
+          va += d1 * q1[j]; vb += d1 * q1[j + 1]; vc += d1 * q1[j + 2]; vd += d1 * q1[j + 3];
+          va += d2 * q2[j]; vb += d2 * q2[j + 1]; vc += d2 * q2[j + 2]; vd += d2 * q2[j + 3];
+          va += d3 * q3[j]; vb += d3 * q3[j + 1]; vc += d3 * q3[j + 2]; vd += d3 * q3[j + 3];
+          v[j] = va; v[j + 1] = vb; v[j + 2] = vc; v[j + 3] = vd;
+        }
+        for (; j < p.len; ++j) {
+          float va = v[j];
+          va += d0 * q0[j];
+          va += d1 * q1[j];
+          va += d2 * q2[j];
+          va += d3 * q3[j];
+          v[j] = va;
+        }
+      }
+    }
+  }
+}
+
+// The same for one output channel.
+void Backward1(const float* x0, const float* w, float* gw, float* dx0, int32_t K, int32_t oc, float d,
+               const PixelTaps& p, const TapSteps& t) {
+  const int32_t o = oc * K + p.w_first;
+  for (int32_t r = 0; r < p.rows; ++r) {
+    for (int32_t g = 0; g < p.segs; ++g) {
+      const int32_t xo = r * t.x_row + g * t.x_seg;
+      const int32_t wo = r * t.w_row + g * t.w_seg;
+      if (gw != nullptr) {
+        const float* u = x0 + xo;
+        float* g0 = gw + o + wo;
+        for (int32_t j = 0; j < p.len; ++j) g0[j] += d * u[j];
+      }
+      if (dx0 != nullptr) {
+        float* v = dx0 + xo;
+        const float* q = w + o + wo;
+        for (int32_t j = 0; j < p.len; ++j) v[j] += d * q[j];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Four pixels of one row (ox..ox+3) of a one-channel, width-stride-1, width-dilation-1
+// convolution, when their windows have the same shape; false otherwise.
+bool ForwardGray4(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act,
+                  const TapSteps& t, int32_t oy, int32_t ox, float* y0) {
+  if (ox + 4 > s.out_w) return false;
+  const PixelTaps p = ConvPixelTaps(s, oy, ox);
+  if (!SameTaps(p, ConvPixelTaps(s, oy, ox + 3))) return false;  // the taps shrink at most at the ends
+  const int32_t K = s.filter_h * s.filter_w;
+  float acc[16];
+  int32_t oc = 0;
+  for (; oc + 4 <= s.out_c; oc += 4) {
+    Forward4x4Gray(x + p.x_first, w + oc * K + p.w_first, K, p, t, acc);
+    for (int32_t i = 0; i < 4; ++i) {
+      for (int32_t px = 0; px < 4; ++px) y0[px * s.out_c + oc + i] = Finish(acc[4 * i + px], bias, oc + i, act);
+    }
+  }
+  for (; oc < s.out_c; ++oc) {
+    for (int32_t px = 0; px < 4; ++px) {
+      y0[px * s.out_c + oc] = Finish(Forward1x1(x + p.x_first + px, w + oc * K + p.w_first, p, t), bias, oc, act);
+    }
+  }
+  return true;
+}
+
+void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act, float* y) {
+  const TapSteps t = ConvTapSteps(s);
+  if (s.in_c == 1 && s.stride_w == 1 && s.dilation_w == 1) {
+    for (int32_t oy = 0; oy < s.out_h; ++oy) {
+      int32_t ox = 0;
+      float* y_row = y + oy * s.out_w * s.out_c;
+      while (ox < s.out_w) {
+        if (ForwardGray4(x, s, w, bias, act, t, oy, ox, y_row + ox * s.out_c)) {
+          ox += 4;
+          continue;
+        }
+        ForwardPixels(x, s, w, bias, act, t, ConvPixelTaps(s, oy, ox), 0, y_row + ox * s.out_c, nullptr);
+        ++ox;
+      }
+    }
+    return;
+  }
+  // Pixels in raster order, two at a time when their windows have the same shape
+  // (all of a VALID convolution's, the interior of a SAME one).
+  int32_t oy = 0, ox = 0;
+  const int32_t pixels = s.out_h * s.out_w;
+  for (int32_t pos = 0; pos < pixels;) {
+    const PixelTaps p = ConvPixelTaps(s, oy, ox);
+    float* y0 = y + pos * s.out_c;
+    int32_t oy1 = oy, ox1 = ox + 1;
+    if (ox1 == s.out_w) {
+      ox1 = 0;
+      ++oy1;
+    }
+    if (pos + 1 < pixels) {
+      const PixelTaps p1 = ConvPixelTaps(s, oy1, ox1);
+      if (SameTaps(p, p1)) {
+        ForwardPixels(x, s, w, bias, act, t, p, p1.x_first, y0, y0 + s.out_c);
+        pos += 2;
+        oy = oy1;
+        ox = ox1 + 1;
+        if (ox == s.out_w) {
+          ox = 0;
+          ++oy;
+        }
+        continue;
+      }
+    }
+    ForwardPixels(x, s, w, bias, act, t, p, 0, y0, nullptr);
+    pos += 1;
+    oy = oy1;
+    ox = ox1;
+  }
+}
+
+void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s, const float* delta,
+                              const int32_t* kept, int32_t num_kept, float* grad_w, float* dx) {
+  if (grad_w == nullptr && dx == nullptr) return;
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  // The kept list is ascending, so its elements come pixel by pixel: the pixel is
+  // found by stepping (pos_end is one past the pixel's last element), not dividing.
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
+  int32_t r = 0;
+  while (r < num_kept) {
+    int32_t e = kept != nullptr ? kept[r] : r;
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    const PixelTaps p = ConvPixelTaps(s, oy, ox);
+    const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
+    float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
+    int32_t oc[4];
+    float d[4];
+    int32_t m = 0;
+    for (; r < num_kept; ++r) {
+      e = kept != nullptr ? kept[r] : r;
+      if (e >= pos_end) break;
+      const float de = delta[e];
+      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+      oc[m] = e - pos_begin;
+      d[m] = de;
+      if (++m == 4) {
+        Backward4(x0, w, grad_w, dx0, K, oc, d, p, t);
+        m = 0;
+      }
+    }
+    for (int32_t i = 0; i < m; ++i) Backward1(x0, w, grad_w, dx0, K, oc[i], d[i], p, t);
+  }
+}
+
+}  // namespace fast
+}  // namespace kernels
+}  // namespace tflm_train

@@ -1,0 +1,278 @@
+// The optimized kernels (kernels/fast/) against the reference kernels they must
+// match (kernels/*.h, sgd.h, kernels/top_k.h) on many random shapes. They keep
+// the reference's summation order, so every result must be bit-identical
+// (compared with memcmp, which also tells +0 from -0); running a fast kernel
+// twice on the same inputs must give the same bits too.
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/conv_2d.h"
+#include "kernels/fast/conv_2d.h"
+#include "kernels/fast/fully_connected.h"
+#include "kernels/fast/max_pool.h"
+#include "kernels/fast/sgd_update.h"
+#include "kernels/fast/top_k.h"
+#include "kernels/fully_connected.h"
+#include "kernels/max_pool.h"
+#include "kernels/top_k.h"
+#include "sgd.h"
+#include "test_harness.h"
+
+namespace kernels = tflm_train::kernels;
+namespace fast = tflm_train::kernels::fast;
+using kernels::FusedAct;
+using test::Lcg;
+
+static std::vector<float> Random(Lcg& rng, size_t n, float zero_share = 0.0f) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = rng.Uniform(0.0f, 1.0f) < zero_share ? 0.0f : rng.Uniform(-1.0f, 1.0f);
+  return v;
+}
+
+static bool Same(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+static FusedAct RandomAct(Lcg& rng) { return static_cast<FusedAct>(rng.Int(0, 2)); }
+
+// An ascending random subset of [0, n) (null-equivalent when all are kept).
+static std::vector<int32_t> RandomKept(Lcg& rng, int n) {
+  std::vector<int32_t> kept;
+  const int share = rng.Int(0, 4);  // 0: none ... 4: all
+  for (int i = 0; i < n; ++i) {
+    if (rng.Int(0, 3) < share) kept.push_back(i);
+  }
+  return kept;
+}
+
+TEST(FullyConnectedForwardBitIdentical) {
+  Lcg rng(11);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n_in = rng.Int(1, 70), n_out = rng.Int(1, 19);
+    const auto x = Random(rng, n_in), w = Random(rng, n_in * n_out), b = Random(rng, n_out);
+    const FusedAct act = RandomAct(rng);
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    std::vector<float> ref(n_out), got(n_out), again(n_out);
+    kernels::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, ref.data());
+    fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, got.data());
+    fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, again.data());
+    CHECK_MSG(Same(ref, got), "trial %d n_in %d n_out %d", trial, n_in, n_out);
+    CHECK(Same(got, again));
+  }
+}
+
+TEST(FullyConnectedInputGradBitIdentical) {
+  Lcg rng(12);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n_in = rng.Int(1, 40), n_out = rng.Int(1, 23);
+    const auto w = Random(rng, n_in * n_out), delta = Random(rng, n_out, 0.4f), dx0 = Random(rng, n_in, 0.3f);
+    const std::vector<int32_t> kept = RandomKept(rng, n_out);
+    const bool all = rng.Int(0, 3) == 0;
+    const int32_t* rows = all ? nullptr : kept.data();
+    const int num = all ? n_out : static_cast<int>(kept.size());
+    std::vector<float> ref = dx0, got = dx0;
+    kernels::FullyConnectedInputGrad(w.data(), n_in, delta.data(), rows, num, ref.data());
+    fast::FullyConnectedInputGrad(w.data(), n_in, delta.data(), rows, num, got.data());
+    CHECK_MSG(Same(ref, got), "trial %d", trial);
+  }
+}
+
+TEST(SgdUpdatesBitIdentical) {
+  Lcg rng(13);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n = rng.Int(1, 50);
+    tflm_train::SgdStep step{rng.Uniform(0.001f, 0.5f), rng.Coin() ? 0.0f : rng.Uniform(0.1f, 0.95f),
+                             rng.Coin() ? 0.0f : rng.Uniform(0.0001f, 0.1f)};
+    const float g_scale = rng.Coin() ? 1.0f : rng.Uniform(0.1f, 1.0f);
+    const auto g = Random(rng, n), w0 = Random(rng, n, 0.1f), v0 = Random(rng, n), x = Random(rng, n, 0.2f);
+    const bool momentum = step.momentum != 0.0f;
+    const float* gp = rng.Int(0, 7) == 0 ? nullptr : g.data();
+    std::vector<float> w_ref = w0, w_got = w0, v_ref = v0, v_got = v0;
+    tflm_train::SgdUpdate(step, gp, g_scale, n, w_ref.data(), momentum ? v_ref.data() : nullptr);
+    fast::SgdUpdate(step, gp, g_scale, n, w_got.data(), momentum ? v_got.data() : nullptr);
+    CHECK_MSG(Same(w_ref, w_got) && Same(v_ref, v_got), "dense trial %d", trial);
+    const float delta = rng.Coin() ? 0.0f : rng.Uniform(-1.0f, 1.0f);
+    w_ref = w0, w_got = w0, v_ref = v0, v_got = v0;
+    tflm_train::SgdUpdateRankOne(step, delta, x.data(), n, w_ref.data(), momentum ? v_ref.data() : nullptr);
+    fast::SgdUpdateRankOne(step, delta, x.data(), n, w_got.data(), momentum ? v_got.data() : nullptr);
+    CHECK_MSG(Same(w_ref, w_got) && Same(v_ref, v_got), "rank-one trial %d", trial);
+  }
+}
+
+// Plain SGD of kept rows, including zero errors, -0 weights and inputs with and
+// without sign bits (when a +0 row may be skipped).
+TEST(SgdRankOneRowsBitIdentical) {
+  Lcg rng(14);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n_in = rng.Int(1, 37), n_out = rng.Int(1, 21);
+    const float lr = rng.Uniform(0.001f, 0.5f);
+    auto x = Random(rng, n_in, 0.3f);
+    const int x_kind = rng.Int(0, 2);
+    for (auto& v : x) {
+      if (x_kind == 0) v = v < 0.0f ? -v : v;   // no sign bit: +0 rows are skipped
+      if (x_kind == 1 && v == 0.0f) v = -0.0f;  // -0 inputs: no skipping
+    }
+    auto w0 = Random(rng, n_in * n_out, 0.1f);
+    for (auto& v : w0) if (v == 0.0f && rng.Coin()) v = -0.0f;
+    auto delta = Random(rng, n_out, 0.4f);
+    for (auto& v : delta) if (v == 0.0f && rng.Int(0, 3) == 0) v = -0.0f;
+    const std::vector<int32_t> kept = RandomKept(rng, n_out);
+    std::vector<float> ref = w0, got = w0;
+    for (int32_t o : kept) {
+      tflm_train::SgdUpdateRankOne(tflm_train::SgdStep{lr, 0.0f, 0.0f}, delta[o], x.data(), n_in,
+                                   ref.data() + o * n_in, nullptr);
+    }
+    fast::SgdRankOneRows(lr, delta.data(), kept.data(), static_cast<int>(kept.size()), x.data(), n_in,
+                         got.data());
+    CHECK_MSG(Same(ref, got), "trial %d x_kind %d", trial, x_kind);
+  }
+}
+
+// A random CONV_2D geometry (SAME or VALID as TFLite sizes them), wide enough to
+// reach the blocked paths: channels up to 10, filters up to 4, strides and
+// dilations up to 2.
+static kernels::ConvShape RandomConvShape(Lcg& rng) {
+  kernels::ConvShape s{};
+  s.in_h = rng.Int(1, 9);
+  s.in_w = rng.Int(1, 9);
+  s.in_c = rng.Int(0, 2) == 0 ? 1 : rng.Int(1, 10);
+  s.out_c = rng.Int(1, 10);
+  s.filter_h = rng.Int(1, 4);
+  s.filter_w = rng.Int(1, 4);
+  s.stride_h = rng.Int(1, 2);
+  s.stride_w = rng.Int(1, 2);
+  s.dilation_h = rng.Int(1, 2);
+  s.dilation_w = rng.Int(1, 2);
+  s.depth_multiplier = 1;
+  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
+  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
+    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+    s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+  } else {
+    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+  }
+  return s;
+}
+
+TEST(Conv2DForwardBitIdentical) {
+  Lcg rng(15);
+  for (int trial = 0; trial < 1500; ++trial) {
+    const kernels::ConvShape s = RandomConvShape(rng);
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c);
+    const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
+    const auto b = Random(rng, s.out_c);
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    const FusedAct act = RandomAct(rng);
+    const size_t n_out = static_cast<size_t>(s.out_h * s.out_w * s.out_c);
+    std::vector<float> ref(n_out), got(n_out), again(n_out);
+    kernels::Conv2D(x.data(), s, w.data(), bias, act, ref.data());
+    fast::Conv2D(x.data(), s, w.data(), bias, act, got.data());
+    fast::Conv2D(x.data(), s, w.data(), bias, act, again.data());
+    CHECK_MSG(Same(ref, got), "trial %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d", trial, s.in_h, s.in_w,
+              s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h,
+              s.dilation_w);
+    CHECK(Same(got, again));
+  }
+}
+
+// Both gradients over random kept lists (with zero errors among them, which the
+// fast kernel skips), from nonzero starting accumulators, with either output off.
+TEST(Conv2DGradientsBitIdentical) {
+  Lcg rng(16);
+  for (int trial = 0; trial < 1500; ++trial) {
+    const kernels::ConvShape s = RandomConvShape(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
+    const auto delta = Random(rng, n_out, 0.4f);
+    const bool start_zero = rng.Coin();
+    const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
+    const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    const std::vector<int32_t> kept = RandomKept(rng, n_out);
+    const bool all = rng.Int(0, 3) == 0;
+    const int32_t* kp = all ? nullptr : kept.data();
+    const int32_t num = all ? n_out : static_cast<int32_t>(kept.size());
+    const int which = rng.Int(0, 2);  // 0 both, 1 weights only, 2 input only
+    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
+    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
+                                      which == 2 ? nullptr : gw_ref.data(), which == 1 ? nullptr : dx_ref.data());
+    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
+                                   which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
+    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d",
+              trial, which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w);
+  }
+}
+
+// Pooling windows (dilation 1, in_c == out_c) with ties and signed zeros, so the
+// first-maximum rule matters; errors with zeros, which the fast gradient skips.
+TEST(MaxPoolBitIdentical) {
+  Lcg rng(18);
+  for (int trial = 0; trial < 1500; ++trial) {
+    kernels::ConvShape s = RandomConvShape(rng);
+    s.dilation_h = s.dilation_w = 1;
+    s.out_c = s.in_c = rng.Int(1, 10);
+    const int32_t eff_h = s.filter_h, eff_w = s.filter_w;
+    if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
+      s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+      s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+      s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+      s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+    } else {
+      s.pad_top = s.pad_left = 0;
+      s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+      s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+    }
+    std::vector<float> x(s.in_h * s.in_w * s.in_c);
+    for (auto& v : x) {
+      const int kind = rng.Int(0, 3);
+      v = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 0.25f * static_cast<float>(rng.Int(-4, 4));
+    }
+    const size_t n_out = static_cast<size_t>(s.out_h * s.out_w * s.out_c);
+    const FusedAct act = RandomAct(rng);
+    std::vector<float> ref(n_out), got(n_out);
+    kernels::MaxPool2D(x.data(), s, act, ref.data());
+    fast::MaxPool2D(x.data(), s, act, got.data());
+    CHECK_MSG(Same(ref, got), "forward trial %d", trial);
+    const auto dy = Random(rng, n_out, 0.4f);
+    std::vector<float> dx_ref(x.size(), 0.0f), dx_got(x.size(), 0.0f);
+    kernels::MaxPool2DInputGrad(x.data(), s, dy.data(), dx_ref.data());
+    fast::MaxPool2DInputGrad(x.data(), s, dy.data(), dx_got.data());
+    CHECK_MSG(Same(dx_ref, dx_got), "gradient trial %d", trial);
+  }
+}
+
+TEST(TopKSameRowsAsReference) {
+  Lcg rng(17);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int n = rng.Int(1, 300);
+    const int k = rng.Int(1, n);
+    std::vector<float> v(n);
+    const int mode = rng.Int(0, 4);
+    for (auto& x : v) {
+      switch (mode) {
+        case 0: x = rng.Uniform(-1.0f, 1.0f); break;
+        case 1: x = 0.5f * static_cast<float>(rng.Int(-3, 3)); break;                  // heavy ties
+        case 2: x = rng.Int(0, 2) == 0 ? rng.Uniform(-1.0f, 1.0f) : (rng.Coin() ? 0.0f : -0.0f); break;
+        case 3: x = rng.Coin() ? 1.0f : -1.0f; break;                                  // one magnitude
+        default: {
+          const float pool[] = {FLT_MAX, FLT_MIN, 1e-40f, 0.0f, 1.0f, 1e-45f};
+          x = (rng.Coin() ? 1.0f : -1.0f) * pool[rng.Int(0, 5)];
+        }
+      }
+    }
+    std::vector<int32_t> index(n), ref(n, -1), got(n, -1);
+    std::vector<uint8_t> mask(n);
+    kernels::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), ref.data());
+    fast::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), got.data());
+    CHECK_MSG(ref == got, "trial %d n %d k %d mode %d", trial, n, k, mode);
+  }
+}
+
+int main() { return test::RunAll(); }
