@@ -617,6 +617,7 @@ py::dict Describe(const py::bytes& model) {
     py::dict o;
     o["kind"] = op.kind;
     o["layer"] = op.layer;
+    o["int8"] = op.int8;
     o["name"] = op.layer >= 0 ? std::string(plan.layers(static_cast<uint32_t>(op.layer)).name() != nullptr
                                                 ? plan.layers(static_cast<uint32_t>(op.layer)).name()
                                                 : "")

@@ -266,3 +266,28 @@ def test_refuses_bytes_that_are_not_a_tflite(cnn, tmp_path):
 def test_refuses_a_loss_the_graph_does_not_end_in(cnn):
     _, plain = cnn
     _refused(plain, "binary_crossentropy needs a model whose last layer ends in sigmoid", loss="binary_crossentropy")
+
+
+def test_a_model_tflm_ships():
+    """sine_float.tflite, the model of TFLM's hello_world example as the pip tflite-micro
+    package ships it (nobody here made it): it gets a plan for its last layer, trains,
+    and TFLM runs the trained bytes as the trainer predicts with them."""
+    from pathlib import Path
+
+    import tflite_micro
+
+    path = Path(tflite_micro.__file__).parent / "python" / "tflite_micro" / "sine_float.tflite"
+    if not path.exists():
+        pytest.skip(f"this tflite-micro release ships no {path.name}")
+    source = path.read_bytes()
+    trainable = tflm_train.convert_tflite(source, loss="mse", optimizer=tflm_train.SGD(0.01), trainable=1)
+    x = np.linspace(0.0, 2 * np.pi, 64, dtype=np.float32).reshape(-1, 1)
+    y = np.sin(x)
+    trainer = tflm_train.MicroTrainer(trainable)
+    np.testing.assert_allclose(trainer.predict(x, verbose=0), H.tflm_predict(source, x), rtol=1e-5, atol=1e-6)
+    assert [op.trainable for op in tflm_train.read_model_info(trainable).ops] == [False, False, True]
+    before = trainer.evaluate(x, y, verbose=0)
+    trainer.fit(x, y, epochs=5, verbose=0)
+    assert trainer.evaluate(x, y, verbose=0) < before
+    np.testing.assert_allclose(trainer.predict(x, verbose=0), H.tflm_predict(trainer.model_bytes, x),
+                               rtol=1e-5, atol=1e-6)

@@ -161,10 +161,12 @@ def cmd_inspect(args):
     info = read_model_info(data)
     print(f"{args.model}: {len(data)} bytes, plan version {info.version}, training state {info.state_bytes} bytes")
     print(f"input {info.input_shape} -> output {info.output_shape}")
-    print(f"\n{'#':>3} {'op':<18}{'name':<34}{'window':<14}{'act':<7}{'output':<18}{'params':>8}  trainable")
+    print(f"\n{'#':>3} {'op':<18}{'name':<34}{'window':<14}{'act':<7}{'type':<6}{'output':<18}{'params':>8}  "
+          "trainable")
     for i, op in enumerate(info.ops):
         print(f"{i:>3} {op.kind:<18}{op.name[:33]:<34}{op.options[:13]:<14}{op.activation:<7}"
-              f"{str(op.output_shape):<18}{op.parameters:>8}  {'yes' if op.trainable else ''}")
+              f"{'int8' if op.int8 else 'float':<6}{str(op.output_shape):<18}{op.parameters:>8}  "
+              f"{'yes' if op.trainable else ''}")
     print(f"\ntrainable parameters: {info.trainable_parameters} in {len(info.trainable_layers)} layers")
     print(f"loss: {info.loss}\noptimizer: {info.optimizer!r}\npolicy: {info.policy!r}\n"
           f"planned batch size: {info.batch_size}")

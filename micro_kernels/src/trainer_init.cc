@@ -477,6 +477,7 @@ bool Trainer::DescribeOp(int i, OpDescription* out) const {
   out->n_weights = op.n_weights;
   out->n_bias = op.n_bias;
   out->activation = static_cast<uint8_t>(op.act);
+  out->int8 = op.quant != nullptr;
   const bool window = op.unit->code == tflite::BuiltinOperator::CONV_2D ||
                       op.unit->code == tflite::BuiltinOperator::DEPTHWISE_CONV_2D ||
                       op.unit->code == tflite::BuiltinOperator::MAX_POOL_2D ||

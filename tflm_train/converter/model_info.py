@@ -22,6 +22,7 @@ class OpInfo:
     input_shape: tuple
     output_shape: tuple
     weight_shape: tuple = None
+    int8: bool = False          # a frozen op of an int8 backbone (TFLite's integer kernel)
     has_bias: bool = False
     bias_size: int = 0          # elements of the bias (0 without one)
     stride: tuple = (1, 1)      # (h, w): convolutions and pooling
@@ -112,7 +113,7 @@ def read_model_info(model_bytes):
             input_shape=tuple(o["input_shape"]), output_shape=tuple(o["output_shape"]),
             weight_shape=None if o["weight_shape"] is None else tuple(o["weight_shape"]),
             has_bias=o["bias"] is not None, bias_size=0 if o["bias"] is None else len(o["bias"]),
-            weights=o["weights"], bias=o["bias"], **_window(o)))
+            weights=o["weights"], bias=o["bias"], int8=o["int8"], **_window(o)))
     o = d["optimizer"]
     schedule = None
     if o["schedule"] == 1:

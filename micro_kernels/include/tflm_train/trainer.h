@@ -100,6 +100,7 @@ struct OpDescription {
   int32_t input = -1, second_input = -1, output = -1;  // activation tensors
   int32_t n_weights = 0, n_bias = 0;
   uint8_t activation = 0;      // fused (or the op's own) activation: 0 none, 1 relu, 2 relu6
+  bool int8 = false;           // runs TFLite's integer kernel: a frozen op of an int8 backbone
   // Convolutions and pooling (zero otherwise): window, strides, dilations, padding
   // before the first row/column, depth multiplier.
   int32_t filter_h = 0, filter_w = 0, stride_h = 0, stride_w = 0, dilation_h = 0, dilation_w = 0;
