@@ -291,3 +291,19 @@ def test_a_model_tflm_ships():
     assert trainer.evaluate(x, y, verbose=0) < before
     np.testing.assert_allclose(trainer.predict(x, verbose=0), H.tflm_predict(trainer.model_bytes, x),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_a_split_backbone_may_hold_ops_the_trainer_does_not_run():
+    """The trainer never runs a split backbone (TFLM does): a LEAKY_RELU there is fine
+    with split=True, while the joined file, which the trainer runs whole, is refused."""
+    keras.utils.set_random_seed(12)
+    model = _with_random_biases(keras.Sequential([keras.Input((5,)), keras.layers.Dense(4),
+                                                  keras.layers.LeakyReLU(0.1),
+                                                  keras.layers.Dense(2, activation="softmax")]))
+    source = tflite_fixed_batch(model)
+    _refused(source, r"LEAKY_RELU", trainable=1)
+    backbone, head = tflm_train.convert_tflite(source, loss=LOSS, optimizer=_sgd(), trainable=1, split=True)
+    x = _x(model, 6, seed=12)
+    features = H.tflm_predict(backbone, x)
+    np.testing.assert_allclose(tflm_train.MicroTrainer(head).predict(features, verbose=0), H.tflm_predict(source, x),
+                               rtol=1e-5, atol=1e-6)

@@ -227,7 +227,8 @@ def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None,
     graph = tflite_edit.fold_reshape_shapes(tflite_file.read(model_bytes))
     tflite_file.check(graph)
     int8_model.check(graph)
-    _check_operators(graph, source="this .tflite has")
+    if not split:  # a split backbone runs in TFLM alone: only the head's ops must be the trainer's
+        _check_operators(graph, source="this .tflite has")
     if int8_model.is_int8(graph) or split:
         candidates = tflite_file.find_weight_ops(graph)
         tflite_file.mark_trainable(graph, candidates, trainable)
@@ -239,6 +240,7 @@ def convert_tflite(model_bytes, *, loss, optimizer, trainable=None, policy=None,
         head, rewritten = int8_model.float_head(graph, first, link)
         front = int8_model.backbone(graph, first, link) if first > 0 else None
         if split:
+            _check_operators(head, source="the trainable part of this .tflite has")
             return tflite_graph.write(front), _plan_file(head, trainable, options, "the head of this .tflite")
         joined = int8_model.float_input(tflite_edit.join(front, head)) if front is not None else head
         result = _plan_file(joined, trainable, options, "this .tflite")
