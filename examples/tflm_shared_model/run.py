@@ -1,6 +1,7 @@
 """Builds and runs the shared-model program (TFLM + tflm_train over one model array) on
-the host and on QEMU's Cortex-M4F, for the MLP, the papers' CNN and a MobileNet-style
-net (examples/cortex_m/make_data.py --model), and prints what the
+the host and on QEMU's Cortex-M4F, for the MLP, the papers' CNN, a MobileNet-style
+net and the CNN with an int8 backbone (examples/cortex_m/make_data.py --model; for that
+one also the split program: TFLM runs the backbone, the trainer the head), and prints what the
 add-on costs: flash and RAM of TFLM alone and of TFLM + trainer, and instructions per
 Invoke and per TrainStep for each policy.
 
@@ -40,14 +41,17 @@ def make_data(out_dir, model, train):
 
 def build(build_dir, data_dir, tflm_dir, cortex_m):
     """Configures (or re-configures: TFLM is compiled once per build directory) and builds
-    both programs; returns the paths of tflm_shared_model and tflm_inference_only."""
+    the programs; returns the paths of tflm_shared_model, tflm_inference_only and
+    tflm_split_training (None unless the data has a split backbone: cnn_int8)."""
     cmd = ["cmake", "-S", HERE, "-B", build_dir, f"-DTFLM_DIR={tflm_dir}", f"-DSHARED_MODEL_DATA_DIR={data_dir}"]
     if cortex_m:
         cmd.append(f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLES / 'cortex_m' / 'arm-none-eabi.cmake'}")
     _run(cmd)
     _run(["cmake", "--build", build_dir, "-j", str(max(2, min(8, os.cpu_count() or 2)))])
     suffix = ".elf" if cortex_m else ""
-    return Path(build_dir) / f"tflm_shared_model{suffix}", Path(build_dir) / f"tflm_inference_only{suffix}"
+    split = Path(build_dir) / f"tflm_split_training{suffix}"
+    return (Path(build_dir) / f"tflm_shared_model{suffix}", Path(build_dir) / f"tflm_inference_only{suffix}",
+            split if (Path(data_dir) / "backbone_data.cpp").exists() else None)
 
 
 def execute(program, cortex_m):
@@ -105,17 +109,21 @@ def main():
     if not tflm_dir:
         sys.exit("set TFLM_DIR to TFLM's Arduino library source (Arduino_TensorFlowLite)")
     out = Path(args.out).resolve()
-    for model in ("mlp", "cnn", "mobile"):
+    for model in ("mlp", "cnn", "mobile", "cnn_int8"):
         data = make_data(out / f"data_{model}", model, args.train)
         for cortex_m in (False, True):
             where = "cortex-m4f" if cortex_m else "host"
-            shared, alone = build(out / f"build_{where}", data, tflm_dir, cortex_m)
+            shared, alone, split = build(out / f"build_{where}", data, tflm_dir, cortex_m)
             _, costs, fields = parse(execute(shared, cortex_m))
             print(f"{model} on {where}: TFLM arena used {fields['tflm_used']} bytes, trainer arena "
                   f"{fields['trainer_given']} bytes; largest |TFLM - trainer| = "
                   f"{_bits_to_float(fields['tflm_vs_trainer']):.3g}")
             if not cortex_m:
                 continue
+            if split is not None:
+                for name, cost in parse(execute(split, cortex_m))[1].items():
+                    print(f"  split {name:<11} backbone Invoke {cost['instructions_per_backbone_invoke']:>10,} "
+                          f"instructions, head TrainStep {cost['instructions_per_train_step']:>10,}")
             baseline = parse(execute(alone, cortex_m))[2]
             for name, cost in costs.items():
                 print(f"  {name:<11} {cost['instructions_per_invoke']:>10,} instructions per Invoke   "
