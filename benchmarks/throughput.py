@@ -3,9 +3,25 @@ own per-sample training (fit with batch_size=1), on the same model and data,
 measured side by side in one run.
 
     python benchmarks/throughput.py [--samples 5000] [--hidden 32 16]
+
+--compare-kernels REF_SITE instead measures `fit` samples/s of the MLP and the
+papers' 2-D CNN under each policy with two builds of the package, side by side:
+the tflm_train that this Python imports (normally the optimized kernels) and a
+second one installed in REF_SITE with the reference kernels, e.g.
+
+    pip install --no-deps --no-build-isolation --target /tmp/ref_site \
+        --config-settings=cmake.define.MICRO_KERNELS_REFERENCE_KERNELS=ON .
+    python benchmarks/throughput.py --compare-kernels /tmp/ref_site
+
+Each build runs in its own child process (one package name, two builds), on
+the same models, data and seeds; each rate is the best of --repeats.
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -17,11 +33,88 @@ def main():
     parser.add_argument("--hidden", type=int, nargs="+", default=[32, 16])
     parser.add_argument("--repeats", type=int, default=3, help="best of N for the C++ runs")
     parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own log output")
+    parser.add_argument("--compare-kernels", metavar="REF_SITE",
+                        help="fit samples/s of this build and of the reference-kernel build in REF_SITE")
+    parser.add_argument("--cnn-samples", type=int, default=2000, help="samples for the CNN with --compare-kernels")
+    parser.add_argument("--fit-rates", action="store_true", help=argparse.SUPPRESS)  # a child's job: JSON rates
     args = parser.parse_args()
+    if args.compare_kernels:
+        compare_kernels(args)
+        return
     from tflm_train import quiet_tensorflow
 
     with quiet_tensorflow(not args.verbose):
-        run(args)
+        if args.fit_rates:
+            print(json.dumps(fit_rates(args)))
+        else:
+            run(args)
+
+
+POLICIES = ("Full", "StaticTopK", "TinyProp", "TinyPropV2")
+
+
+def build_models(args):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    mlp = keras.Sequential([keras.Input((784,))] + [keras.layers.Dense(h, activation="relu") for h in args.hidden]
+                           + [keras.layers.Dense(10, activation="softmax")])
+    L = keras.layers
+    cnn = keras.Sequential([  # the papers' 2-D CNN (tests/cnn_models.py, paper_cnn_2d)
+        keras.Input((28, 28, 1)),
+        L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(16, 3, activation="relu"), L.Flatten(),
+        L.Dense(32, activation="relu"), L.Dense(10, activation="softmax"),
+    ])
+    return mlp, cnn
+
+
+def fit_rates(args):
+    """{model: {policy: fit samples/s}} of the tflm_train this process imports."""
+    import tflm_train
+    from tflm_train.datasets import load_mnist
+
+    (x, y), _ = load_mnist()
+    mlp, cnn = build_models(args)
+    sgd = tflm_train.SGD(0.05)
+    out = {"core": tflm_train._core.__file__}
+    for name, model, n, shape in (("MLP", mlp, args.samples, (784,)), ("CNN", cnn, args.cnn_samples, (28, 28, 1))):
+        xs, ys = x[:n].reshape((n,) + shape), y[:n]
+        policies = (tflm_train.Full(), tflm_train.StaticTopK(0.3), tflm_train.TinyProp(), tflm_train.TinyPropV2())
+        out[name] = {"samples": n}
+        for policy in policies:
+            model_bytes = tflm_train.convert(model, loss="sparse_categorical_crossentropy", optimizer=sgd, policy=policy)
+            best = 0.0
+            for _ in range(args.repeats):
+                trainer = tflm_train.MicroTrainer(model_bytes)
+                start = time.perf_counter()
+                trainer.fit(xs, ys, epochs=1, batch_size=1, shuffle=False, verbose=0)
+                best = max(best, n / (time.perf_counter() - start))
+            out[name][policy.name] = best
+    return out
+
+
+def compare_kernels(args):
+    def child(site):
+        env = dict(os.environ)
+        if site:
+            env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, os.path.abspath(__file__), "--fit-rates", "--samples", str(args.samples),
+               "--cnn-samples", str(args.cnn_samples), "--repeats", str(args.repeats), "--hidden"]
+        cmd += [str(h) for h in args.hidden]
+        done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    ref = child(os.path.abspath(args.compare_kernels))
+    opt = child(None)
+    print(f"fit samples/s (batch size 1, best of {args.repeats}), reference vs optimized kernels")
+    print(f"reference: {ref['core']}\noptimized: {opt['core']}\n")
+    print(f"{'model':<6}{'policy':<12}{'samples':>8}{'reference':>11}{'optimized':>11}{'speedup':>9}")
+    for name in ("MLP", "CNN"):
+        for policy in POLICIES:
+            r, o = ref[name][policy], opt[name][policy]
+            print(f"{name:<6}{policy:<12}{ref[name]['samples']:>8}{r:>11.0f}{o:>11.0f}{o / r:>8.2f}x")
 
 
 def run(args):

@@ -275,4 +275,38 @@ TEST(TopKSameRowsAsReference) {
   }
 }
 
+// Sizes from 512 up take the sampled bracket; the modes cover its misses (the
+// k-th key above or below the bracket), T = 0 with zero ties, channel-strided
+// magnitudes (NHWC), one magnitude throughout and k from 1 to n - 1.
+TEST(TopKSameRowsAsReferenceLarge) {
+  Lcg rng(23);
+  for (int trial = 0; trial < 600; ++trial) {
+    const int n = rng.Int(500, 6000);
+    const int pick = rng.Int(0, 5);
+    const int k = pick == 0 ? rng.Int(1, 8) : pick == 1 ? rng.Int(n - 8, n - 1) : rng.Int(1, n - 1);
+    std::vector<float> v(n);
+    const int mode = rng.Int(0, 6);
+    const int channels = 1 << rng.Int(0, 5);
+    for (int i = 0; i < n; ++i) {
+      float& x = v[i];
+      switch (mode) {
+        case 0: x = rng.Uniform(-1.0f, 1.0f); break;
+        case 1: x = rng.Coin() ? 0.0f : rng.Uniform(-1.0f, 1.0f); break;               // ReLU zeros
+        case 2: x = 0.25f * static_cast<float>(rng.Int(-4, 4)); break;                 // heavy ties
+        case 3: x = (i % channels == 0 ? 100.0f : 1.0f) * rng.Uniform(-1.0f, 1.0f); break;  // one loud channel
+        case 4: x = i < n / 2 ? rng.Uniform(-1.0f, 1.0f) : rng.Uniform(-1e-3f, 1e-3f); break;  // sorted halves
+        case 5: x = rng.Int(0, 20) == 0 ? rng.Uniform(-1.0f, 1.0f) : 0.0f; break;      // mostly zeros
+        default: x = rng.Coin() ? 0.5f : -0.5f;                                         // one magnitude
+      }
+    }
+    std::vector<int32_t> index(n), ref(n, -1), got(n, -1);
+    std::vector<uint8_t> mask(n);
+    kernels::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), ref.data());
+    fast::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), got.data());
+    ref.resize(k);
+    got.resize(k);
+    CHECK_MSG(ref == got, "trial %d n %d k %d mode %d", trial, n, k, mode);
+  }
+}
+
 int main() { return test::RunAll(); }

@@ -7,44 +7,55 @@ namespace kernels {
 namespace fast {
 namespace {
 
-// |v| as an integer that orders like the magnitude: the float's bits without the
-// sign (finite values only; +0 and -0 are both 0).
-inline int32_t MagnitudeKey(float v) { return static_cast<int32_t>(FloatBits(v) & 0x7FFFFFFFu); }
+// |v| as an unsigned integer that orders like the magnitude: the float's bits
+// without the sign (finite values only; +0 and -0 are both 0).
+inline uint32_t Key(float v) { return FloatBits(v) & 0x7FFFFFFFu; }
 
-}  // namespace
+// The smallest key of a nonzero value (the smallest subnormal).
+constexpr uint32_t kSmallestNonzeroKey = 1;
 
-uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
-  (void)mask;
-  if (k >= n) {
-    for (int i = 0; i < n; ++i) rows[i] = i;
-    return 0;
+// Step 2's test of one row with bits b: below lo (lo2 = lo << 1, compared with
+// b << 1 so that the sign drops out without a separate instruction) it is not
+// listed; above hi it is kept; else it is a candidate (~row, and its key).
+inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out, uint32_t** cand) {
+  if ((b << 1) < lo2) return;
+  const uint32_t m = b & 0x7FFFFFFFu;
+  if (m > hi) {
+    *(*out)++ = i;
+  } else {
+    *(*out)++ = ~i;
+    *(*cand)++ = m;
   }
-  int32_t* key = index;  // the scratch holds keys, not indices: only the k-th key is needed
-  for (int i = 0; i < n; ++i) key[i] = MagnitudeKey(values[i]);
-  // Quickselect (Hoare partition, larger keys first, median-of-three pivot moved to
-  // lo) until key[k - 1] is the k-th largest key T. Equal keys split evenly, so
-  // many ties (ReLU-zeroed errors) cost no more than distinct values.
-  uint64_t comparisons = 0;
-  const int target = k - 1;
+}
+
+// Below this size a plain quickselect is as cheap as sampling a bracket.
+constexpr int kMinBracketed = 512;
+
+// Hoare quickselect (larger keys first, median-of-three pivot moved to lo):
+// afterwards key[target] is the (target + 1)-th largest of key[0..n), every key
+// before it is >= it and every key after it <= it. Equal keys split evenly, so
+// many ties (ReLU-zeroed errors) cost no more than distinct values. Adds the
+// keys partitioned to *comparisons.
+uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
     const int mid = lo + (hi - lo) / 2;
-    int32_t a = key[lo], b = key[mid], c = key[hi];
-    if (a < b) { const int32_t s = a; a = b; b = s; }
-    if (b < c) { const int32_t s = b; b = c; c = s; }
-    if (a < b) { const int32_t s = a; a = b; b = s; }
+    uint32_t a = key[lo], b = key[mid], c = key[hi];
+    if (a < b) { const uint32_t s = a; a = b; b = s; }
+    if (b < c) { const uint32_t s = b; b = c; c = s; }
+    if (a < b) { const uint32_t s = a; a = b; b = s; }
     // b is the median; put it at lo with its slot's old value where b was.
     const int at = key[mid] == b ? mid : (key[hi] == b ? hi : lo);
     key[at] = key[lo];
     key[lo] = b;
-    const int32_t pivot = b;
-    comparisons += static_cast<uint64_t>(hi - lo + 1);
+    const uint32_t pivot = b;
+    *comparisons += static_cast<uint64_t>(hi - lo + 1);
     int i = lo - 1, j = hi + 1;
     for (;;) {
       do ++i; while (key[i] > pivot);
       do --j; while (key[j] < pivot);
       if (i >= j) break;
-      const int32_t s = key[i];
+      const uint32_t s = key[i];
       key[i] = key[j];
       key[j] = s;
     }
@@ -54,16 +65,122 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
       lo = j + 1;
     }
   }
-  const int32_t threshold = key[target];
-  // Every key above T is among the first k; the rest of the k are ties at T, taken
-  // from the lowest indices as the reference's ranking does.
-  int above = 0;
-  for (int i = 0; i < k; ++i) above += key[i] > threshold ? 1 : 0;
-  int ties = k - above;
+  return key[target];
+}
+
+// Writes the kept rows for threshold key t: every key above t, and the first
+// `ties` keys equal to t in index order (the reference's tie rule).
+void WriteRows(const float* values, int n, uint32_t t, int ties, int32_t* rows) {
   int count = 0;
   for (int i = 0; i < n; ++i) {
-    const int32_t m = MagnitudeKey(values[i]);
-    if (m > threshold || (m == threshold && ties-- > 0)) rows[count++] = i;
+    const uint32_t m = Key(values[i]);
+    if (m > t || (m == t && ties-- > 0)) rows[count++] = i;
+  }
+}
+
+// The whole selection by quickselect over all n keys (small n, or a bracket
+// that missed).
+uint64_t SelectByQuickselect(const float* values, int n, int k, uint32_t* key, int32_t* rows) {
+  for (int i = 0; i < n; ++i) key[i] = Key(values[i]);
+  uint64_t comparisons = 0;
+  const uint32_t t = SelectKth(key, n, k - 1, &comparisons);
+  // Every key above t is among the first k; the rest of the k are ties at t.
+  int above = 0;
+  for (int i = 0; i < k; ++i) above += key[i] > t ? 1 : 0;
+  WriteRows(values, n, t, k - above, rows);
+  return comparisons;
+}
+
+// The integer square root of a small v (v <= 64 here).
+int SmallSqrt(int v) {
+  int r = 0;
+  while ((r + 1) * (r + 1) <= v) ++r;
+  return r;
+}
+
+}  // namespace
+
+uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
+  (void)mask;
+  if (k >= n) {
+    for (int i = 0; i < n; ++i) rows[i] = i;
+    return 0;
+  }
+  uint32_t* key = reinterpret_cast<uint32_t*>(index);  // the scratch holds keys, not indices
+  if (n < kMinBracketed) return SelectByQuickselect(values, n, k, key, rows);
+
+  // 1. A bracket [lo, hi] that holds the k-th largest key T with high
+  // probability, from a sample of s keys (one per stratum of n / s, at a fixed
+  // pseudo-random offset so strided layouts such as NHWC channels do not bias
+  // it). T ranks about r = k s / n in the sample, give or take 3 standard
+  // deviations of that binomial count.
+  int s = n / 16;
+  if (s > 256) s = 256;
+  const int stride = n / s;
+  uint32_t lcg = 12345u;
+  for (int j = 0; j < s; ++j) {
+    lcg = lcg * 1664525u + 1013904223u;
+    const int offset = static_cast<int>((static_cast<uint64_t>(lcg) * static_cast<uint32_t>(stride)) >> 32);
+    key[j] = Key(values[j * stride + offset]);
+  }
+  const int r = static_cast<int>(static_cast<int64_t>(k) * s / n);
+  const int var = static_cast<int>(static_cast<int64_t>(s) * k / n * (n - k) / n);
+  const int spread = 3 * SmallSqrt(var) + 2;
+  uint64_t comparisons = 0;
+  uint32_t lo = 0, hi = 0xFFFFFFFFu;
+  const int b = r + spread, a = r - spread - 1;
+  if (b < s) lo = SelectKth(key, s, b, &comparisons);
+  if (a >= 0) hi = SelectKth(key, b < s ? b : s, a, &comparisons);
+  // Zeros are never listed: below, T = 0 has a pass of its own.
+  if (lo < kSmallestNonzeroKey) lo = kSmallestNonzeroKey;
+
+  // 2. One pass lists, in index order, every row whose key is >= lo: rows above
+  // hi are kept whatever T is; the candidates in [lo, hi] go in as ~row (< 0)
+  // and their keys to the scratch. Most rows are below lo: List costs them a
+  // load, a compare and a branch (the loop unrolled by 4 for that).
+  const uint32_t lo2 = lo << 1;
+  int32_t* out = rows;
+  uint32_t* cand = key;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
+    List(FloatBits(values[i + 1]), i + 1, lo2, hi, &out, &cand);
+    List(FloatBits(values[i + 2]), i + 2, lo2, hi, &out, &cand);
+    List(FloatBits(values[i + 3]), i + 3, lo2, hi, &out, &cand);
+  }
+  for (; i < n; ++i) List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
+  const int listed = static_cast<int>(out - rows);
+  const int candidates = static_cast<int>(cand - key);
+  comparisons += static_cast<uint64_t>(n);
+  const int above_hi = listed - candidates;
+  if (listed < k) {
+    if (lo != kSmallestNonzeroKey) return comparisons + SelectByQuickselect(values, n, k, key, rows);
+    // T = 0: every nonzero is kept, and the lowest-index zeros fill up to k.
+    WriteRows(values, n, 0, k - listed, rows);
+    return comparisons;
+  }
+  if (above_hi >= k) return comparisons + SelectByQuickselect(values, n, k, key, rows);
+
+  // 3. T is the (k - above_hi)-th largest candidate; candidates above it are
+  // kept, and of those equal to it the lowest-index ones up to k.
+  const int rank = k - above_hi - 1;
+  const uint32_t t = SelectKth(key, candidates, rank, &comparisons);
+  int above = above_hi;
+  for (int j = 0; j < rank; ++j) above += key[j] > t ? 1 : 0;
+  int ties = k - above;
+
+  // 4. Drop the candidates below T (and ties past k) from the list, in place.
+  const int32_t* in = rows;
+  const int32_t* const end = rows + listed;
+  out = rows;
+  for (; in != end; ++in) {
+    const int32_t e = *in;
+    if (e >= 0) {
+      *out++ = e;
+    } else {
+      const uint32_t m = Key(values[~e]);
+      if (m > t || (m == t && ties-- > 0)) *out++ = ~e;
+    }
   }
   return comparisons;
 }

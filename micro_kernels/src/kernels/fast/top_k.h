@@ -1,7 +1,10 @@
 // Top-k selection by magnitude, optimized: the same result as kernels/top_k.h
 // (the spec: the k largest |values|, ties to the lower index, ascending), found
-// by selecting the k-th largest magnitude as an integer key instead of ranking
-// (value, index) pairs, so ties cost nothing extra.
+// by selecting the k-th largest magnitude T as an integer key instead of ranking
+// (value, index) pairs, so ties cost nothing extra. From 512 values on, T is
+// first bracketed from a sample; one pass then lists the rows at or above the
+// bracket, and only the candidates inside it are ranked exactly (a bracket that
+// misses falls back to quickselect over all keys: same result, more work).
 #ifndef TFLM_TRAIN_KERNELS_FAST_TOP_K_H_
 #define TFLM_TRAIN_KERNELS_FAST_TOP_K_H_
 
@@ -13,8 +16,9 @@ namespace tflm_train {
 namespace kernels {
 namespace fast {
 
-// As kernels::SelectTopKRows; `mask` is not used. Returns the number of key
-// comparisons made (a different count from the reference's for the same input).
+// As kernels::SelectTopKRows; `mask` is not used, and `rows` needs n entries
+// (as the trainer gives it). Returns the number of key comparisons made (a
+// different count from the reference's for the same input, deterministic).
 uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows);
 
 }  // namespace fast
