@@ -475,3 +475,23 @@ def test_cli_quantizes_a_keras_file(keras_int8, tmp_path):
     written = out.read_bytes()
     assert written == mixed  # what convert(..., quantize="int8") made of the same model and data
     assert ("DEQUANTIZE", np.float32) in _ops(written) and ("CONV_2D", np.int8) in _ops(written)
+
+
+def test_a_frozen_int8_softmax_is_bit_exact_with_tflm():
+    """An int8 SOFTMAX inside the frozen part (TFLite's fixed-point exp and reciprocal):
+    the trainer's prefix output equals the pip TFLM runtime's bit for bit, checked as in
+    test_int8_prefix_is_bit_exact_with_tflm through the split head."""
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(20, name="h"),
+                              keras.layers.Softmax(name="attention"),
+                              keras.layers.Dense(6, activation="relu", name="h2"),
+                              keras.layers.Dense(3, activation="softmax", name="out")])
+    source = Q.to_tflite(model, representative=Q.samples(model, 100, seed=1))
+    mixed = _convert_tflite(source, 1)
+    ops = _ops(mixed)
+    assert ("SOFTMAX", np.int8) in ops[:ops.index(("DEQUANTIZE", np.float32))]
+    backbone, head = _convert_tflite(source, 1, split=True)
+    x = Q.samples(model, SAMPLES, seed=2)
+    trained = tflm_train.MicroTrainer(mixed).predict(x, verbose=0)
+    assert np.array_equal(trained, tflm_train.MicroTrainer(head).predict(_features(backbone, x), verbose=0))
+    assert np.max(np.abs(trained - Q.tflm_run(mixed, x))) <= 1e-6

@@ -38,6 +38,8 @@ EXPECTED_REPORTS = [
     "AddInt8 (and PrepareAddInt8 against CalculateOpDataAdd)",
     "MeanInt8, same quantization (integer path)", "MeanInt8, rescaled (float path)",
     "PadInt8", "QuantizeInt8 (values)", "RequantizeInt8 (values)", "DequantizeInt8 (values, bitwise)",
+    "SoftmaxExpOnNegative (values)", "SoftmaxOneOverOnePlusX (values)",
+    "SoftmaxInt8 vs reference and CMSIS-NN (cases)",
 ]
 
 

@@ -27,10 +27,13 @@
 #include "tensorflow/lite/kernels/internal/reference/quantize.h"
 #include "tensorflow/lite/kernels/internal/reference/reduce.h"
 #include "tensorflow/lite/kernels/internal/reference/requantize.h"
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
 #include "tensorflow/lite/kernels/internal/types.h"
 #include "tensorflow/lite/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/kernels/add.h"
 #include "tensorflow/lite/micro/kernels/fully_connected.h"
+#include "tensorflow/lite/micro/kernels/softmax.h"
+#include "third_party/cmsis_nn/Include/arm_nnfunctions.h"
 
 #include "kernels/int8/add.h"
 #include "kernels/int8/conv_2d.h"
@@ -41,6 +44,7 @@
 #include "kernels/int8/pooling.h"
 #include "kernels/int8/quantization.h"
 #include "kernels/int8/quantize.h"
+#include "kernels/int8/softmax.h"
 #include "test_harness.h"
 
 namespace kernels = tflm_train::kernels;
@@ -795,6 +799,129 @@ TEST(DequantizeInt8MatchesTflm) {
     compared += 256;
   }
   Report("DequantizeInt8 (values, bitwise)", compared);
+}
+
+// The fixed-point pieces of the int8 softmax against gemmlowp's, which TFLM's
+// reference softmax calls: exp on [-31, 0] in Q5.26 and 1 / (1 + x) on [0, 1).
+TEST(SoftmaxFixedPointMatchesGemmlowp) {
+  using Q5_26 = gemmlowp::FixedPoint<int32_t, 5>;
+  using Q0_31 = gemmlowp::FixedPoint<int32_t, 0>;
+  int compared_exp = 0, compared_reciprocal = 0;
+  std::vector<int32_t> exps;
+  for (int32_t a = -(1 << 17); a <= 0; ++a) exps.push_back(a);  // every low-bit pattern near 0
+  for (int64_t a = -(static_cast<int64_t>(31) << 26); a <= 0; a += 997) exps.push_back(static_cast<int32_t>(a));
+  for (int32_t a : exps) {
+    const int32_t ours = kernels::SoftmaxExpOnNegative(a);
+    const int32_t tflm = gemmlowp::exp_on_negative_values(Q5_26::FromRaw(a)).raw();
+    CHECK_MSG(ours == tflm, "exp of %d (Q5.26): ours %d, gemmlowp %d", a, ours, tflm);
+    ++compared_exp;
+  }
+  Lcg rng(91);
+  for (int i = 0; i < 200000; ++i) {
+    int32_t x = static_cast<int32_t>(rng.Next());  // 31 bits: [0, 1) in Q0.31
+    if (i < 4096) x = i < 2048 ? i : 2147483647 - (i - 2048);  // both ends
+    const int32_t ours = kernels::SoftmaxOneOverOnePlusX(x);
+    const int32_t tflm = gemmlowp::one_over_one_plus_x_for_x_in_0_1(Q0_31::FromRaw(x)).raw();
+    CHECK_MSG(ours == tflm, "1 / (1 + x) for x = %d (Q0.31): ours %d, gemmlowp %d", x, ours, tflm);
+    ++compared_reciprocal;
+  }
+  Report("SoftmaxExpOnNegative (values)", compared_exp);
+  Report("SoftmaxOneOverOnePlusX (values)", compared_reciprocal);
+}
+
+static void IgnoreError(TfLiteContext*, const char*, ...) {}
+
+// SoftmaxInt8 against TFLM's int8 softmax: PrepareSoftmaxInt8 against TFLM's own
+// Prepare (CalculateSoftmaxParams, which also checks the output quantization),
+// and the output against both kernels TFLM may run, the reference one (TFLM's
+// default build, the pip runtime) and CMSIS-NN's arm_softmax_s8 (its Arduino build).
+TEST(SoftmaxInt8MatchesTflm) {
+  Lcg rng(92);
+  const float betas[] = {1.0f, 1.0f, 1.0f, 0.5f, 2.0f, 0.1f, 1.7f, 10.0f};
+  const float output_scale = 1.0f / 256.0f;
+  int compared = 0, compared_rows = 0, capped = 0;
+  long interior = 0;
+  for (int i = 0; i < kCases * 4 + 200; ++i) {
+    const bool edge = i >= kCases * 4;  // then: long rows up to the depth limit, most values at the maximum
+    const float beta = betas[rng.Int(0, 7)];
+    float input_scale = LogUniform(rng, 1e-3f, 1.0f);
+    const int scale_kind = rng.Int(0, 19);
+    if (scale_kind == 0) input_scale = LogUniform(rng, 1e-7f, 1e-3f);  // long exp tails
+    if (scale_kind == 1) input_scale = LogUniform(rng, 1.0f, 64.0f);   // up to the capped multiplier
+    if (scale_kind == 2) input_scale = ldexpf(1.0f, -rng.Int(0, 20));  // exact powers of two
+    const int32_t input_zp = rng.Int(-128, 127);
+    const int32_t rows = edge ? 1 : rng.Int(1, 4);
+    const int32_t depth = edge ? (rng.Coin() ? kernels::kSoftmaxInt8MaxDepth : rng.Int(101, 511)) : rng.Int(1, 100);
+    if (!kernels::SoftmaxInt8Supported(input_scale, beta, depth)) continue;  // TFLM would abort
+    // Values uniform over int8, or bunched under a row maximum (many exps near 1: large sums).
+    std::vector<int8_t> in(static_cast<size_t>(rows * depth));
+    for (int32_t r = 0; r < rows; ++r) {
+      const int kind = edge ? 2 : rng.Int(0, 2);
+      const int32_t top = rng.Int(-128, 127), spread = rng.Int(0, 12);
+      for (int32_t c = 0; c < depth; ++c) {
+        int32_t v = rng.Int(-128, 127);
+        if (kind == 1) v = top - rng.Int(0, spread);
+        if (kind == 2) v = rng.Int(0, 9) < 8 ? top : top - rng.Int(0, 255);
+        in[static_cast<size_t>(r * depth + c)] = static_cast<int8_t>(v < -128 ? -128 : v);
+      }
+    }
+
+    const kernels::SoftmaxInt8Params ours_p = kernels::PrepareSoftmaxInt8(input_scale, beta);
+    TfLiteContext context = MakeContext();
+    QTensor input(kTfLiteInt8, &input_scale, 1, input_zp), output(kTfLiteInt8, &output_scale, 1, -128);
+    input.SetDims({rows, depth});
+    output.SetDims({rows, depth});
+    TfLiteSoftmaxParams softmax_params{};
+    softmax_params.beta = beta;
+    tflite::SoftmaxParams data;
+    memset(&data, 0, sizeof(data));
+    CHECK(tflite::CalculateSoftmaxParams(&context, &input.t, &output.t, &softmax_params, &data) == kTfLiteOk);
+    CHECK_MSG(ours_p.input_multiplier == data.input_multiplier && ours_p.input_left_shift == data.input_left_shift &&
+                  ours_p.diff_min == data.diff_min,
+              "case %d (scale %.9g, beta %g): ours (%d, %d, %d), TFLM (%d, %d, %d)", i,
+              static_cast<double>(input_scale), static_cast<double>(beta), ours_p.input_multiplier,
+              ours_p.input_left_shift, ours_p.diff_min, data.input_multiplier, data.input_left_shift, data.diff_min);
+    if (ours_p.input_multiplier == 2147483647) ++capped;
+
+    std::vector<int8_t> ours(in.size()), reference(in.size()), cmsis(in.size());
+    kernels::SoftmaxInt8(ours_p, in.data(), rows, depth, ours.data());
+    tflite::reference_ops::Softmax(data, Shape2(rows, depth), in.data(), Shape2(rows, depth), reference.data());
+    arm_softmax_s8(in.data(), rows, depth, data.input_multiplier, data.input_left_shift, data.diff_min, cmsis.data());
+    CHECK_MSG(SameBytes(ours, reference), "case %d (scale %.9g, beta %g, %d x %d): first difference from the "
+              "reference kernel at %d", i, static_cast<double>(input_scale), static_cast<double>(beta), rows, depth,
+              FirstDifference(ours, reference));
+    CHECK_MSG(SameBytes(ours, cmsis), "case %d (scale %.9g, beta %g, %d x %d): first difference from CMSIS-NN at %d",
+              i, static_cast<double>(input_scale), static_cast<double>(beta), rows, depth,
+              FirstDifference(ours, cmsis));
+    for (int8_t v : ours) interior += (v > -128 && v < 127) ? 1 : 0;
+    ++compared;
+    compared_rows += rows;
+  }
+  // Most cases exercised, the capped multiplier among them, and outputs strictly inside (0, 1) by the thousand.
+  CHECK_MSG(compared > kCases * 3 && capped > 0 && interior > 100000, "%d cases, %d capped, %ld interior outputs",
+            compared, capped, interior);
+  Report("SoftmaxInt8 vs reference and CMSIS-NN (cases)", compared);
+  Report("SoftmaxInt8 vs reference and CMSIS-NN (rows)", compared_rows);
+
+  // The output quantization TFLM's Prepare accepts is exactly the one ours does.
+  const float scales[] = {1.0f / 256.0f, nextafterf(1.0f / 256.0f, 1.0f), 1.0f / 255.0f, 1.0f / 128.0f};
+  const int32_t zero_points[] = {-128, -127, 0};
+  for (float scale : scales) {
+    for (int32_t zp : zero_points) {
+      const float input_scale = 0.1f;
+      TfLiteContext context = MakeContext();
+      context.ReportError = IgnoreError;  // the refusals are expected here
+      QTensor input(kTfLiteInt8, &input_scale, 1, 0), output(kTfLiteInt8, &scale, 1, zp);
+      TfLiteSoftmaxParams softmax_params{};
+      softmax_params.beta = 1.0f;
+      tflite::SoftmaxParams data;
+      memset(&data, 0, sizeof(data));
+      const bool tflm_ok =
+          tflite::CalculateSoftmaxParams(&context, &input.t, &output.t, &softmax_params, &data) == kTfLiteOk;
+      CHECK_MSG(kernels::SoftmaxInt8OutputSupported(scale, zp) == tflm_ok, "output scale %.9g zp %d: TFLM %s it",
+                static_cast<double>(scale), zp, tflm_ok ? "accepts" : "refuses");
+    }
+  }
 }
 
 int main() { return test::RunAll(); }

@@ -8,6 +8,7 @@
 
 #include "kernels/int8/add.h"
 #include "kernels/int8/mean.h"
+#include "kernels/int8/softmax.h"
 #include "op_unit.h"
 
 namespace tflm_train {
@@ -29,6 +30,7 @@ struct QuantizedOp {
   int32_t* shift = nullptr;
   kernels::AddInt8Params add;         // ADD of two int8 activations
   kernels::MeanInt8Params mean;       // MEAN
+  kernels::SoftmaxInt8Params softmax;  // SOFTMAX
   bool from_float = false;            // QUANTIZE of a float input (else int8 -> int8)
   int32_t requant_multiplier = 0;     // QUANTIZE int8 -> int8
   int32_t requant_shift = 0;
