@@ -196,8 +196,10 @@ void BindRecords(py::module_& m) {
       .def_readwrite("d_min", &tflm_train::PolicyParams::d_min)
       .def_readwrite("d_max", &tflm_train::PolicyParams::d_max)
       .def_readwrite("beta", &tflm_train::PolicyParams::beta)
-      .def_readwrite("tau", &tflm_train::PolicyParams::tau);
-  AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau"});
+      .def_readwrite("tau", &tflm_train::PolicyParams::tau)
+      .def_readwrite("dense_output", &tflm_train::PolicyParams::dense_output);
+  AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau",
+                     "dense_output"});
 }
 
 tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy,

@@ -163,7 +163,10 @@ class PolicyArithmetic:
         s = _F32(_F32(self.s_min + _F32(_F32(self.s_max - self.s_min) * ratio)) * damping)
         return s, bool(ratio == 1.0 or ymax == 0)
 
-    def kept(self, n, position, y, ymax):
+    def kept(self, n, position, y, ymax, feeds_softmax=False):
+        """k for a layer; `feeds_softmax`: the layer feeds a softmax cross-entropy directly."""
+        if self.policy.to_dict()["dense_output"] and position == 0 and feeds_softmax:
+            return int(n)
         if self.kind is StaticTopK:
             return clamp_k(self.ratio, n)
         if self.kind in (TinyProp, TinyPropV2):
@@ -433,6 +436,10 @@ class ReferenceTrainer:
         self._forward_macs = sum(u.forward_macs for u in self._units)
         self._frozen_macs = sum(self._units[i].forward_macs for i in paid)
         self._skip_macs = sum(self._units[i].forward_macs for i in paid if i > last)
+        # dense_output applies when the loss folds the final softmax and no weight unit
+        # the backward pass visits comes after the last trainable one.
+        self._feeds_softmax = (self.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+                               and not any(i > last for i in paid))
         self._ymax = [_F32(0.0) for _ in self._layers]
         self._seed = seed
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
@@ -648,7 +655,7 @@ class ReferenceTrainer:
                 # Trained: every frozen unit whose input needs a gradient is passed densely.
                 backward_macs = self._frozen_macs
             n = int(delta_np.size)
-            k = self._policy.kept(n, position, y_l, self._ymax[l])
+            k = self._policy.kept(n, position, y_l, self._ymax[l], self._feeds_softmax)
             k_out[l] = k
             self._note_ambiguities(unit, n, position, y_l, self._ymax[l], delta_np, k)
             mask = top_k_mask(delta_np, k)

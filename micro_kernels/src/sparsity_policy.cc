@@ -47,6 +47,10 @@ int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y
   }
 }
 
+bool KeepsAllOutputs(const PolicyParams& policy, int position, bool feeds_softmax) {
+  return policy.dense_output && position == 0 && feeds_softmax;
+}
+
 bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out) {
   if (policy.kind != PolicyKind::kTinyPropV2) return true;
   const float alpha = ymax_out > 0.0f ? y_out / ymax_out : 0.0f;

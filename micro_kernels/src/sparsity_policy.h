@@ -20,6 +20,11 @@ float UpdateYmax(const PolicyParams& policy, float y, float* ymax);
 // given its error Y and its (already updated) running maximum.
 int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y, float ymax);
 
+// True when the layer keeps all n errors whatever the policy: dense_output asks
+// for it at the last trainable layer when that feeds a softmax cross-entropy
+// directly (its error p - y sums to zero only as a whole).
+bool KeepsAllOutputs(const PolicyParams& policy, int position, bool feeds_softmax);
+
 // TinyPropV2: true when the sample should be trained (D > tau), from the output
 // layer's error and running maximum. Always true for the other policies.
 bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out);

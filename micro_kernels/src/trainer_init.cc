@@ -52,6 +52,7 @@ PolicyParams PolicyFromPlan(const plan::Policy& p) {
   out.d_max = p.d_max();
   out.beta = p.beta();
   out.tau = p.tau();
+  out.dense_output = p.dense_output();
   return out;
 }
 

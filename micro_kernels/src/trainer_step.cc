@@ -118,6 +118,12 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
 // Ops run backward from the last one before the loss; ops whose output depends
 // on no trainable layer (a frozen prefix) are not visited at all.
 Status Trainer::Backward(SampleResult* r) {
+  // The last trainable layer feeds a softmax cross-entropy when the loss folds the
+  // final SOFTMAX and no weight op sits between them (one would be visited first).
+  const auto loss = static_cast<kernels::LossKind>(loss_kind_);
+  bool feeds_softmax = net_->loss_op < net_->num_ops &&
+                       (loss == kernels::LossKind::kSparseCategoricalCrossentropy ||
+                        loss == kernels::LossKind::kCategoricalCrossentropy);
   for (int i = net_->loss_op - 1; i >= 0; --i) {
     OpRuntime& op = net_->ops[i];
     if (!op.needs_grad) continue;
@@ -132,6 +138,7 @@ Status Trainer::Backward(SampleResult* r) {
       return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
     }
     if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient
+      feeds_softmax = false;
       if (op.d_in != nullptr) {
         op.unit->weight_backward(op, nullptr, op.n_out, nullptr);
         r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
@@ -144,7 +151,9 @@ Status Trainer::Backward(SampleResult* r) {
       r->skipped = true;
       return Status::kOk;
     }
-    const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
+    const int32_t k = KeepsAllOutputs(policy_, layer.position, feeds_softmax)
+                          ? op.n_out
+                          : KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
     int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
     r->selection_ops +=
         kernels::active::SelectTopKRows(op.d_out, op.n_out, k, net_->select_index, net_->select_mask, kept);

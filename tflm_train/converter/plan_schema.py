@@ -55,6 +55,7 @@ TABLES = {
         ('d_max', 'float', 1.0),
         ('beta', 'float', 1.0),
         ('tau', 'float', 0.5),
+        ('dense_output', 'bool', False),
     ],
     'MemoryPlan': [
         ('arena_bytes', 'uint', 0),

@@ -35,6 +35,7 @@ struct PolicyParams {
   float ratio = 1.0f;
   float s_min = 0.1f, s_max = 0.9f, zeta = 0.5f, ymax_decay = 1.0f;
   float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.5f;
+  bool dense_output = false;  // the last layer, feeding a softmax cross-entropy, keeps k = n
 };
 
 // The plan's optimizer: Keras' SGD and its learning-rate schedule (docs/algorithm.md).

@@ -83,6 +83,7 @@ class Policy {
   float d_max() const { return t_.Get<float>(7, 1.0f); }
   float beta() const { return t_.Get<float>(8, 1.0f); }
   float tau() const { return t_.Get<float>(9, 0.5f); }
+  bool dense_output() const { return t_.Get<uint8_t>(10, 0) != 0; }
  private:
   fb::Table t_;
 };
@@ -161,6 +162,7 @@ inline void Verify(const Policy& x) {
   (void)x.d_max();
   (void)x.beta();
   (void)x.tau();
+  (void)x.dense_output();
 }
 
 inline void Verify(const MemoryPlan& x) {
