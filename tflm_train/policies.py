@@ -24,8 +24,11 @@ class Policy:
     def to_dict(self):
         """All parameters, as the C++ trainer takes them (defaults for unused ones)."""
         values = dict(ratio=1.0, s_min=0.1, s_max=0.9, zeta=0.5, ymax_decay=1.0,
-                      d_min=0.0, d_max=1.0, beta=1.0, tau=0.5, dense_output=False)
+                      d_min=0.0, d_max=1.0, beta=1.0, tau=0.5, dense_output=False, budget=0.0,
+                      budget_rate=0.01, budget_gain=0.05)
         values.update(asdict(self))
+        if values["budget"] is None:
+            values["budget"] = 0.0
         values["kind"] = _KINDS[type(self).__name__]
         return values
 
@@ -98,17 +101,37 @@ class TinyProp(Policy):
 
 @dataclass(frozen=True)
 class TinyPropV2(TinyProp):
-    """TinyPropV2: TinyProp plus a per-sample gate that skips samples with D <= tau."""
+    """TinyPropV2: TinyProp plus a per-sample gate that skips samples with D <= tau.
+
+    Args (beyond TinyProp's):
+      d_min, d_max, beta: the gate's D = (d_min + alpha * (d_max - d_min)) * beta.
+      tau: the gate's threshold; a sample trains iff D > tau.
+      budget: None, or the target fraction b in (0, 1] of full backprop's backward
+        MACs: tau then adapts online, starting at `tau` (docs/algorithm.md,
+        "Compute budget"). b can only be met up to TinyProp's own effort with every
+        sample trained.
+      budget_rate: the factor of the moving average of the spent fraction (lambda).
+      budget_gain: how far tau moves per unit of overspending, per sample (kappa).
+    """
 
     d_min: float = 0.0
     d_max: float = 1.0
     beta: float = 1.0
     tau: float = 0.5
+    budget: float = field(default=None, kw_only=True)
+    budget_rate: float = field(default=0.01, kw_only=True)
+    budget_gain: float = field(default=0.05, kw_only=True)
 
     def __post_init__(self):
         super().__post_init__()
         if not all(math.isfinite(v) for v in (self.d_min, self.d_max, self.beta, self.tau)):
             raise ValueError("d_min, d_max, beta and tau must be finite")
+        if self.budget is not None and not 0.0 < self.budget <= 1.0:
+            raise ValueError(f"budget must be None or in (0, 1], got {self.budget!r}")
+        if not 0.0 < self.budget_rate <= 1.0:
+            raise ValueError(f"budget_rate must be in (0, 1], got {self.budget_rate!r}")
+        if not (math.isfinite(self.budget_gain) and self.budget_gain >= 0.0):
+            raise ValueError(f"budget_gain must be >= 0, got {self.budget_gain!r}")
 
 
 def policy_from_dict(values):
@@ -124,7 +147,10 @@ def policy_from_dict(values):
     tinyprop["dense_output"] = dense
     if kind == "TinyProp":
         return TinyProp(**tinyprop)
-    return TinyPropV2(**tinyprop, **{k: values[k] for k in ("d_min", "d_max", "beta", "tau")})
+    budget = float(values["budget"])
+    return TinyPropV2(**tinyprop, **{k: values[k] for k in ("d_min", "d_max", "beta", "tau", "budget_rate",
+                                                             "budget_gain")},
+                      budget=budget if budget > 0.0 else None)
 
 
 _NAMES = {"full": Full, "static": StaticTopK, "statictopk": StaticTopK, "tinyprop": TinyProp,

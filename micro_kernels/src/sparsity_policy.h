@@ -28,6 +28,12 @@ bool KeepsAllOutputs(const PolicyParams& policy, int position, bool feeds_softma
 // TinyPropV2: true when the sample should be trained (D > tau), from the output
 // layer's error and running maximum. Always true for the other policies.
 bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out);
+// The same with the threshold the budget has set instead of policy.tau.
+bool GateTrains(const PolicyParams& policy, float tau, float y_out, float ymax_out);
+
+// TinyPropV2 budget, after each sample: the moving average of the sample's
+// backward-MAC fraction, then tau moved by gain * (average - budget) / budget into [0, 1].
+void UpdateBudget(const PolicyParams& policy, float fraction, float* spent, float* tau);
 
 // Checks the parameters; returns a description of the first problem, or null.
 const char* CheckPolicy(const PolicyParams& policy);

@@ -112,7 +112,17 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   if (!IsFinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
-  return Backward(r);
+  const Status status = Backward(r);
+  if (status == Status::kOk) SpendBudget(r->backward_macs);
+  return status;
+}
+
+// The budget sees what the sample really cost (a skip: 0, or the frozen ops after
+// the last trainable layer) against full backprop's cost of the same sample.
+void Trainer::SpendBudget(uint64_t backward_macs) {
+  const float fraction =
+      full_backward_macs_ > 0 ? static_cast<float>(backward_macs) / static_cast<float>(full_backward_macs_) : 0.0f;
+  UpdateBudget(policy_, fraction, &budget_spent_, &gate_tau_);
 }
 
 // Ops run backward from the last one before the loss; ops whose output depends
@@ -147,7 +157,7 @@ Status Trainer::Backward(SampleResult* r) {
     }
     TrainableLayer& layer = net_->layers[op.layer];
     const float ymax = UpdateYmax(policy_, y, &layer.ymax);
-    if (layer.position == 0 && !GateTrains(policy_, y, ymax)) {
+    if (layer.position == 0 && !GateTrains(policy_, gate_tau_, y, ymax)) {
       r->skipped = true;
       return Status::kOk;
     }
@@ -197,6 +207,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   // A refused step must leave the policy state as it was, like the weights.
   float saved_ymax[kMaxTrainableLayers];
   for (int l = 0; l < net_->num_layers; ++l) saved_ymax[l] = net_->layers[l].ymax;
+  const float saved_tau = gate_tau_, saved_spent = budget_spent_;
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;
@@ -211,6 +222,8 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     if (status != Status::kOk) {
       ClearGradients(net_);
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
+      gate_tau_ = saved_tau;
+      budget_spent_ = saved_spent;
       return status;
     }
     loss_sum += r->loss;
@@ -228,6 +241,8 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     Status status = Update(lr, 1.0f / static_cast<float>(result->trained));
     if (status != Status::kOk) {
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
+      gate_tau_ = saved_tau;
+      budget_spent_ = saved_spent;
       return status;
     }
   }

@@ -84,6 +84,9 @@ class Policy {
   float beta() const { return t_.Get<float>(8, 1.0f); }
   float tau() const { return t_.Get<float>(9, 0.5f); }
   bool dense_output() const { return t_.Get<uint8_t>(10, 0) != 0; }
+  float budget() const { return t_.Get<float>(11, 0.0f); }
+  float budget_rate() const { return t_.Get<float>(12, 0.01f); }
+  float budget_gain() const { return t_.Get<float>(13, 0.05f); }
  private:
   fb::Table t_;
 };
@@ -163,6 +166,9 @@ inline void Verify(const Policy& x) {
   (void)x.beta();
   (void)x.tau();
   (void)x.dense_output();
+  (void)x.budget();
+  (void)x.budget_rate();
+  (void)x.budget_gain();
 }
 
 inline void Verify(const MemoryPlan& x) {
