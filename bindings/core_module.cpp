@@ -196,8 +196,13 @@ void BindRecords(py::module_& m) {
       .def_readwrite("d_min", &tflm_train::PolicyParams::d_min)
       .def_readwrite("d_max", &tflm_train::PolicyParams::d_max)
       .def_readwrite("beta", &tflm_train::PolicyParams::beta)
-      .def_readwrite("tau", &tflm_train::PolicyParams::tau);
-  AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau"});
+      .def_readwrite("tau", &tflm_train::PolicyParams::tau)
+      .def_readwrite("dense_output", &tflm_train::PolicyParams::dense_output)
+      .def_readwrite("budget", &tflm_train::PolicyParams::budget)
+      .def_readwrite("budget_rate", &tflm_train::PolicyParams::budget_rate)
+      .def_readwrite("budget_gain", &tflm_train::PolicyParams::budget_gain);
+  AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau",
+                     "dense_output", "budget", "budget_rate", "budget_gain"});
 }
 
 tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy,
@@ -688,6 +693,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("arena_report", [](PyTrainer& t) { return t.trainer().arena_report(); })
       .def_property_readonly("arena_size", &PyTrainer::arena_size)
       .def_property_readonly("policy", [](PyTrainer& t) { return t.trainer().policy(); })
+      .def_property_readonly("gate_tau", [](PyTrainer& t) { return t.trainer().gate_tau(); })
+      .def_property_readonly("budget_spent", [](PyTrainer& t) { return t.trainer().budget_spent(); })
       .def_property_readonly("input_size", [](PyTrainer& t) { return t.trainer().input_size(); })
       .def_property_readonly("output_size", [](PyTrainer& t) { return t.trainer().output_size(); })
       .def_property_readonly("target_size", [](PyTrainer& t) { return t.trainer().target_size(); })

@@ -150,9 +150,9 @@ def _with_version(model_bytes, version):
     return _patch_plan(model_bytes, patch)
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, 7, 0xFFFFFFFF])
+@pytest.mark.parametrize("version", [0, 1, 4, 7, 0xFFFFFFFF])
 def test_unknown_plan_version_is_refused(model_bytes, version):
-    assert tflm_train.read_model_info(model_bytes).version == 2
+    assert tflm_train.read_model_info(model_bytes).version == 3
     patched = _with_version(model_bytes, version)
     assert len(patched) == len(model_bytes)
     with pytest.raises(UnsupportedPlanVersionError) as info:
@@ -161,8 +161,26 @@ def test_unknown_plan_version_is_refused(model_bytes, version):
     # Files from tflm_train 0.1 (version 1) are told to re-convert.
     assert ("re-convert" in str(info.value)) == (version < 2)
     # The patch touched nothing but the version.
-    assert _with_version(patched, 2) == model_bytes
-    tflm_train.MicroTrainer(_with_version(patched, 2))
+    assert _with_version(patched, 3) == model_bytes
+    tflm_train.MicroTrainer(_with_version(patched, 3))
+
+
+def test_version_2_plan_reads_without_dense_output(keras_model):
+    """A version 2 plan (before Policy.dense_output existed: the field is absent) still
+    trains, as version 2 did: no exemption for the output layer."""
+    from tflm_train.converter import plan_writer
+
+    policy = tflm_train.StaticTopK(0.3, dense_output=False)   # the field at its schema default: not written
+    v3 = tflm_train.convert(keras_model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.1),
+                            policy=policy)
+    v2 = _with_version(v3, 2)
+    assert tflm_train.read_model_info(v2).version == 2
+    got = tflm_train.read_model_info(v2).policy
+    assert isinstance(got, tflm_train.StaticTopK) and got.dense_output is False
+    dense = tflm_train.convert(keras_model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.1),
+                               policy=tflm_train.StaticTopK(0.3))
+    assert len(dense) > len(v3) and tflm_train.read_model_info(dense).policy.dense_output
+    assert plan_writer.PLAN_VERSION == 3
 
 
 def test_plan_built_with_another_version_is_refused(keras_model, monkeypatch):
@@ -170,8 +188,8 @@ def test_plan_built_with_another_version_is_refused(keras_model, monkeypatch):
     step inside convert() already refuses the plan."""
     from tflm_train.converter import plan_writer
 
-    monkeypatch.setattr(plan_writer, "PLAN_VERSION", 3)
-    with pytest.raises(tflm_train.ConversionError, match="version 3"):
+    monkeypatch.setattr(plan_writer, "PLAN_VERSION", 4)
+    with pytest.raises(tflm_train.ConversionError, match="version 4"):
         tflm_train.convert(keras_model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(0.1))
 
 

@@ -60,7 +60,7 @@ def test_microtrainer_predict_matches_keras(battery, name):
 def test_model_info_describes_the_keras_model(battery, name):
     model, loss, model_bytes = battery[name]
     info = tflm_train.read_model_info(model_bytes)
-    assert info.version == 2
+    assert info.version == 3
     assert tuple(info.input_shape) == (1,) + tuple(model.inputs[0].shape[1:])
     assert tuple(info.output_shape) == (1,) + tuple(model.outputs[0].shape[1:])
     assert info.loss == {"mse": "mean_squared_error"}.get(loss, loss)

@@ -203,7 +203,8 @@ def test_sparse_topk_conv_kernel_gradient(train_out):
     assert k == round(0.3 * 6 * 6 * 4) == 43
     before = {n: model.get_layer(n).get_weights() for n in ("c", "out")}
     ref = ReferenceTrainer(model, loss="sparse_categorical_crossentropy", optimizer=tflm_train.SGD(LR),
-                           policy=tflm_train.StaticTopK(0.3), trainable=["c", "out"] if train_out else ["c"])
+                           policy=tflm_train.StaticTopK(0.3, dense_output=False),
+                           trainable=["c", "out"] if train_out else ["c"])
     r = ref.train_step(x, y)
     assert r.k == ([43, 1] if train_out else [43])
     np.testing.assert_array_equal(ref.last_selection[0][0], kept["c"])

@@ -54,9 +54,11 @@ STEPS = 200
 LOSSES = ("sparse_categorical_crossentropy", "mse")
 POLICIES = {
     "Full": tflm_train.Full(),
-    "StaticTopK(0.3)": tflm_train.StaticTopK(0.3),
+    "StaticTopK(0.3)": tflm_train.StaticTopK(0.3),                      # dense_output=True
+    "StaticTopK(0.3) sparse output": tflm_train.StaticTopK(0.3, dense_output=False),
     "TinyProp": tflm_train.TinyProp(),
     "TinyPropV2": tflm_train.TinyPropV2(),
+    "TinyPropV2 sparse output": tflm_train.TinyPropV2(dense_output=False),
 }
 
 
@@ -219,12 +221,21 @@ def test_parity_batch1(policy_name, model_name, loss):
     trained = ks[ks[:, -1] > 0]
     if policy_name == "Full":
         assert np.all(trained == widths)
-    if policy_name == "StaticTopK(0.3)":
-        assert np.all(trained == [max(1, min(n, int(np.floor(0.3 * n + 0.5)))) for n in widths])
-    if policy_name in ("TinyProp", "TinyPropV2"):
+    # dense_output: the softmax cross-entropy's layer keeps every error; under MSE it
+    # does not feed a softmax cross-entropy and keeps the policy's k.
+    dense_head = policy.dense_output if policy_name != "Full" else True
+    exempt = dense_head and loss == "sparse_categorical_crossentropy"
+    if policy_name.startswith("StaticTopK(0.3)"):
+        want = [max(1, min(n, int(np.floor(0.3 * n + 0.5)))) for n in widths]
+        if exempt:
+            want[-1] = widths[-1]
+        assert np.all(trained == want)
+    if policy_name.startswith("TinyProp"):
         # The policy is actually adaptive here: k varies over the run in some layer.
         assert any(len(np.unique(trained[:, l])) > 1 for l in range(trained.shape[1]))
-    if policy_name == "TinyPropV2":
+        if exempt:
+            assert np.all(trained[:, -1] == widths[-1])
+    if policy_name.startswith("TinyPropV2"):
         assert micro.counters["skipped"] < STEPS, micro.counters
         if loss == "mse" and model_name != "mlp_c":  # the runs where the gate rejects samples early
             assert micro.counters["skipped"] > 0, micro.counters
@@ -309,6 +320,9 @@ def test_parity_frozen_output_layer_tinypropv2():
     results, _ = run_parity(micro, ref, x, y, steps=100)
     skipped = [a for a, _ in results if a.skipped]
     assert skipped and all(a.backward_macs == 8 * 4 for a in skipped)
+    # a2 feeds a frozen layer, not the softmax: dense_output (the default) leaves its k to TinyProp.
+    assert micro.policy.dense_output
+    assert all(np.asarray(a.sample_k)[0, -1] < 8 for a, _ in results if not a.skipped)
 
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "binary_crossentropy"])
@@ -341,7 +355,7 @@ def test_fit_matches():
 def test_parity_through_a_near_tie():
     """A run that reaches a float32 near-tie in the top-k selection.
 
-    StaticTopK(0.3) keeps k=1 of mlp_a's 4 softmax outputs. With cross-entropy the
+    StaticTopK(0.3, dense_output=False) keeps k=1 of mlp_a's 4 softmax outputs. With cross-entropy the
     label's error |p_c - 1| = sum_{j != c} p_j is never below any other |p_j|, so
     top-1 always keeps the label row; only the label row ever moves and the logits
     grow without bound (the loss explodes after ~80 steps at this rate, in both
@@ -353,7 +367,8 @@ def test_parity_through_a_near_tie():
     it only where the reference itself saw the near-tie (and takes over the C++'s
     weights there), and checks everything else exactly as usual."""
     model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy")
-    micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.StaticTopK(0.3))
+    micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05),
+                       tflm_train.StaticTopK(0.3, dense_output=False))
     _, resyncs = run_parity(micro, ref, x, y, steps=100)
     for r in resyncs:
         assert r["layer"] == "a3" and r["kind"] == "selection_tie" and r["kth"] - r["next"] <= 1e-5 * r["largest"]

@@ -144,7 +144,8 @@ class PolicyArithmetic:
         self.policy = policy
         p = policy.to_dict()
         self.kind = type(policy)
-        for key in ("ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau"):
+        for key in ("ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau", "budget",
+                    "budget_rate", "budget_gain"):
             setattr(self, key, _F32(p[key]))
 
     def update_ymax(self, y, ymax):
@@ -163,7 +164,10 @@ class PolicyArithmetic:
         s = _F32(_F32(self.s_min + _F32(_F32(self.s_max - self.s_min) * ratio)) * damping)
         return s, bool(ratio == 1.0 or ymax == 0)
 
-    def kept(self, n, position, y, ymax):
+    def kept(self, n, position, y, ymax, feeds_softmax=False):
+        """k for a layer; `feeds_softmax`: the layer feeds a softmax cross-entropy directly."""
+        if self.policy.to_dict()["dense_output"] and position == 0 and feeds_softmax:
+            return int(n)
         if self.kind is StaticTopK:
             return clamp_k(self.ratio, n)
         if self.kind in (TinyProp, TinyPropV2):
@@ -177,11 +181,20 @@ class PolicyArithmetic:
         d = _F32(_F32(self.d_min + _F32(alpha * _F32(self.d_max - self.d_min))) * self.beta)
         return d, bool(alpha == 1.0 or alpha == 0.0)
 
-    def gate_trains(self, y_out, ymax_out):
-        """TinyPropV2's gate: D > tau (always True for the other policies)."""
+    def gate_trains(self, y_out, ymax_out, tau=None):
+        """TinyPropV2's gate: D > tau (always True for the other policies); `tau`
+        the budget's threshold, else the configured one."""
         if self.kind is not TinyPropV2:
             return True
-        return bool(self.gate_value(y_out, ymax_out)[0] > self.tau)
+        return bool(self.gate_value(y_out, ymax_out)[0] > (self.tau if tau is None else _F32(tau)))
+
+    def update_budget(self, fraction, spent, tau):
+        """The budget after one sample: (moving average of the spent fraction, tau)."""
+        if self.kind is not TinyPropV2 or not self.budget > 0:
+            return _F32(spent), _F32(tau)
+        spent = _F32(_F32(spent) + _F32(self.budget_rate * _F32(_F32(fraction) - _F32(spent))))
+        moved = _F32(_F32(tau) + _F32(self.budget_gain * _F32(_F32(spent - self.budget) / self.budget)))
+        return spent, _F32(min(max(moved, _F32(0.0)), _F32(1.0)))
 
     def ambiguities(self, n, position, y, ymax, delta, k, rtol, gate_only=False):
         """Decisions of this layer that float32 rounding differences in the errors
@@ -433,7 +446,15 @@ class ReferenceTrainer:
         self._forward_macs = sum(u.forward_macs for u in self._units)
         self._frozen_macs = sum(self._units[i].forward_macs for i in paid)
         self._skip_macs = sum(self._units[i].forward_macs for i in paid if i > last)
+        # dense_output applies when the loss folds the final softmax and no weight unit
+        # the backward pass visits comes after the last trainable one.
+        self._feeds_softmax = (self.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+                               and not any(i > last for i in paid))
+        # One sample's backward MACs under Full(): the budget's denominator.
+        self._full_backward_macs = self._frozen_macs + sum(
+            u.forward_macs * (2 if u.input_needs_grad else 1) for u in self._layers)
         self._ymax = [_F32(0.0) for _ in self._layers]
+        self._reset_budget()
         self._seed = seed
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
                              backward_macs=0, selection_ops=0, epochs=0)
@@ -482,9 +503,19 @@ class ReferenceTrainer:
 
         return float(ops.convert_to_numpy(self.optimizer.learning_rate))
 
+    def _reset_budget(self):
+        self.gate_tau = self._policy.tau
+        self.budget_spent = self._policy.budget  # starts on target, as the C++
+
+    def _spend_budget(self, backward_macs):
+        full = self._full_backward_macs
+        fraction = _F32(_F32(backward_macs) / _F32(full)) if full > 0 else _F32(0.0)
+        self.budget_spent, self.gate_tau = self._policy.update_budget(fraction, self.budget_spent, self.gate_tau)
+
     def reset_policy_state(self):
         """Forgets TinyProp's running maxima."""
         self._ymax = [_F32(0.0) for _ in self._layers]
+        self._reset_budget()
 
     def get_weights(self, layout="keras"):
         """{unit name: (kernel, bias or None)} of every weight unit, as numpy, in
@@ -640,7 +671,7 @@ class ReferenceTrainer:
             position = n_layers - 1 - l
             self._ymax[l] = self._policy.update_ymax(y_l, self._ymax[l])
             if position == 0:
-                if not self._policy.gate_trains(y_l, self._ymax[l]):
+                if not self._policy.gate_trains(y_l, self._ymax[l], self.gate_tau):
                     self._note_ambiguities(unit, int(delta_np.size), 0, y_l, self._ymax[l], delta_np,
                                            int(delta_np.size), gate_only=True)
                     del tape
@@ -648,7 +679,7 @@ class ReferenceTrainer:
                 # Trained: every frozen unit whose input needs a gradient is passed densely.
                 backward_macs = self._frozen_macs
             n = int(delta_np.size)
-            k = self._policy.kept(n, position, y_l, self._ymax[l])
+            k = self._policy.kept(n, position, y_l, self._ymax[l], self._feeds_softmax)
             k_out[l] = k
             self._note_ambiguities(unit, n, position, y_l, self._ymax[l], delta_np, k)
             mask = top_k_mask(delta_np, k)
@@ -685,6 +716,7 @@ class ReferenceTrainer:
         for s in range(n):
             self._sample = s
             loss, c, skip, k, grads, f, b = self._train_sample(x[s:s + 1], y[s:s + 1])
+            self._spend_budget(b)
             self.last_selection.append(self._kept_rows)
             losses[s], skipped[s], ks[s] = loss, skip, k
             correct += c

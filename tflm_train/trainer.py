@@ -154,6 +154,16 @@ class MicroTrainer:
         return policy_from_dict(self._core.policy)
 
     @property
+    def gate_tau(self):
+        """TinyPropV2's gate threshold in use: the configured tau, or where the budget moved it."""
+        return self._core.gate_tau
+
+    @property
+    def budget_spent(self):
+        """The budget's moving average of backward MACs / full backprop's (float32)."""
+        return self._core.budget_spent
+
+    @property
     def batch_size(self):
         return self._core.batch_size
 

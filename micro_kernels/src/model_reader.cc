@@ -77,16 +77,18 @@ Status ReadModel(ModelView* view, Message* why) {
   view->plan = plan::GetTrainingPlan(p);
   // The version first (field 0 in every version): an older plan's tables differ.
   const uint32_t version = view->plan.version();
-  if (!p.failed() && view->plan.present() && version == kPlanVersion) plan::Verify(view->plan);
+  const bool known = version >= kOldestPlanVersion && version <= kPlanVersion;
+  if (!p.failed() && view->plan.present() && known) plan::Verify(view->plan);
   p.ResetTableBudget();
   if (p.failed() || !view->plan.present()) {
     why->Add("training plan failed verification (corrupt, or not a tflm_train plan)");
     return Status::kInvalidModel;
   }
-  if (version != kPlanVersion) {
+  if (!known) {
     why->Add("training plan has version ").Add(static_cast<long long>(view->plan.version()))
-        .Add("; this trainer reads version ").Add(static_cast<long long>(kPlanVersion));
-    if (view->plan.version() < kPlanVersion) why->Add(": re-convert the model with this tflm_train");
+        .Add("; this trainer reads versions ").Add(static_cast<long long>(kOldestPlanVersion))
+        .Add(" to ").Add(static_cast<long long>(kPlanVersion));
+    if (view->plan.version() < kOldestPlanVersion) why->Add(": re-convert the model with this tflm_train");
     return Status::kUnsupportedPlanVersion;
   }
 

@@ -17,7 +17,9 @@
 
 namespace tflm_train {
 
-constexpr uint32_t kPlanVersion = 2;
+constexpr uint32_t kPlanVersion = 3;
+// The oldest version still read: its tables are version 3's minus appended fields.
+constexpr uint32_t kOldestPlanVersion = 2;
 constexpr const char* kPlanMetadataName = "tflm_train";
 constexpr const char* kStateMetadataName = "tflm_train_state";
 

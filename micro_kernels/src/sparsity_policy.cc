@@ -47,11 +47,27 @@ int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y
   }
 }
 
+bool KeepsAllOutputs(const PolicyParams& policy, int position, bool feeds_softmax) {
+  return policy.dense_output && position == 0 && feeds_softmax;
+}
+
 bool GateTrains(const PolicyParams& policy, float y_out, float ymax_out) {
+  return GateTrains(policy, policy.tau, y_out, ymax_out);
+}
+
+bool GateTrains(const PolicyParams& policy, float tau, float y_out, float ymax_out) {
   if (policy.kind != PolicyKind::kTinyPropV2) return true;
   const float alpha = ymax_out > 0.0f ? y_out / ymax_out : 0.0f;
   const float d = (policy.d_min + alpha * (policy.d_max - policy.d_min)) * policy.beta;
-  return d > policy.tau;
+  return d > tau;
+}
+
+void UpdateBudget(const PolicyParams& policy, float fraction, float* spent, float* tau) {
+  if (policy.kind != PolicyKind::kTinyPropV2 || !(policy.budget > 0.0f)) return;
+  *spent = *spent + policy.budget_rate * (fraction - *spent);
+  // Relative overspending: the same step at a 1% as at a 50% budget.
+  const float moved = *tau + policy.budget_gain * ((*spent - policy.budget) / policy.budget);
+  *tau = moved < 0.0f ? 0.0f : (moved > 1.0f ? 1.0f : moved);
 }
 
 const char* CheckPolicy(const PolicyParams& p) {
@@ -74,6 +90,11 @@ const char* CheckPolicy(const PolicyParams& p) {
     if (!IsFinite(p.d_min) || !IsFinite(p.d_max) || !IsFinite(p.beta) || !IsFinite(p.tau)) {
       return "TinyPropV2 d_min, d_max, beta and tau must be finite";
     }
+    if (!(IsFinite(p.budget) && p.budget >= 0.0f && p.budget <= 1.0f)) return "TinyPropV2 budget must be in [0, 1]";
+    if (!(IsFinite(p.budget_rate) && p.budget_rate > 0.0f && p.budget_rate <= 1.0f)) {
+      return "TinyPropV2 budget_rate must be in (0, 1]";
+    }
+    if (!(IsFinite(p.budget_gain) && p.budget_gain >= 0.0f)) return "TinyPropV2 budget_gain must be >= 0";
   }
   return nullptr;
 }

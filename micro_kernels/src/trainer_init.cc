@@ -52,6 +52,10 @@ PolicyParams PolicyFromPlan(const plan::Policy& p) {
   out.d_max = p.d_max();
   out.beta = p.beta();
   out.tau = p.tau();
+  out.dense_output = p.dense_output();
+  out.budget = p.budget();
+  out.budget_rate = p.budget_rate();
+  out.budget_gain = p.budget_gain();
   return out;
 }
 
@@ -255,8 +259,18 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   output_ = net->tensor_data[net->output];
   logits_ = net->tensor_data[logits];
   loss_grad_ = net->tensor_grad[logits];
+  // What one sample's backward pass costs under Full(): the budget's denominator.
+  full_backward_macs_ = 0;
+  for (int32_t i = 0; i < num_ops; ++i) {
+    const OpRuntime& op = net->ops[i];
+    if (!op.needs_grad || !Has(op, kWeights)) continue;
+    const uint64_t macs = static_cast<uint64_t>(op.n_out) * op.fan_in;
+    if (op.layer >= 0) full_backward_macs_ += macs;  // weight gradient
+    if (op.d_in != nullptr) full_backward_macs_ += macs;  // input gradient
+  }
   error_[0] = '\0';
   ready_ = true;
+  ResetPolicyState();
   return RestoreFromModel(view, options.restore_state);
 }
 

@@ -112,12 +112,28 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   if (!IsFinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
-  return Backward(r);
+  const Status status = Backward(r);
+  if (status == Status::kOk) SpendBudget(r->backward_macs);
+  return status;
+}
+
+// The budget sees what the sample really cost (a skip: 0, or the frozen ops after
+// the last trainable layer) against full backprop's cost of the same sample.
+void Trainer::SpendBudget(uint64_t backward_macs) {
+  const float fraction =
+      full_backward_macs_ > 0 ? static_cast<float>(backward_macs) / static_cast<float>(full_backward_macs_) : 0.0f;
+  UpdateBudget(policy_, fraction, &budget_spent_, &gate_tau_);
 }
 
 // Ops run backward from the last one before the loss; ops whose output depends
 // on no trainable layer (a frozen prefix) are not visited at all.
 Status Trainer::Backward(SampleResult* r) {
+  // The last trainable layer feeds a softmax cross-entropy when the loss folds the
+  // final SOFTMAX and no weight op sits between them (one would be visited first).
+  const auto loss = static_cast<kernels::LossKind>(loss_kind_);
+  bool feeds_softmax = net_->loss_op < net_->num_ops &&
+                       (loss == kernels::LossKind::kSparseCategoricalCrossentropy ||
+                        loss == kernels::LossKind::kCategoricalCrossentropy);
   for (int i = net_->loss_op - 1; i >= 0; --i) {
     OpRuntime& op = net_->ops[i];
     if (!op.needs_grad) continue;
@@ -132,6 +148,7 @@ Status Trainer::Backward(SampleResult* r) {
       return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
     }
     if (op.layer < 0) {  // frozen layer after a trainable one: dense input gradient
+      feeds_softmax = false;
       if (op.d_in != nullptr) {
         op.unit->weight_backward(op, nullptr, op.n_out, nullptr);
         r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
@@ -140,11 +157,13 @@ Status Trainer::Backward(SampleResult* r) {
     }
     TrainableLayer& layer = net_->layers[op.layer];
     const float ymax = UpdateYmax(policy_, y, &layer.ymax);
-    if (layer.position == 0 && !GateTrains(policy_, y, ymax)) {
+    if (layer.position == 0 && !GateTrains(policy_, gate_tau_, y, ymax)) {
       r->skipped = true;
       return Status::kOk;
     }
-    const int32_t k = KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
+    const int32_t k = KeepsAllOutputs(policy_, layer.position, feeds_softmax)
+                          ? op.n_out
+                          : KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
     int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
     r->selection_ops +=
         kernels::active::SelectTopKRows(op.d_out, op.n_out, k, net_->select_index, net_->select_mask, kept);
@@ -188,6 +207,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   // A refused step must leave the policy state as it was, like the weights.
   float saved_ymax[kMaxTrainableLayers];
   for (int l = 0; l < net_->num_layers; ++l) saved_ymax[l] = net_->layers[l].ymax;
+  const float saved_tau = gate_tau_, saved_spent = budget_spent_;
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;
@@ -202,6 +222,8 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     if (status != Status::kOk) {
       ClearGradients(net_);
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
+      gate_tau_ = saved_tau;
+      budget_spent_ = saved_spent;
       return status;
     }
     loss_sum += r->loss;
@@ -219,6 +241,8 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
     Status status = Update(lr, 1.0f / static_cast<float>(result->trained));
     if (status != Status::kOk) {
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
+      gate_tau_ = saved_tau;
+      budget_spent_ = saved_spent;
       return status;
     }
   }

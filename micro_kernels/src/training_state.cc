@@ -137,6 +137,8 @@ Status Trainer::StoreStateInModel() {
 
 void Trainer::ResetPolicyState() {
   for (int i = 0; ready_ && i < net_->num_layers; ++i) net_->layers[i].ymax = 0.0f;
+  gate_tau_ = policy_.tau;
+  budget_spent_ = policy_.budget;  // starts on target: no push before anything was measured
 }
 
 }  // namespace tflm_train

@@ -227,7 +227,7 @@ TEST(NoPlan) {
 }
 
 TEST(OtherPlanVersions) {
-  for (uint32_t version : {0u, 1u, 3u, 0xFFFFFFFFu}) {
+  for (uint32_t version : {0u, 1u, 4u, 0xFFFFFFFFu}) {
     Bytes m(PlainModel());
     CHECK(PatchPlanRoot(&m, 0, version));
     Trainer t;
@@ -238,8 +238,12 @@ TEST(OtherPlanVersions) {
     CHECK_STATUS(t.Init(m.data(), m.size(), nullptr, 0), Status::kUnsupportedPlanVersion);
   }
   Bytes same(PlainModel());
-  CHECK(PatchPlanRoot(&same, 0, 2));
+  CHECK(PatchPlanRoot(&same, 0, 3));
   CHECK_STATUS(InitModel(&same), Status::kOk);
+  // Version 2 is version 3 without the appended fields: still read.
+  Bytes older(PlainModel());
+  CHECK(PatchPlanRoot(&older, 0, 2));
+  CHECK_STATUS(InitModel(&older), Status::kOk);
 }
 
 // A plan written in version 1's layout (tflm_train 0.1: the graph repeated as

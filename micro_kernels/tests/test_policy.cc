@@ -40,6 +40,18 @@ TEST(PolicyFullAndStatic) {
   CHECK(tflm_train::KeptOutputs(st, 1, 0, 0.0f, 0.0f) == 1);
 }
 
+TEST(PolicyDenseOutput) {
+  for (PolicyKind kind : {PolicyKind::kFull, PolicyKind::kStaticTopK, PolicyKind::kTinyProp,
+                          PolicyKind::kTinyPropV2}) {
+    PolicyParams p = Policy(kind);
+    CHECK(!tflm_train::KeepsAllOutputs(p, 0, true));  // off by default (a version 2 plan)
+    p.dense_output = true;
+    CHECK(tflm_train::KeepsAllOutputs(p, 0, true));
+    CHECK(!tflm_train::KeepsAllOutputs(p, 1, true));   // only the last trainable layer
+    CHECK(!tflm_train::KeepsAllOutputs(p, 0, false));  // only when it feeds the softmax
+  }
+}
+
 TEST(PolicyTinyProp) {
   for (PolicyKind kind : {PolicyKind::kTinyProp, PolicyKind::kTinyPropV2}) {
     PolicyParams p = Policy(kind);

@@ -55,6 +55,10 @@ TABLES = {
         ('d_max', 'float', 1.0),
         ('beta', 'float', 1.0),
         ('tau', 'float', 0.5),
+        ('dense_output', 'bool', False),
+        ('budget', 'float', 0.0),
+        ('budget_rate', 'float', 0.01),
+        ('budget_gain', 'float', 0.05),
     ],
     'MemoryPlan': [
         ('arena_bytes', 'uint', 0),

@@ -6,7 +6,7 @@ import flatbuffers
 
 from . import plan_schema as S
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3  # 3 appended Policy.dense_output; the C++ also reads 2
 PLAN_METADATA_NAME = "tflm_train"
 STATE_METADATA_NAME = "tflm_train_state"  # room for the training state; a zero first word = fresh
 LOSSES = {

@@ -35,6 +35,10 @@ struct PolicyParams {
   float ratio = 1.0f;
   float s_min = 0.1f, s_max = 0.9f, zeta = 0.5f, ymax_decay = 1.0f;
   float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.5f;
+  bool dense_output = false;  // the last layer, feeding a softmax cross-entropy, keeps k = n
+  // TinyPropV2 compute budget: tau adapts so the backward MACs average `budget` of
+  // full backprop's (0 = off); budget_rate and budget_gain are lambda and kappa.
+  float budget = 0.0f, budget_rate = 0.01f, budget_gain = 0.05f;
 };
 
 // The plan's optimizer: Keras' SGD and its learning-rate schedule (docs/algorithm.md).
@@ -198,6 +202,10 @@ class Trainer {
   size_t layer_outputs(int i) const;
   float LearningRate() const;  // the rate the next step will use
   float layer_ymax(int i) const;
+  // TinyPropV2's gate threshold in use (the configured tau, or the budget's) and the
+  // moving average of the backward-MAC fraction the budget steers.
+  float gate_tau() const { return gate_tau_; }
+  float budget_spent() const { return budget_spent_; }
   // Trainable layer i's weights / bias inside the model bytes (TFLite layout), and
   // how many floats each holds; null and 0 when out of range or without a bias.
   float* layer_weights(int i, size_t* count);
@@ -215,6 +223,7 @@ class Trainer {
   void Forward(const float* input, uint64_t* macs);
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
+  void SpendBudget(uint64_t backward_macs);
   Status Update(float lr, float grad_scale);
 
   Network* net_ = nullptr;  // in the arena
@@ -225,6 +234,9 @@ class Trainer {
   bool accumulate_ = false;        // batch size > 1: every layer accumulates into gradient buffers
   PolicyParams policy_;
   uint8_t loss_kind_ = 0;
+  float gate_tau_ = 0.5f;           // the gate's threshold: policy_.tau, or adapted by the budget
+  float budget_spent_ = 0.0f;       // the budget's moving average of backward / full backward MACs
+  uint64_t full_backward_macs_ = 0;  // one sample's backward MACs under Full()
   SgdSettings sgd_;
   const float* output_ = nullptr;
   const float* logits_ = nullptr;  // what the loss reads (the output unless fused)

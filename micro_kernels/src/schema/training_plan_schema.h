@@ -83,6 +83,10 @@ class Policy {
   float d_max() const { return t_.Get<float>(7, 1.0f); }
   float beta() const { return t_.Get<float>(8, 1.0f); }
   float tau() const { return t_.Get<float>(9, 0.5f); }
+  bool dense_output() const { return t_.Get<uint8_t>(10, 0) != 0; }
+  float budget() const { return t_.Get<float>(11, 0.0f); }
+  float budget_rate() const { return t_.Get<float>(12, 0.01f); }
+  float budget_gain() const { return t_.Get<float>(13, 0.05f); }
  private:
   fb::Table t_;
 };
@@ -161,6 +165,10 @@ inline void Verify(const Policy& x) {
   (void)x.d_max();
   (void)x.beta();
   (void)x.tau();
+  (void)x.dense_output();
+  (void)x.budget();
+  (void)x.budget_rate();
+  (void)x.budget_gain();
 }
 
 inline void Verify(const MemoryPlan& x) {
