@@ -44,7 +44,9 @@ TEST(PolicyDenseOutput) {
   for (PolicyKind kind : {PolicyKind::kFull, PolicyKind::kStaticTopK, PolicyKind::kTinyProp,
                           PolicyKind::kTinyPropV2}) {
     PolicyParams p = Policy(kind);
-    CHECK(!tflm_train::KeepsAllOutputs(p, 0, true));  // off by default (a version 2 plan)
+    CHECK(tflm_train::KeepsAllOutputs(p, 0, true));  // on by default
+    p.dense_output = false;  // the papers' behaviour (and a version 2 plan)
+    CHECK(!tflm_train::KeepsAllOutputs(p, 0, true));
     p.dense_output = true;
     CHECK(tflm_train::KeepsAllOutputs(p, 0, true));
     CHECK(!tflm_train::KeepsAllOutputs(p, 1, true));   // only the last trainable layer

@@ -328,16 +328,19 @@ TEST(MatchesReference) {
   TrainerOptions topk;
   topk.override_policy = true;
   topk.policy.kind = PolicyKind::kStaticTopK;
+  topk.policy.dense_output = false;  // this reference follows the papers: no exemption
   topk.policy.ratio = 0.5f;
   CompareWithReference(PlainModel(), topk, 25, 1, 2, "StaticTopK(0.5)");
   TrainerOptions tp;
   tp.override_policy = true;
   tp.policy.kind = PolicyKind::kTinyProp;
+  tp.policy.dense_output = false;  // this reference follows the papers: no exemption
   tp.policy.ymax_decay = 0.9f;
   CompareWithReference(PlainModel(), tp, 40, 1, 3, "TinyProp(decay 0.9)");
   TrainerOptions v2;
   v2.override_policy = true;
   v2.policy.kind = PolicyKind::kTinyPropV2;
+  v2.policy.dense_output = false;  // this reference follows the papers: no exemption
   CompareWithReference(PlainModel(), v2, 40, 1, 4, "TinyPropV2");
   TrainerOptions full_batch = full;
   full_batch.batch_size = 4;
@@ -368,6 +371,7 @@ TEST(MomentumMatchesReference) {
   TrainerOptions sparse = direct;
   sparse.override_policy = true;
   sparse.policy.kind = PolicyKind::kStaticTopK;
+  sparse.policy.dense_output = false;  // this reference follows the papers: no exemption
   sparse.policy.ratio = 0.34f;
   CompareWithReference(MomentumModel(), sparse, 30, 1, 13, "momentum StaticTopK(0.34) batch 1");
   TrainerOptions sparse_batch = sparse;

@@ -35,7 +35,7 @@ struct PolicyParams {
   float ratio = 1.0f;
   float s_min = 0.1f, s_max = 0.9f, zeta = 0.5f, ymax_decay = 1.0f;
   float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.5f;
-  bool dense_output = false;  // the last layer, feeding a softmax cross-entropy, keeps k = n
+  bool dense_output = true;   // the last layer, feeding a softmax cross-entropy, keeps k = n (the default chosen on validation data: docs/algorithm.md)
   // TinyPropV2 compute budget: tau adapts so the backward MACs average `budget` of
   // full backprop's (0 = off); budget_rate and budget_gain are lambda and kappa.
   float budget = 0.0f, budget_rate = 0.01f, budget_gain = 0.05f;
