@@ -175,10 +175,7 @@ def _drop_identities(model):
         for other in sg.operators:
             other.inputs = np.array([source if int(t) == target else int(t) for t in other.inputs], np.int32)
         sg.outputs = np.array([source if int(t) == target else int(t) for t in sg.outputs], np.int32)
-    # The kept tensors and buffers are renumbered once the dropped ones are gone.
-    cleaned = tflite_edit.keep(model, list(range(len(sg.operators))), [int(t) for t in sg.inputs],
-                               [int(t) for t in sg.outputs])
-    model.__dict__.update(cleaned.__dict__)
+    tflite_edit.compact(model)
 
 
 def float_input(model):

@@ -19,6 +19,15 @@ def _uses(op):
         [int(t) for t in (op.intermediates if op.intermediates is not None else []) if t >= 0]
 
 
+def _renumber(op, tensor_map, code_map):
+    """Points `op` at renumbered tensors and operator codes."""
+    op.inputs = np.array([tensor_map[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
+    op.outputs = np.array([tensor_map[int(t)] for t in op.outputs], np.int32)
+    if op.intermediates is not None:
+        op.intermediates = np.array([tensor_map[int(t)] for t in op.intermediates if t >= 0], np.int32)
+    op.opcodeIndex = code_map[int(op.opcodeIndex)]
+
+
 def keep(model, op_indices, inputs, outputs):
     """A new model of subgraph 0's operators `op_indices` (in that order) with graph
     inputs and outputs given as tensor indices of `model`. Tensors, buffers and operator
@@ -45,11 +54,7 @@ def keep(model, op_indices, inputs, outputs):
         tensor.buffer = buffer_map[int(tensor.buffer)]
         tensors.append(tensor)
     for op in ops:
-        op.inputs = np.array([tensor_map[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
-        op.outputs = np.array([tensor_map[int(t)] for t in op.outputs], np.int32)
-        if op.intermediates is not None:
-            op.intermediates = np.array([tensor_map[int(t)] for t in op.intermediates if t >= 0], np.int32)
-        op.opcodeIndex = code_map[int(op.opcodeIndex)]
+        _renumber(op, tensor_map, code_map)
     sg.tensors = tensors
     sg.operators = ops
     sg.inputs = np.array([tensor_map[int(t)] for t in inputs], np.int32)
@@ -62,6 +67,13 @@ def keep(model, op_indices, inputs, outputs):
     model.operatorCodes = [model.operatorCodes[c] for c in codes_used]
     model.signatureDefs = None
     return model
+
+
+def compact(model):
+    """Drops, in place, the tensors, buffers and operator codes no operator uses any more."""
+    sg = model.subgraphs[0]
+    kept = keep(model, list(range(len(sg.operators))), [int(t) for t in sg.inputs], [int(t) for t in sg.outputs])
+    model.__dict__.update(kept.__dict__)
 
 
 def join(first, second):
@@ -100,11 +112,7 @@ def join(first, second):
         sg.tensors.append(tensor)
         tensor_map[i] = len(sg.tensors) - 1
     for op in other.operators:
-        op.inputs = np.array([tensor_map[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
-        op.outputs = np.array([tensor_map[int(t)] for t in op.outputs], np.int32)
-        if op.intermediates is not None:
-            op.intermediates = np.array([tensor_map[int(t)] for t in op.intermediates if t >= 0], np.int32)
-        op.opcodeIndex = code_map[int(op.opcodeIndex)]
+        _renumber(op, tensor_map, code_map)
         sg.operators.append(op)
     sg.outputs = np.array([tensor_map[int(t)] for t in other.outputs], np.int32)
     model.signatureDefs = None
@@ -180,6 +188,5 @@ def fold_reshape_shapes(model):
             break
         for i in reversed(dead):
             del sg.operators[i]
-    cleaned = keep(model, list(range(len(sg.operators))), [int(t) for t in sg.inputs], [int(t) for t in sg.outputs])
-    model.__dict__.update(cleaned.__dict__)
+    compact(model)
     return model
