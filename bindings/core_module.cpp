@@ -200,9 +200,30 @@ void BindRecords(py::module_& m) {
       .def_readwrite("dense_output", &tflm_train::PolicyParams::dense_output)
       .def_readwrite("budget", &tflm_train::PolicyParams::budget)
       .def_readwrite("budget_rate", &tflm_train::PolicyParams::budget_rate)
-      .def_readwrite("budget_gain", &tflm_train::PolicyParams::budget_gain);
+      .def_readwrite("budget_gain", &tflm_train::PolicyParams::budget_gain)
+      .def_readwrite("last_layers", &tflm_train::PolicyParams::last_layers)
+      .def_readwrite("bias_layers", &tflm_train::PolicyParams::bias_layers)
+      .def_property(
+          "weight_ratios",
+          [](const tflm_train::PolicyParams& p) {
+            // By position from the output; trailing zeros dropped.
+            int n = tflm_train::kMaxTrainableLayers;
+            while (n > 0 && p.weight_ratios[n - 1] == 0.0f) --n;
+            return std::vector<float>(p.weight_ratios, p.weight_ratios + n);
+          },
+          [](tflm_train::PolicyParams& p, const std::vector<float>& ratios) {
+            if (ratios.size() > static_cast<size_t>(tflm_train::kMaxTrainableLayers)) {
+              throw py::value_error("weight_ratios has more entries than a trainer has layers");
+            }
+            std::fill(p.weight_ratios, p.weight_ratios + tflm_train::kMaxTrainableLayers, 0.0f);
+            std::copy(ratios.begin(), ratios.end(), p.weight_ratios);
+          })
+      .def_readwrite("samples", &tflm_train::PolicyParams::samples)
+      .def_readwrite("mac_budget", &tflm_train::PolicyParams::mac_budget)
+      .def_readwrite("memory_budget", &tflm_train::PolicyParams::memory_budget);
   AddFields(policy, {"kind", "ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau",
-                     "dense_output", "budget", "budget_rate", "budget_gain"});
+                     "dense_output", "budget", "budget_rate", "budget_gain", "last_layers", "bias_layers",
+                     "weight_ratios", "samples", "mac_budget", "memory_budget"});
 }
 
 tflm_train::TrainerOptions MakeOptions(uint32_t batch_size, const py::object& policy,

@@ -23,14 +23,14 @@ from .errors import (ArenaTooSmallError, BadInputError, BadLabelError, Conversio
                      InvalidDtypeError, InvalidModelError, InvalidPlanError, MissingPlanError, NonFiniteError, NotInitializedError,
                      StorageError, TrainerError, UnsupportedModelError, UnsupportedPlanVersionError)
 from .optimizers import SGD, CosineDecay
-from .policies import Full, StaticTopK, TinyProp, TinyPropV2
+from .policies import BiasOnly, Full, LastLayers, SparseUpdate, StaticTopK, TinyProp, TinyPropV2, TinyTrain
 from .trainer import MicroTrainer, StepResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "convert", "convert_tflite", "read_model_info", "ModelInfo", "MicroTrainer", "StepResult", "SGD", "CosineDecay",
-    "Full", "StaticTopK", "TinyProp", "TinyPropV2", "Callback", "History", "LambdaCallback", "EarlyStopping",
+    "Full", "StaticTopK", "TinyProp", "TinyPropV2", "LastLayers", "BiasOnly", "SparseUpdate", "TinyTrain", "Callback", "History", "LambdaCallback", "EarlyStopping",
     "TrainerError", "ConversionError", "InvalidArgumentError", "InvalidDtypeError", "InvalidModelError", "MissingPlanError",
     "UnsupportedPlanVersionError", "InvalidPlanError", "UnsupportedModelError", "ArenaTooSmallError",
     "BadInputError", "BadLabelError", "NonFiniteError", "NotInitializedError", "StorageError", "quiet_tensorflow",

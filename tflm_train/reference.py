@@ -96,7 +96,8 @@ import math
 import numpy as np
 
 from .optimizers import SGD
-from .policies import Full, Policy, StaticTopK, TinyProp, TinyPropV2
+from .policies import BASELINES, POLICY_TYPES, Full, Policy, SparseUpdate, StaticTopK, TinyProp, TinyPropV2
+from .reference_baselines import BaselineChoice, LayerFacts
 from .converter.convert import loss_name as _loss_name
 from .converter.keras_model import (WEIGHT_LAYERS, check_layers, layer_kind, run_graph, trace, trainable_units,
                                     weight_units)
@@ -140,9 +141,9 @@ class PolicyArithmetic:
 
     def __init__(self, policy):
         if not isinstance(policy, Policy):
-            raise TypeError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
+            raise TypeError(f"policy must be {POLICY_TYPES}")
         self.policy = policy
-        p = policy.to_dict()
+        p = Full().to_dict() if isinstance(policy, SparseUpdate) else policy.to_dict()  # its layers need a model
         self.kind = type(policy)
         for key in ("ratio", "s_min", "s_max", "zeta", "ymax_decay", "d_min", "d_max", "beta", "tau", "budget",
                     "budget_rate", "budget_gain"):
@@ -411,7 +412,8 @@ class ReferenceTrainer:
         "categorical_crossentropy", "mse", "binary_crossentropy" or the Keras loss objects).
       optimizer: a tflm_train.SGD (or a keras.optimizers.SGD); the Keras SGD that
         applies the updates is `optimizer.to_keras()`.
-      policy: Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...).
+      policy: Full(), StaticTopK(...), TinyProp(...), TinyPropV2(...) or a baseline
+        (LastLayers, BiasOnly, SparseUpdate, TinyTrain; docs/baselines.md).
       trainable: None (every weight layer Keras marks trainable), a list of layer names,
         or an int N (the last N weight layers), as tflm_train.convert; both halves of a
         SeparableConv2D train together.
@@ -440,6 +442,7 @@ class ReferenceTrainer:
         _, records = self._forward(np.zeros((1,) + tuple(int(d) for d in model.inputs[0].shape[1:]), np.float32))
         for u, (z, _) in zip(self._units, records):
             u.n_out = int(np.prod(z.shape[1:]))
+            u.channels = int(z.shape[-1])
             u.forward_macs = u.n_out * u.fan_in
         last = self._trainable_index[-1]
         paid = [i for i, u in enumerate(self._units) if not u.trainable and u.input_needs_grad]
@@ -455,6 +458,7 @@ class ReferenceTrainer:
             u.forward_macs * (2 if u.input_needs_grad else 1) for u in self._layers)
         self._ymax = [_F32(0.0) for _ in self._layers]
         self._reset_budget()
+        self._baseline = self._baseline_choice(policy)
         self._seed = seed
         self.counters = dict(steps=0, updates=0, samples=0, trained=0, skipped=0, forward_macs=0,
                              backward_macs=0, selection_ops=0, epochs=0)
@@ -473,6 +477,29 @@ class ReferenceTrainer:
     @property
     def policy(self):
         return self._policy.policy
+
+    def _baseline_choice(self, policy):
+        """A baseline's BaselineChoice (checked as the C++ Init checks it), else None."""
+        if not isinstance(policy, BASELINES):
+            return None
+        from .policies import BiasOnly, TinyTrain
+
+        n = len(self._layers)
+        if isinstance(policy, BiasOnly) and all(u.bias is None for u in self._layers):
+            raise ValueError("BiasOnly needs a trainable layer with a bias")
+        if isinstance(policy, SparseUpdate):
+            if policy.bias_layers > n:
+                raise ValueError("SparseUpdate bias_layers exceeds the trainable layers")
+            ratios = policy.to_dict(n)["weight_ratios"]
+            if any(r > 0.0 and position >= policy.bias_layers for position, r in enumerate(ratios) if position > 0):
+                raise ValueError("SparseUpdate weight_layers must lie within the last bias_layers layers")
+        partial = isinstance(policy, TinyTrain) or (
+            isinstance(policy, SparseUpdate) and any(0.0 < r < 1.0 for r in policy.to_dict(n)["weight_ratios"][1:]))
+        if partial and (self.sgd.momentum != 0.0 or self.sgd.weight_decay != 0.0):
+            raise ValueError("SparseUpdate and TinyTrain train some channels of a layer; they take SGD without "
+                             "momentum or weight decay, which would move the frozen channels")
+        facts = [LayerFacts(u, i, u.channels) for i, u in zip(self._trainable_index, self._layers)]
+        return BaselineChoice(policy, facts, self._units, self._full_backward_macs)
 
     @property
     def ymax(self):
@@ -513,9 +540,11 @@ class ReferenceTrainer:
         self.budget_spent, self.gate_tau = self._policy.update_budget(fraction, self.budget_spent, self.gate_tau)
 
     def reset_policy_state(self):
-        """Forgets TinyProp's running maxima."""
+        """Forgets TinyProp's running maxima; a TinyTrain selects anew."""
         self._ymax = [_F32(0.0) for _ in self._layers]
         self._reset_budget()
+        if self._baseline is not None:
+            self._baseline.restart()
 
     def get_weights(self, layout="keras"):
         """{unit name: (kernel, bias or None)} of every weight unit, as numpy, in
@@ -576,6 +605,7 @@ class ReferenceTrainer:
                 h = args[0]
                 for i in indices:
                     unit = self._units[i]
+                    unit.n_in = int(np.prod(h.shape[1:]))
                     z = unit.linear(h)
                     cut = None
                     if tape is not None and unit.trainable:
@@ -645,6 +675,10 @@ class ReferenceTrainer:
         if not math.isfinite(loss_value):
             raise FloatingPointError("loss is not finite")
 
+        if self._baseline is not None:
+            result = self._baseline_sample(tape, loss, records, forward_macs)
+            del tape
+            return (loss_value, correct) + result
         n_layers = len(self._layers)
         # Frozen units behind the last trainable one: passed (densely) to reach it, even on a skip.
         backward_macs = self._skip_macs
@@ -696,6 +730,60 @@ class ReferenceTrainer:
         return loss_value, correct, False, k_out, grads, forward_macs, backward_macs
 
 
+    def _baseline_sample(self, tape, loss, records, forward_macs):
+        """A baseline's backward (the C++ BaselineBackward): the whole error flows down to
+        the lowest layer that trains; weight gradients of the trained channels, bias
+        gradients of the trained biases. A TinyTrain selection sample only measures.
+        Returns (skipped, k per trainable unit, grads or None, forward MACs, backward MACs)."""
+        import tensorflow as tf
+
+        choice = self._baseline
+        selecting = choice.selecting
+        n_layers = len(self._layers)
+        lowest_unit = self._trainable_index[choice.lowest]
+        backward_macs = sum(u.forward_macs for i, u in enumerate(self._units)
+                            if not u.trainable and u.input_needs_grad and i > lowest_unit)
+        k_out = [0] * n_layers
+        kept_rows = self._kept_rows = [None] * n_layers
+        grads = [None] * len(self._variables)
+        slot = 0
+        var_slots = []
+        for unit in self._layers:
+            var_slots.append(slot)
+            slot += len(unit.variables)
+        z_of = [records[i][0] for i in self._trainable_index]
+        delta_hats = [None] * n_layers
+        for l in range(n_layers - 1, choice.lowest - 1, -1):
+            unit = self._layers[l]
+            z, cut = records[self._trainable_index[l]]
+            delta = tape.gradient([loss] + z_of[l + 1:], cut,
+                                  output_gradients=[tf.ones_like(loss)] + delta_hats[l + 1:],
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            delta_np = np.asarray(delta, np.float32)
+            if not np.all(np.isfinite(delta_np)):
+                raise FloatingPointError("gradient is not finite")
+            self._ymax[l] = self._policy.update_ymax(total_error(delta_np), self._ymax[l])
+            delta_hats[l] = tf.constant(delta_np)
+            if selecting:
+                choice.accumulate(l, np.asarray(unit.activate(z), np.float32), delta_np)
+            else:
+                mask = choice.element_mask(l)
+                k_out[l] = int(mask.sum())
+                kept_rows[l] = np.flatnonzero(mask)
+                if choice.weights[l] is not None:
+                    masked = tf.constant(delta_np * mask.reshape(delta_np.shape))
+                    grads[var_slots[l]] = tape.gradient(z, _tf_variable(unit.kernel), output_gradients=masked)
+                    backward_macs += k_out[l] * unit.fan_in
+                if choice.bias[l]:
+                    grads[var_slots[l] + 1] = tape.gradient(z, _tf_variable(unit.bias),
+                                                            output_gradients=delta_hats[l])
+            if unit.input_needs_grad and (selecting or l != choice.lowest):
+                backward_macs += unit.forward_macs
+        if selecting:
+            choice.sample_done()
+            return True, [0] * n_layers, None, forward_macs, backward_macs
+        return False, k_out, grads, forward_macs, backward_macs
+
     # --- Keras-style API ----------------------------------------------------------------
     def train_step(self, x, y):
         """One update from the batch (x, y); returns a tflm_train.StepResult."""
@@ -729,7 +817,9 @@ class ReferenceTrainer:
                 sums[i] = g if sums[i] is None else sums[i] + g
         if trained > 0:
             scale = tf.constant(float(trained), tf.float32)
-            self.optimizer.apply([g / scale for g in sums], self._variables)
+            # A baseline leaves parameters without a gradient: they stay as they are.
+            pairs = [(g / scale, v) for g, v in zip(sums, self._variables) if g is not None]
+            self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         else:
             self.optimizer.iterations.assign_add(1)  # the schedule advances with every batch
         loss = float(np.float32(np.add.accumulate(losses, dtype=np.float32)[-1] / np.float32(n)))

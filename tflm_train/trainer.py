@@ -12,7 +12,7 @@ from . import _core
 from .callbacks import Callback, History, ProgressBar
 from .converter.model_info import read_model_info
 from .errors import ArenaTooSmallError, InvalidArgumentError, InvalidDtypeError, TrainerError
-from .policies import Policy, policy_from_dict
+from .policies import POLICY_TYPES, Policy, policy_from_dict
 
 _CLASSIFYING = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 
@@ -109,7 +109,8 @@ class MicroTrainer:
     Args:
       model_bytes: a .tflite from `tflm_train.convert` (bytes or a path-like to one).
       arena_size: bytes of arena to give the trainer; None measures what it needs.
-      policy: override the plan's sparsity policy (Full, StaticTopK, TinyProp, TinyPropV2).
+      policy: override the plan's policy (Full, StaticTopK, TinyProp, TinyPropV2, or a baseline:
+        LastLayers, BiasOnly, SparseUpdate, TinyTrain).
       batch_size: most samples per update to plan for (default: the plan's).
       seed: seeds the shuffling in `fit`.
       restore_state: resume from the training state a saved file carries (step and
@@ -124,7 +125,7 @@ class MicroTrainer:
         elif not isinstance(model_bytes, (bytes, bytearray, memoryview)):
             raise TypeError(f"model_bytes must be bytes or a path to a .tflite, got {type(model_bytes).__name__}")
         if policy is not None and not isinstance(policy, Policy):
-            raise TypeError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
+            raise TypeError(f"policy must be {POLICY_TYPES}")
         if arena_size is not None and (int(arena_size) != arena_size or not 0 < arena_size < 2 ** 48):
             raise InvalidArgumentError(f"arena_size must be a positive number of bytes, got {arena_size!r}")
         if int(seed) != seed or seed < 0:
@@ -140,7 +141,15 @@ class MicroTrainer:
         self.stop_training = False
 
     def _make_core(self, model_bytes, batch_size, restore_state=True):
-        policy = None if self._policy_override is None else self._policy_override.to_params()
+        policy = self._policy_override
+        if policy is not None:
+            layers = None
+            if policy.needs_layer_count:
+                layers = sum(1 for op in _core.describe(model_bytes)["ops"] if op["layer"] >= 0)
+            try:
+                policy = policy.to_params(layers)
+            except ValueError as e:
+                raise InvalidArgumentError(str(e)) from None
         return _core.Trainer(model_bytes, self._arena_size or 0, batch_size, policy, restore_state)
 
     # --- properties -----------------------------------------------------------------

@@ -66,6 +66,14 @@ struct OpRuntime {
   const QuantizedOp* quant;
 };
 
+// Which of a plan layer's parameters train: every policy but the baselines trains
+// all of them; a baseline picks layers, biases or output channels (docs/baselines.md).
+enum TrainedParts : uint8_t {
+  kTrainsAllWeights = 1,
+  kTrainsSomeChannels = 2,  // the weights of the channels `selected` marks
+  kTrainsBias = 4,
+};
+
 // A trainable layer: a weight op, its parameters and its training state.
 struct TrainableLayer {
   int32_t op;                 // index into the op records
@@ -82,6 +90,10 @@ struct TrainableLayer {
   int32_t* rows;              // direct: this sample's kept output rows, ascending
   int32_t k;
   float ymax;                 // TinyProp running maximum of the layer's total error
+  uint8_t trains;             // TrainedParts bits; 0: a baseline leaves the layer frozen
+  int32_t channels;           // output channels (the last axis of its output)
+  uint8_t* selected;          // SparseUpdate/TinyTrain: 1 per channel whose weights train
+  float* fisher;              // TinyTrain: per channel, the sum over samples of (a . g)^2
 };
 
 // What Prepare reads: the verified model and the operator's index.

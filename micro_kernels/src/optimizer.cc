@@ -83,10 +83,15 @@ Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_sc
   for (int l = 0; l < net->num_layers; ++l) {
     const TrainableLayer& layer = net->layers[l];
     const OpRuntime& op = net->ops[layer.op];
+    // A baseline leaves some parameters frozen: not even weight decay or momentum moves them.
+    const bool weights_train = (layer.trains & (kTrainsAllWeights | kTrainsSomeChannels)) != 0;
+    const bool bias_trains = layer.bias != nullptr && (layer.trains & kTrainsBias) != 0;
     if (!layer.direct) {
-      sgd_kernels::SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights,
-                                 layer.weight_velocity);
-      if (layer.bias != nullptr) {
+      if (weights_train) {
+        sgd_kernels::SgdUpdate(step, layer.weight_grad, grad_scale, layer.n_weights, layer.weights,
+                               layer.weight_velocity);
+      }
+      if (bias_trains) {
         sgd_kernels::SgdUpdate(step, layer.bias_grad, grad_scale, layer.n_bias, layer.bias,
                                    layer.bias_velocity);
       }
@@ -95,7 +100,9 @@ Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_sc
     // Rows a direct layer did not keep are not touched unless momentum or weight
     // decay move every weight anyway.
     const int32_t n_in = op.n_in;
-    if (every_row) {
+    if (!weights_train) {
+      // frozen weights: only the bias below
+    } else if (every_row) {
       int32_t next = 0;  // walks the ascending kept-row list
       for (int32_t o = 0; o < layer.n_out; ++o) {
         float delta = 0.0f;
@@ -116,7 +123,7 @@ Status ApplyUpdate(const SgdSettings& sgd, Network* net, float lr, float grad_sc
       kernels::fast::SgdRankOneRows(lr, op.d_out, layer.rows, layer.k, op.in, n_in, layer.weights);
 #endif
     }
-    if (layer.bias != nullptr) {  // bias gradient uses the dense error
+    if (bias_trains) {  // bias gradient uses the dense error
       sgd_kernels::SgdUpdate(step, op.d_out, 1.0f, layer.n_out, layer.bias, layer.bias_velocity);
     }
   }

@@ -7,16 +7,16 @@
 namespace tflm_train {
 namespace {
 
-int32_t ClampK(float s, int32_t n) {
+bool InUnit(float v) { return IsFinite(v) && v >= 0.0f && v <= 1.0f; }
+
+}  // namespace
+
+int32_t KeptCount(float s, int32_t n) {
   const float kept = roundf(s * static_cast<float>(n));
   if (!(kept >= 1.0f)) return 1;  // also catches NaN
   if (kept >= static_cast<float>(n)) return n;
   return static_cast<int32_t>(kept);
 }
-
-bool InUnit(float v) { return IsFinite(v) && v >= 0.0f && v <= 1.0f; }
-
-}  // namespace
 
 float TotalError(const float* delta, int n) {
   float y = 0.0f;
@@ -33,14 +33,14 @@ float UpdateYmax(const PolicyParams& policy, float y, float* ymax) {
 int32_t KeptOutputs(const PolicyParams& policy, int32_t n, int position, float y, float ymax) {
   switch (policy.kind) {
     case PolicyKind::kStaticTopK:
-      return ClampK(policy.ratio, n);
+      return KeptCount(policy.ratio, n);
     case PolicyKind::kTinyProp:
     case PolicyKind::kTinyPropV2: {
       const float ratio = ymax > 0.0f ? y / ymax : 0.0f;
       float damping = 1.0f;  // zeta^position by repeated float32 multiplication
       for (int p = 0; p < position; ++p) damping *= policy.zeta;
       const float s = (policy.s_min + (policy.s_max - policy.s_min) * ratio) * damping;
-      return ClampK(s, n);
+      return KeptCount(s, n);
     }
     default:
       return n;
@@ -71,8 +71,20 @@ void UpdateBudget(const PolicyParams& policy, float fraction, float* spent, floa
 }
 
 const char* CheckPolicy(const PolicyParams& p) {
-  if (static_cast<uint8_t>(p.kind) > static_cast<uint8_t>(PolicyKind::kTinyPropV2)) {
+  if (static_cast<uint8_t>(p.kind) > static_cast<uint8_t>(PolicyKind::kTinyTrain)) {
     return "unknown policy kind";
+  }
+  if (p.kind == PolicyKind::kLastLayers && p.last_layers == 0) return "LastLayers needs at least 1 layer";
+  if (p.kind == PolicyKind::kSparseUpdate) {
+    for (int i = 0; i < kMaxTrainableLayers; ++i) {
+      if (!InUnit(p.weight_ratios[i])) return "SparseUpdate weight ratios must be in [0, 1]";
+    }
+  }
+  if (p.kind == PolicyKind::kTinyTrain) {
+    if (p.samples == 0) return "TinyTrain needs at least 1 selection sample";
+    if (!(IsFinite(p.mac_budget) && p.mac_budget > 0.0f && p.mac_budget <= 1.0f)) {
+      return "TinyTrain mac_budget must be in (0, 1]";
+    }
   }
   if (p.kind == PolicyKind::kStaticTopK && !(IsFinite(p.ratio) && p.ratio > 0.0f && p.ratio <= 1.0f)) {
     return "StaticTopK ratio must be in (0, 1]";

@@ -10,6 +10,9 @@
 
 namespace tflm_train {
 
+// round(s * n) within [1, n]: how many of n things a share s keeps.
+int32_t KeptCount(float s, int32_t n);
+
 // Sum of |delta| over the layer's n outputs: the layer's total error Y.
 float TotalError(const float* delta, int n);
 

@@ -8,6 +8,7 @@
 #include "arena_allocator.h"
 #include "kernels/loss.h"
 #include "arena_planner.h"
+#include "baselines.h"
 #include "graph.h"
 #include "model_reader.h"
 #include "network.h"
@@ -27,7 +28,11 @@ constexpr uint32_t kMaxBatchSize = 65536;
 static_assert(static_cast<int>(PolicyKind::kFull) == static_cast<int>(plan::PolicyKind::Full) &&
                   static_cast<int>(PolicyKind::kStaticTopK) == static_cast<int>(plan::PolicyKind::StaticTopK) &&
                   static_cast<int>(PolicyKind::kTinyProp) == static_cast<int>(plan::PolicyKind::TinyProp) &&
-                  static_cast<int>(PolicyKind::kTinyPropV2) == static_cast<int>(plan::PolicyKind::TinyPropV2),
+                  static_cast<int>(PolicyKind::kTinyPropV2) == static_cast<int>(plan::PolicyKind::TinyPropV2) &&
+                  static_cast<int>(PolicyKind::kLastLayers) == static_cast<int>(plan::PolicyKind::LastLayers) &&
+                  static_cast<int>(PolicyKind::kBiasOnly) == static_cast<int>(plan::PolicyKind::BiasOnly) &&
+                  static_cast<int>(PolicyKind::kSparseUpdate) == static_cast<int>(plan::PolicyKind::SparseUpdate) &&
+                  static_cast<int>(PolicyKind::kTinyTrain) == static_cast<int>(plan::PolicyKind::TinyTrain),
               "the public PolicyKind must equal the plan schema's");
 static_assert(static_cast<int>(kernels::LossKind::kSparseCategoricalCrossentropy) ==
                       static_cast<int>(plan::LossKind::SparseCategoricalCrossentropy) &&
@@ -56,6 +61,15 @@ PolicyParams PolicyFromPlan(const plan::Policy& p) {
   out.budget = p.budget();
   out.budget_rate = p.budget_rate();
   out.budget_gain = p.budget_gain();
+  out.last_layers = p.last_layers();
+  out.bias_layers = p.bias_layers();
+  const fb::Vector ratios = p.weight_ratios();  // ReadSettings refuses more than fit
+  for (uint32_t i = 0; i < ratios.size() && i < static_cast<uint32_t>(kMaxTrainableLayers); ++i) {
+    out.weight_ratios[i] = ratios.Get<float>(i);
+  }
+  out.samples = p.samples();
+  out.mac_budget = p.mac_budget();
+  out.memory_budget = p.memory_budget();
   return out;
 }
 
@@ -203,6 +217,7 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
     return Status::kArenaTooSmall;
   }
   status = MarkLayers(view);
+  if (status == Status::kOk) status = PrepareBaseline(&a);
   if (status == Status::kOk) status = IndexGraph(net, &why);
   if (status == Status::kOk) status = CheckSplitBiases(view);
   if (status != Status::kOk) return status;
@@ -339,6 +354,11 @@ Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& option
     return Status::kInvalidPlan;
   }
 
+  if (!options.override_policy && p.policy().weight_ratios().size() > static_cast<uint32_t>(kMaxTrainableLayers)) {
+    m.Add("plan's SparseUpdate weight ratios name more than ").Add(kMaxTrainableLayers).Add(" layers");
+    return Status::kInvalidPlan;
+  }
+  override_policy_ = options.override_policy;
   policy_ = options.override_policy ? options.policy : PolicyFromPlan(p.policy());
   if (const char* problem = CheckPolicy(policy_)) {
     m.Add(problem);
@@ -429,6 +449,29 @@ Status Trainer::MarkLayers(const ModelView& view) {
   }
   state_parameters_ = static_cast<uint32_t>(parameters);
   state_bytes_ = TrainingStateBytes(net_->num_layers, parameters, sgd_.momentum > 0.0f);
+  return Status::kOk;
+}
+
+// What a baseline policy needs beyond the layers: the check that it fits this
+// plan, and per layer a channel mask and score (SparseUpdate, TinyTrain) after
+// the bookkeeping. The choice itself is made by ResetPolicyState, once ready.
+Status Trainer::PrepareBaseline(ArenaAllocator* a) {
+  const Status refused = override_policy_ ? Status::kInvalidArgument : Status::kInvalidPlan;
+  if (const char* problem = CheckBaseline(policy_, *net_)) return Fail(refused, problem);
+  if (MayTrainSomeChannels(policy_) && (sgd_.momentum != 0.0f || sgd_.weight_decay != 0.0f)) {
+    return Fail(refused, "SparseUpdate and TinyTrain train some channels of a layer; they take SGD without "
+                         "momentum or weight decay, which would move the frozen channels");
+  }
+  const bool channel_masks = policy_.kind == PolicyKind::kSparseUpdate || policy_.kind == PolicyKind::kTinyTrain;
+  for (int32_t l = 0; l < net_->num_layers; ++l) {
+    TrainableLayer& layer = net_->layers[l];
+    layer.channels = net_->ops[layer.op].depth;
+    if (!channel_masks) continue;
+    layer.selected = a->Take<uint8_t>(static_cast<size_t>(layer.channels));
+    layer.fisher = a->Take<float>(static_cast<size_t>(layer.channels));
+  }
+  a->Align();
+  report_.bookkeeping_bytes = a->used();
   return Status::kOk;
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "baselines.h"
 #include "finite.h"
 #include "kernels/activations.h"
 #include "kernels/conv_shape.h"
@@ -112,8 +113,15 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   if (!IsFinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
+  const bool selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
   const Status status = Backward(r);
   if (status == Status::kOk) SpendBudget(r->backward_macs);
+  if (status == Status::kOk && selecting) {
+    // A selection sample measures and does not train; the last one chooses.
+    r->skipped = true;
+    for (int l = 0; l < net_->num_layers; ++l) r->k[l] = 0;
+    if (++selection_seen_ == policy_.samples) SelectTinyTrain(policy_, full_backward_macs_, net_);
+  }
   return status;
 }
 
@@ -143,6 +151,9 @@ Status Trainer::Backward(SampleResult* r) {
     }
     // d_out becomes the error w.r.t. the pre-activation output z.
     kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
+    if (op.layer >= 0 && policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples) {
+      AccumulateFisher(op, &net_->layers[op.layer]);
+    }
     const float y = TotalError(op.d_out, op.n_out);
     if (!IsFinite(y)) {
       return Fail(Status::kNonFinite, "gradient is not finite; step refused, weights unchanged");
@@ -161,6 +172,11 @@ Status Trainer::Backward(SampleResult* r) {
       r->skipped = true;
       return Status::kOk;
     }
+    if (IsBaseline(policy_.kind)) {
+      BaselineBackward(op, r);
+      if (op.layer == net_->lowest_layer) break;  // nothing below it trains
+      continue;
+    }
     const int32_t k = KeepsAllOutputs(policy_, layer.position, feeds_softmax)
                           ? op.n_out
                           : KeptOutputs(policy_, op.n_out, layer.position, y, ymax);
@@ -178,6 +194,35 @@ Status Trainer::Backward(SampleResult* r) {
     if (op.d_in != nullptr) r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;
   }
   return Status::kOk;
+}
+
+// A baseline's layer: the weight gradient of its trained channels only, the bias
+// gradient when its bias trains, and the dense input gradient unless it is the
+// lowest layer that trains (lower layers need the whole error). A TinyTrain
+// selection sample needs only the errors, which it reads before this.
+void Trainer::BaselineBackward(OpRuntime& op, SampleResult* r) {
+  TrainableLayer& layer = net_->layers[op.layer];
+  const bool selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
+  const bool input_grad = op.d_in != nullptr && (selecting || op.layer != net_->lowest_layer);
+  int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
+  const int32_t k = selecting ? 0 : TrainedElements(layer, kept);
+  layer.k = k;
+  r->k[op.layer] = k;
+  if (input_grad) {
+    op.unit->weight_backward(op, nullptr, op.n_out, nullptr);
+    r->backward_macs += static_cast<uint64_t>(op.n_out) * op.fan_in;
+  }
+  if (k > 0) {
+    if (!layer.direct) {  // direct layers take their update from `kept` and d_out
+      OpRuntime weights_only = op;
+      weights_only.d_in = nullptr;
+      op.unit->weight_backward(weights_only, k == op.n_out ? nullptr : kept, k, layer.weight_grad);
+    }
+    r->backward_macs += static_cast<uint64_t>(k) * op.fan_in;
+  }
+  if (!selecting && (layer.trains & kTrainsBias) && layer.bias_grad != nullptr) {
+    kernels::BiasGrad(op.d_out, op.n_out / layer.n_bias, layer.n_bias, layer.bias_grad);
+  }
 }
 
 Status Trainer::Update(float lr, float grad_scale) {
@@ -208,6 +253,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   float saved_ymax[kMaxTrainableLayers];
   for (int l = 0; l < net_->num_layers; ++l) saved_ymax[l] = net_->layers[l].ymax;
   const float saved_tau = gate_tau_, saved_spent = budget_spent_;
+  const bool was_selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;
@@ -224,6 +270,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
       gate_tau_ = saved_tau;
       budget_spent_ = saved_spent;
+      if (was_selecting) RestartSelection();  // its sums hold part of a refused step
       return status;
     }
     loss_sum += r->loss;

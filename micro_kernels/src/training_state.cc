@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "baselines.h"
 #include "finite.h"
 #include "model_reader.h"
 #include "network.h"
@@ -139,6 +140,18 @@ void Trainer::ResetPolicyState() {
   for (int i = 0; ready_ && i < net_->num_layers; ++i) net_->layers[i].ymax = 0.0f;
   gate_tau_ = policy_.tau;
   budget_spent_ = policy_.budget;  // starts on target: no push before anything was measured
+  RestartSelection();
+}
+
+// The baselines' choice of what trains; TinyTrain measures anew from its next samples.
+void Trainer::RestartSelection() {
+  if (!ready_) return;
+  selection_seen_ = 0;
+  for (int i = 0; i < net_->num_layers; ++i) {
+    TrainableLayer& layer = net_->layers[i];
+    for (int32_t c = 0; policy_.kind == PolicyKind::kTinyTrain && c < layer.channels; ++c) layer.fisher[c] = 0.0f;
+  }
+  ChooseTrainedParts(policy_, net_);
 }
 
 }  // namespace tflm_train

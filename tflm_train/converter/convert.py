@@ -6,7 +6,7 @@ import re
 from .. import _core
 from ..errors import ConversionError, TrainerError
 from ..optimizers import SGD
-from ..policies import Full, Policy
+from ..policies import POLICY_TYPES, Full, Policy
 from . import int8_model, keras_model, tflite_edit, tflite_file, tflite_graph
 from .plan_writer import LOSSES, PLAN_METADATA_NAME, STATE_METADATA_NAME, build_plan
 
@@ -82,7 +82,8 @@ def convert(model, *, loss, optimizer, trainable=None, policy=None, batch_size=1
       trainable: None for every layer Keras marks trainable; a list of layer
         names; or an int N for the last N weight layers (a SeparableConv2D
         counts once and trains both its halves).
-      policy: a sparsity policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`.
+      policy: a policy (`Full()` when None): `StaticTopK`, `TinyProp`, `TinyPropV2`, or a baseline
+        (`LastLayers`, `BiasOnly`, `SparseUpdate`, `TinyTrain`; docs/baselines.md).
       batch_size: samples per update the on-device arena is planned for.
       quantize: None (float32), or "int8": the layers before the first trainable one
         become a full-integer int8 backbone (TensorFlow's converter, per-channel
@@ -280,7 +281,7 @@ def _training_options(loss, optimizer, policy, batch_size):
             raise ConversionError(str(e)) from None
     policy = Full() if policy is None else policy
     if not isinstance(policy, Policy):
-        raise ConversionError("policy must be Full(), StaticTopK(...), TinyProp(...) or TinyPropV2(...)")
+        raise ConversionError(f"policy must be {POLICY_TYPES}")
     if int(batch_size) != batch_size or not 1 <= batch_size <= 65536:
         raise ConversionError(f"batch_size must be an integer from 1 to 65536, got {batch_size!r}")
     return loss, optimizer, policy, int(batch_size)

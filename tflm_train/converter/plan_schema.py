@@ -23,6 +23,10 @@ class PolicyKind(enum.IntEnum):
     StaticTopK = 1
     TinyProp = 2
     TinyPropV2 = 3
+    LastLayers = 4
+    BiasOnly = 5
+    SparseUpdate = 6
+    TinyTrain = 7
 
 
 # Per table, in field-id order: (field, kind, default), kind being a scalar
@@ -59,6 +63,12 @@ TABLES = {
         ('budget', 'float', 0.0),
         ('budget_rate', 'float', 0.01),
         ('budget_gain', 'float', 0.05),
+        ('last_layers', 'uint', 1),
+        ('bias_layers', 'uint', 0),
+        ('weight_ratios', '[float]', None),
+        ('samples', 'uint', 10),
+        ('mac_budget', 'float', 0.1),
+        ('memory_budget', 'uint', 0),
     ],
     'MemoryPlan': [
         ('arena_bytes', 'uint', 0),

@@ -22,7 +22,8 @@ _SLOTS = {"bool": "Bool", "byte": "Int8", "ubyte": "Uint8", "short": "Int16", "u
 
 def _table(builder, name, values):
     """Builds table `name` from a dict of field values (absent fields keep their
-    default); nested tables are dicts, vectors of tables lists of dicts."""
+    default); nested tables are dicts, vectors of tables lists of dicts, vectors of
+    4-byte scalars lists of numbers."""
     fields = S.TABLES[name]
     unknown = set(values) - {field for field, _, _ in fields}
     if unknown:
@@ -34,6 +35,12 @@ def _table(builder, name, values):
             continue
         if kind == "string":
             offsets[field] = builder.CreateString(value)
+        elif kind.startswith("[") and kind[1:-1] in _SLOTS:  # a vector of scalars
+            scalar = kind[1:-1]
+            builder.StartVector(4, len(value), 4)
+            for item in reversed(value):
+                getattr(builder, f"Prepend{_SLOTS[scalar]}")(item)
+            offsets[field] = builder.EndVector()
         elif kind.startswith("["):
             children = [_table(builder, kind[1:-1], child) for child in value]
             builder.StartVector(4, len(children), 4)
@@ -68,7 +75,7 @@ def build_plan(layers, loss, sgd, policy, batch_size, memory=None, state_bytes=0
         "loss": int(LOSSES[loss]),
         "optimizer": {"learning_rate": sgd.learning_rate, "momentum": sgd.momentum,
                       "weight_decay": sgd.weight_decay},
-        "policy": policy.to_dict(),
+        "policy": policy.to_dict(len(layers)),
         "batch_size": batch_size,
         "state_bytes": state_bytes,
     }

@@ -20,6 +20,7 @@
 namespace tflm_train {
 
 struct Network;
+struct OpRuntime;
 struct ModelView;
 class ArenaAllocator;
 
@@ -27,7 +28,11 @@ class ArenaAllocator;
 // with more trainable layers than this.
 constexpr int kMaxTrainableLayers = 64;
 // Values as the plan schema's PolicyKind (static_asserted in trainer_init.cc).
-enum class PolicyKind : uint8_t { kFull = 0, kStaticTopK = 1, kTinyProp = 2, kTinyPropV2 = 3 };
+enum class PolicyKind : uint8_t {
+  kFull = 0, kStaticTopK = 1, kTinyProp = 2, kTinyPropV2 = 3,
+  // The baselines (docs/baselines.md): fixed layers or channels instead of per-sample errors.
+  kLastLayers = 4, kBiasOnly = 5, kSparseUpdate = 6, kTinyTrain = 7,
+};
 
 // The sparsity policy (docs/algorithm.md); field meanings as in the plan schema.
 struct PolicyParams {
@@ -39,6 +44,18 @@ struct PolicyParams {
   // TinyPropV2 compute budget: tau adapts so the backward MACs average `budget` of
   // full backprop's (0 = off); budget_rate and budget_gain are lambda and kappa.
   float budget = 0.0f, budget_rate = 0.01f, budget_gain = 0.05f;
+  // The baselines. LastLayers: how many of the last layers train. SparseUpdate: the
+  // last bias_layers layers train their biases; weight_ratios[p] is the share of
+  // output channels whose weights train in the layer p layers from the output (0:
+  // none; the last layer always trains fully). TinyTrain: the first `samples`
+  // samples choose channels within mac_budget (share of Full's backward MACs) and
+  // memory_budget (bytes, 0: no limit).
+  uint32_t last_layers = 1;
+  uint32_t bias_layers = 0;
+  float weight_ratios[kMaxTrainableLayers] = {};
+  uint32_t samples = 10;
+  float mac_budget = 0.1f;
+  uint32_t memory_budget = 0;
 };
 
 // The plan's optimizer: Keras' SGD and its learning-rate schedule (docs/algorithm.md).
@@ -217,6 +234,7 @@ class Trainer {
   Status PrepareNetwork(const ModelView& view, ArenaAllocator* persistent);
   Status MarkLayers(const ModelView& view);
   Status CheckSplitBiases(const ModelView& view);
+  Status PrepareBaseline(ArenaAllocator* arena);
   Status RestoreFromModel(const ModelView& view, bool restore);
   void StateHeaderWords(uint32_t* out) const;
   Status CheckStateHeader(const uint8_t* bytes, size_t state_size);
@@ -224,6 +242,8 @@ class Trainer {
   Status TrainSample(const float* input, const float* target, SampleResult* sample);
   Status Backward(SampleResult* sample);
   void SpendBudget(uint64_t backward_macs);
+  void BaselineBackward(OpRuntime& op, SampleResult* r);
+  void RestartSelection();
   Status Update(float lr, float grad_scale);
 
   Network* net_ = nullptr;  // in the arena
@@ -233,10 +253,12 @@ class Trainer {
   uint32_t batch_size_ = 1;
   bool accumulate_ = false;        // batch size > 1: every layer accumulates into gradient buffers
   PolicyParams policy_;
+  bool override_policy_ = false;   // the policy came from TrainerOptions, not the plan
   uint8_t loss_kind_ = 0;
   float gate_tau_ = 0.5f;           // the gate's threshold: policy_.tau, or adapted by the budget
   float budget_spent_ = 0.0f;       // the budget's moving average of backward / full backward MACs
   uint64_t full_backward_macs_ = 0;  // one sample's backward MACs under Full()
+  uint32_t selection_seen_ = 0;     // TinyTrain: samples its selection has used so far
   SgdSettings sgd_;
   const float* output_ = nullptr;
   const float* logits_ = nullptr;  // what the loss reads (the output unless fused)

@@ -27,6 +27,10 @@ enum class PolicyKind : uint8_t {
   StaticTopK = 1,
   TinyProp = 2,
   TinyPropV2 = 3,
+  LastLayers = 4,
+  BiasOnly = 5,
+  SparseUpdate = 6,
+  TinyTrain = 7,
 };
 
 class Layer;
@@ -87,6 +91,12 @@ class Policy {
   float budget() const { return t_.Get<float>(11, 0.0f); }
   float budget_rate() const { return t_.Get<float>(12, 0.01f); }
   float budget_gain() const { return t_.Get<float>(13, 0.05f); }
+  uint32_t last_layers() const { return t_.Get<uint32_t>(14, 1); }
+  uint32_t bias_layers() const { return t_.Get<uint32_t>(15, 0); }
+  fb::Vector weight_ratios() const { return t_.GetVector(16, 4); }
+  uint32_t samples() const { return t_.Get<uint32_t>(17, 10); }
+  float mac_budget() const { return t_.Get<float>(18, 0.1f); }
+  uint32_t memory_budget() const { return t_.Get<uint32_t>(19, 0); }
  private:
   fb::Table t_;
 };
@@ -169,6 +179,12 @@ inline void Verify(const Policy& x) {
   (void)x.budget();
   (void)x.budget_rate();
   (void)x.budget_gain();
+  (void)x.last_layers();
+  (void)x.bias_layers();
+  (void)x.weight_ratios();
+  (void)x.samples();
+  (void)x.mac_budget();
+  (void)x.memory_budget();
 }
 
 inline void Verify(const MemoryPlan& x) {
