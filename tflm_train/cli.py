@@ -293,7 +293,9 @@ def build_parser():
     p.add_argument("--train-last", type=_count(1), default=None, metavar="N",
                    help="train only the last N weight layers (ops, for a .tflite)")
     p.add_argument("--policy", type=_policy_arg, default=None,
-                   help="full (default), static:RATIO, tinyprop[:k=v,...], tinypropv2[:k=v,...]")
+                   help="full (default), static:RATIO, tinyprop[:k=v,...], tinypropv2[:k=v,...], or a baseline: "
+                        "lastlayers:N, biasonly, sparseupdate:JSON ('{\"bias_layers\": 3, \"weight_layers\": "
+                        "{\"-2\": 0.5}}'), tinytrain[:samples=K,mac_budget=B,memory_budget=BYTES]")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="Keras model: make the layers before the first trainable one an int8 backbone")
     p.add_argument("--representative-data", metavar="FILE",
