@@ -201,3 +201,38 @@ def test_bias_only_needs_a_bias():
                               keras.layers.Dense(3, activation="softmax", use_bias=False)])
     with pytest.raises(tflm_train.InvalidArgumentError, match="BiasOnly needs"):
         tflm_train.MicroTrainer(H.convert(model), policy=BiasOnly())
+
+
+# --- every layer kind: depthwise (strided channel norms), separable, Conv1D, a residual DAG
+
+VARIETY = [(SparseUpdate(3, {-2: 0.5, -3: 0.5}), "sparse_update"), (TinyTrain(samples=3, mac_budget=0.3), "tiny_train"),
+           (BiasOnly(), "bias_only"), (LastLayers(2), "last2")]
+
+
+@pytest.mark.parametrize("policy", [p for p, _ in VARIETY], ids=[i for _, i in VARIETY])
+@pytest.mark.parametrize("config", ["depthwise_m2", "separable", "conv1d", "residual"])
+def test_parity_layer_kinds(config, policy):
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = C.REFERENCE_CNNS[config]("softmax")
+    C.randomize(model, 2)
+    n_layers = len(tflm_train.read_model_info(H.convert(model)).trainable_layers)
+    if isinstance(policy, SparseUpdate) and n_layers < 3:
+        policy = SparseUpdate(n_layers, {-2: 0.5})
+    x, y = H.random_data(model, LOSS, 10, seed=2)
+    micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), policy)
+    H.run_parity(micro, ref, x, y, steps=10, max_resync_share=0.0)
+
+
+@pytest.mark.parametrize("policy", [SparseUpdate(2, {-2: 0.5}), TinyTrain(samples=4, mac_budget=0.3), BiasOnly()],
+                         ids=["sparse_update", "tiny_train", "bias_only"])
+def test_parity_batches(policy):
+    """Batches of 4: the gradient buffers of every layer, the selection inside a batch."""
+    model, x, y = _mlp()
+    micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), policy, batch_size=4)
+    for i in range(0, 40, 4):
+        a, b = micro.train_step(x[i:i + 4], y[i:i + 4]), ref.train_step(x[i:i + 4], y[i:i + 4])
+        assert np.array_equal(a.sample_k, b.sample_k) and np.array_equal(a.sample_skipped, b.sample_skipped)
+        assert (a.forward_macs, a.backward_macs) == (b.forward_macs, b.backward_macs)
+        assert H._weights_differ(micro, ref) is None, f"batch at {i}"
