@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .converter import convert
-from .policies import Full, StaticTopK, TinyProp, TinyPropV2
+from .policies import Full, LastLayers, StaticTopK, TinyProp, TinyPropV2
 from .trainer import MicroTrainer
 
 DEFAULT_POLICIES = (Full(), StaticTopK(0.3), TinyProp(), TinyPropV2())
@@ -166,6 +166,8 @@ def _batch_loss_recorder(step_loss, samples, batch_size):
 def _describe(policy):
     if isinstance(policy, StaticTopK):
         return f"StaticTopK({policy.ratio:g})"
-    if isinstance(policy, (TinyProp, TinyPropV2)) and policy != type(policy)():
+    if isinstance(policy, LastLayers):
+        return f"LastLayers({policy.n})"
+    if policy != type(policy)():
         return repr(policy)
     return f"{policy.name}()"
