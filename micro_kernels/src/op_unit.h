@@ -93,7 +93,7 @@ struct TrainableLayer {
   uint8_t trains;             // TrainedParts bits; 0: a baseline leaves the layer frozen
   int32_t channels;           // output channels (the last axis of its output)
   uint8_t* selected;          // SparseUpdate/TinyTrain: 1 per channel whose weights train
-  float* fisher;              // TinyTrain: per channel, the sum over samples of (a . g)^2
+  float* fisher;              // per channel: TinyTrain's Fisher sums (SparseUpdate: weight norms at Init)
 };
 
 // What Prepare reads: the verified model and the operator's index.
