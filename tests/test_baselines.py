@@ -236,3 +236,101 @@ def test_parity_batches(policy):
         assert np.array_equal(a.sample_k, b.sample_k) and np.array_equal(a.sample_skipped, b.sample_skipped)
         assert (a.forward_macs, a.backward_macs) == (b.forward_macs, b.backward_macs)
         assert H._weights_differ(micro, ref) is None, f"batch at {i}"
+
+
+# --- TinyTrain's measurement on every kind of layer output ----------------------------------
+
+def _split_bias_conv1d():
+    import keras
+
+    L = keras.layers
+    return keras.Sequential([keras.Input((12, 2)), L.Conv1D(4, 3, activation="relu", name="c0"),
+                             L.Conv1D(1, 3, name="c"), L.Flatten(name="flat"),   # one filter: its bias in an ADD
+                             L.Dense(6, activation="relu", name="d"), L.Dense(3, activation="softmax", name="out")])
+
+
+def _linear_then_average_pool():
+    import keras
+
+    L = keras.layers   # outputs no backward step reads: TinyTrain must keep them alive
+    return keras.Sequential([keras.Input((12, 12, 2)), L.Conv2D(6, 3, name="c0"), L.AveragePooling2D(1, name="p0"),
+                             L.Conv2D(6, 3, padding="same", name="c1"), L.AveragePooling2D(2, name="p1"),
+                             L.Flatten(name="f"), L.Dense(3, activation="softmax", name="out")])
+
+
+def _tanh_mlp():
+    return H.mlp(12, [16, 16, 16], 4, hidden_activation="tanh")   # TANH runs as its own op
+
+
+@pytest.mark.parametrize("budget", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("build", [_split_bias_conv1d, _linear_then_average_pool, _tanh_mlp],
+                         ids=["split_bias", "linear_then_average_pool", "tanh"])
+def test_tiny_train_parity_on_layer_outputs(build, budget):
+    import keras
+
+    for seed in range(2):
+        keras.utils.set_random_seed(seed)
+        model = build()
+        C.randomize(model, seed)
+        x, y = H.random_data(model, LOSS, 8, seed=seed)
+        micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), TinyTrain(samples=3, mac_budget=budget))
+        H.run_parity(micro, ref, x, y, steps=8, max_resync_share=0.0)
+
+
+def test_selection_ends_inside_a_batch():
+    model, x, y = _mlp()
+    micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), TinyTrain(samples=5, mac_budget=0.4), batch_size=4)
+    for i in range(0, 24, 4):
+        a, b = micro.train_step(x[i:i + 4], y[i:i + 4]), ref.train_step(x[i:i + 4], y[i:i + 4])
+        assert np.array_equal(a.sample_k, b.sample_k) and np.array_equal(a.sample_skipped, b.sample_skipped)
+        assert H._weights_differ(micro, ref) is None
+    assert micro.counters["skipped"] == 5
+
+
+def test_refused_step_restarts_the_measurement():
+    model, x, y = _mlp()
+    micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), TinyTrain(samples=3, mac_budget=0.4))
+    for t in (micro, ref):
+        t.train_step(x[:1], y[:1])
+        with pytest.raises((tflm_train.NonFiniteError, FloatingPointError)):
+            t.train_step(np.full_like(x[1:2], 3e38), y[1:2])
+    # Three new measurement samples (skipped), then training, on both.
+    for i in range(2, 8):
+        a, b = micro.train_step(x[i:i + 1], y[i:i + 1]), ref.train_step(x[i:i + 1], y[i:i + 1])
+        assert a.skipped == b.skipped == (i < 5), i
+        assert H._weights_differ(micro, ref) is None
+
+
+def test_frozen_layers_between_trained_ones():
+    model, x, y = _mlp()
+    names = [layer.name for layer in model.layers if layer.weights]
+    trainable = [names[0], names[-1]]          # the middle layer is not in the plan
+    for policy in (LastLayers(2), BiasOnly(), SparseUpdate(2, {-2: 0.5}), TinyTrain(samples=3, mac_budget=0.6)):
+        micro, ref = twins(model, LOSS, tflm_train.SGD(0.05), policy, trainable=trainable)
+        H.run_parity(micro, ref, x, y, steps=8, max_resync_share=0.0)
+
+
+def test_sparse_update_keeps_its_channels_after_reset():
+    """The channels are chosen when the trainer starts; reset_policy_state keeps them."""
+    model, x, y = _mlp()
+    micro = tflm_train.MicroTrainer(H.convert(model), policy=SparseUpdate(2, {-2: 0.5}))
+
+    def moved_rows(fit):
+        before = micro.get_weights()[2]
+        micro.fit(*fit, epochs=1, verbose=0)
+        return set(np.flatnonzero((micro.get_weights()[2] != before).any(axis=1)).tolist())
+
+    first = moved_rows((x[:60], y[:60]))
+    assert len(first) == round(0.5 * micro.get_weights()[2].shape[0])
+    micro.reset_policy_state()
+    assert moved_rows((x[60:], y[60:])) == first
+
+
+def test_layer_named_twice_and_counts_too_large():
+    model, _, _ = _mlp()
+    with pytest.raises(ValueError, match="twice"):
+        H.convert(model, policy=SparseUpdate(3, {0: 0.5, -3: 0.25}))
+    for make in (lambda: TinyTrain(samples=2 ** 32), lambda: TinyTrain(memory_budget=2 ** 33)):
+        with pytest.raises(ValueError, match="2\\*\\*32"):
+            make()
+    assert TinyTrain(samples=np.int64(4), mac_budget=np.float32(0.25)).samples == 4

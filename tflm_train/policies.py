@@ -6,6 +6,7 @@ trainer (`MicroTrainer(model, policy=...)`).
 """
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 _KINDS = {"Full": 0, "StaticTopK": 1, "TinyProp": 2, "TinyPropV2": 3, "LastLayers": 4, "BiasOnly": 5,
@@ -153,8 +154,8 @@ class TinyPropV2(TinyProp):
 
 
 def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value < 2 ** 32:
+        raise ValueError(f"{name} must be an integer from {minimum} to 2**32 - 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -201,9 +202,9 @@ class SparseUpdate(Policy):
         if not isinstance(self.weight_layers, dict):
             raise TypeError(f"weight_layers must be a dict {{layer: ratio}}, got {self.weight_layers!r}")
         for layer, ratio in self.weight_layers.items():
-            if isinstance(layer, bool) or not isinstance(layer, int):
+            if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
                 raise TypeError(f"weight_layers keys must be layer indices (int), got {layer!r}")
-            if not (isinstance(ratio, (int, float)) and 0.0 <= ratio <= 1.0):
+            if not (isinstance(ratio, numbers.Real) and 0.0 <= ratio <= 1.0):
                 raise ValueError(f"weight_layers[{layer}] must be a ratio in [0, 1], got {ratio!r}")
         object.__setattr__(self, "weight_layers", {int(k): float(v) for k, v in self.weight_layers.items()})
 
@@ -227,6 +228,8 @@ class SparseUpdate(Policy):
                 position = num_layers - 1 - layer
             if position >= MAX_LAYERS or (num_layers is not None and position >= num_layers):
                 raise ValueError(f"SparseUpdate weight_layers names layer {layer}, which the model does not have")
+            if position in ratios:
+                raise ValueError(f"SparseUpdate weight_layers names one layer twice (as {layer} and another index)")
             ratios[position] = ratio
         weight_ratios = [0.0] * (max(ratios) + 1 if ratios else 0)
         for position, ratio in ratios.items():
@@ -256,7 +259,7 @@ class TinyTrain(Policy):
 
     def __post_init__(self):
         _check_count("samples", self.samples, 1)
-        if not (isinstance(self.mac_budget, (int, float)) and 0.0 < self.mac_budget <= 1.0):
+        if not (isinstance(self.mac_budget, numbers.Real) and 0.0 < self.mac_budget <= 1.0):
             raise ValueError(f"mac_budget must be in (0, 1], got {self.mac_budget!r}")
         if self.memory_budget is not None:
             _check_count("memory_budget", self.memory_budget, 1)

@@ -544,7 +544,7 @@ class ReferenceTrainer:
         self._ymax = [_F32(0.0) for _ in self._layers]
         self._reset_budget()
         if self._baseline is not None:
-            self._baseline.restart()
+            self._baseline.restart_selection()
 
     def get_weights(self, layout="keras"):
         """{unit name: (kernel, bias or None)} of every weight unit, as numpy, in
@@ -765,7 +765,7 @@ class ReferenceTrainer:
             self._ymax[l] = self._policy.update_ymax(total_error(delta_np), self._ymax[l])
             delta_hats[l] = tf.constant(delta_np)
             if selecting:
-                choice.accumulate(l, np.asarray(unit.activate(z), np.float32), delta_np)
+                choice.accumulate(l, np.asarray(z, np.float32), delta_np)
             else:
                 mask = choice.element_mask(l)
                 k_out[l] = int(mask.sum())
@@ -798,12 +798,18 @@ class ReferenceTrainer:
         losses = np.zeros(n, np.float32)
         skipped = np.zeros(n, bool)
         ks = np.zeros((n, len(self._layers)), np.int32)
+        was_selecting = self._baseline is not None and self._baseline.selecting
         fwd = bwd = trained = 0
         correct = 0.0
         self.last_selection = []
         for s in range(n):
             self._sample = s
-            loss, c, skip, k, grads, f, b = self._train_sample(x[s:s + 1], y[s:s + 1])
+            try:
+                loss, c, skip, k, grads, f, b = self._train_sample(x[s:s + 1], y[s:s + 1])
+            except FloatingPointError:
+                if was_selecting:  # as the C++: a refused step restarts TinyTrain's measurement
+                    self._baseline.restart_selection()
+                raise
             self._spend_budget(b)
             self.last_selection.append(self._kept_rows)
             losses[s], skipped[s], ks[s] = loss, skip, k

@@ -39,11 +39,11 @@ class BaselineChoice:
         self.layers = layers                    # LayerFacts, forward order
         self.units = units                      # every weight unit, execution order
         self.full_backward_macs = full_backward_macs
-        self.restart()
+        self.choose()
 
     # --- state ------------------------------------------------------------------------
-    def restart(self):
-        """The choice from scratch: TinyTrain measures anew from its next samples."""
+    def choose(self):
+        """The choice when the trainer starts (SparseUpdate: from the weights it starts with)."""
         n = len(self.layers)
         self.weights = ["all"] * n              # "all", "some" or None
         self.bias = [f.has_bias for f in self.layers]
@@ -71,6 +71,11 @@ class BaselineChoice:
                         self.weights[l] = "some"
                         self.masks[l] = self._largest(self._weight_norms(f), count)
         self._set_lowest()
+
+    def restart_selection(self):
+        """TinyTrain measures anew from its next samples (the other baselines keep their choice)."""
+        if isinstance(self.policy, TinyTrain):
+            self.choose()
 
     @property
     def selecting(self):
@@ -103,10 +108,11 @@ class BaselineChoice:
         return mask
 
     # --- TinyTrain --------------------------------------------------------------------
-    def accumulate(self, l, a, delta):
-        """One selection sample's (sum over positions of a * dloss/dz)^2 per channel of layer l."""
+    def accumulate(self, l, z, delta):
+        """One selection sample's (sum over positions of z * dloss/dz)^2 per channel of layer l,
+        z its linear output with its bias."""
         f = self.layers[l]
-        product = (np.asarray(a, _F32) * np.asarray(delta, _F32)).reshape(f.positions, f.channels)
+        product = (np.asarray(z, _F32) * np.asarray(delta, _F32)).reshape(f.positions, f.channels)
         s = np.add.accumulate(product, axis=0, dtype=_F32)[-1]
         self.fisher[l] = (self.fisher[l] + s * s).astype(_F32)
 

@@ -127,9 +127,16 @@ void ChooseTrainedParts(const PolicyParams& p, Network* net) {
 
 void AccumulateFisher(const OpRuntime& op, TrainableLayer* layer) {
   const int32_t channels = layer->channels, positions = Positions(*layer);
+  // op.out is a = act(z): where RELU/RELU6 clip, dloss/dz is 0, elsewhere a = z. A
+  // bias kept in an ADD after the op (whose activation is then NONE) is added here.
+  const float* split_bias = layer->bias != op.bias ? layer->bias : nullptr;
   for (int32_t c = 0; c < channels; ++c) {
+    const float b = split_bias != nullptr ? split_bias[c] : 0.0f;
     float s = 0.0f;
-    for (int32_t d = 0; d < positions; ++d) s += op.out[d * channels + c] * op.d_out[d * channels + c];
+    for (int32_t d = 0; d < positions; ++d) {
+      const float z = split_bias != nullptr ? op.out[d * channels + c] + b : op.out[d * channels + c];
+      s += z * op.d_out[d * channels + c];
+    }
     layer->fisher[c] += s * s;
   }
 }

@@ -25,9 +25,9 @@ const char* CheckBaseline(const PolicyParams& policy, const Network& net);
 // net->lowest_layer. TinyTrain starts with every layer, for its selection samples.
 void ChooseTrainedParts(const PolicyParams& policy, Network* net);
 
-// TinyTrain, per selection sample and layer: adds, per channel, (the sum over its
-// positions of a * dloss/dz)^2, a the layer's output and z its linear part (for
-// NONE, RELU and RELU6, a * dloss/dz = z * dloss/dz).
+// TinyTrain, per selection sample and layer, after the fused activation's gradient:
+// adds, per channel, (the sum over its positions of z * dloss/dz)^2, z the layer's
+// linear output with its bias.
 void AccumulateFisher(const OpRuntime& op, TrainableLayer* layer);
 
 // TinyTrain after its samples: scores layers and greedily takes channels within

@@ -49,7 +49,8 @@ bool NeededByBackward(const Network& net, int root) {
   for (int j = 0; j < net.loss_op; ++j) {
     const OpRuntime& op = net.ops[j];
     if (!op.needs_grad) continue;  // no backward for this op
-    if (ReadsOutputInBackward(op) && op.output_root == root) return true;
+    const bool reads_output = ReadsOutputInBackward(op) || (net.keeps_layer_outputs && op.layer >= 0);
+    if (reads_output && op.output_root == root) return true;
     if (ReadsInputInBackward(op) && op.input_root[0] == root) return true;
   }
   return false;

@@ -24,6 +24,7 @@ struct Network {
   size_t input_size = 0, output_size = 0;  // their elements
   int32_t loss_op = 0;            // ops from here on are folded into the loss gradient
   int32_t lowest_layer = 0;       // the lowest layer that trains anything: backward stops there
+  bool keeps_layer_outputs = false;  // TinyTrain: its measurement reads every layer's output
   // Laid out by the arena planner.
   float* error_region = nullptr;  // all per-sample error buffers, zeroed per sample
   size_t error_region_floats = 0;

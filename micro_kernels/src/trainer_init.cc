@@ -285,6 +285,7 @@ Status Trainer::Init(uint8_t* model, size_t model_size, uint8_t* arena, size_t a
   }
   error_[0] = '\0';
   ready_ = true;
+  ChooseTrainedParts(policy_, net_);  // a baseline's layers and channels, from the weights it starts with
   ResetPolicyState();
   return RestoreFromModel(view, options.restore_state);
 }
@@ -463,6 +464,7 @@ Status Trainer::PrepareBaseline(ArenaAllocator* a) {
                          "momentum or weight decay, which would move the frozen channels");
   }
   const bool channel_masks = policy_.kind == PolicyKind::kSparseUpdate || policy_.kind == PolicyKind::kTinyTrain;
+  net_->keeps_layer_outputs = policy_.kind == PolicyKind::kTinyTrain;
   for (int32_t l = 0; l < net_->num_layers; ++l) {
     TrainableLayer& layer = net_->layers[l];
     layer.channels = net_->ops[layer.op].depth;

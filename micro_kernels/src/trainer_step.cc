@@ -290,6 +290,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
       for (int l = 0; l < net_->num_layers; ++l) net_->layers[l].ymax = saved_ymax[l];
       gate_tau_ = saved_tau;
       budget_spent_ = saved_spent;
+      if (was_selecting) RestartSelection();
       return status;
     }
   }

@@ -143,13 +143,13 @@ void Trainer::ResetPolicyState() {
   RestartSelection();
 }
 
-// The baselines' choice of what trains; TinyTrain measures anew from its next samples.
+// TinyTrain measures anew from its next samples (every layer trains until it chooses).
 void Trainer::RestartSelection() {
-  if (!ready_) return;
+  if (!ready_ || policy_.kind != PolicyKind::kTinyTrain) return;
   selection_seen_ = 0;
   for (int i = 0; i < net_->num_layers; ++i) {
     TrainableLayer& layer = net_->layers[i];
-    for (int32_t c = 0; policy_.kind == PolicyKind::kTinyTrain && c < layer.channels; ++c) layer.fisher[c] = 0.0f;
+    for (int32_t c = 0; c < layer.channels; ++c) layer.fisher[c] = 0.0f;
   }
   ChooseTrainedParts(policy_, net_);
 }
