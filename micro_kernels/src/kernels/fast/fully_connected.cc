@@ -1,5 +1,6 @@
 #include "kernels/fast/fully_connected.h"
 
+#include "kernels/fast/mul_add.h"
 #include "kernels/fast/zero.h"
 
 namespace tflm_train {
@@ -22,26 +23,60 @@ void InputGradRows4(const float* w0, const float* w1, const float* w2, const flo
   for (; i + 2 <= n_in; i += 2) {
     float v0 = dx[i];
     float v1 = dx[i + 1];
-    v0 += w0[i] * d0;
-    v1 += w0[i + 1] * d0;
-    v0 += w1[i] * d1;
-    v1 += w1[i + 1] * d1;
-    v0 += w2[i] * d2;
-    v1 += w2[i + 1] * d2;
-    v0 += w3[i] * d3;
-    v1 += w3[i + 1] * d3;
+    v0 = MulAdd(v0, w0[i], d0);
+    v1 = MulAdd(v1, w0[i + 1], d0);
+    v0 = MulAdd(v0, w1[i], d1);
+    v1 = MulAdd(v1, w1[i + 1], d1);
+    v0 = MulAdd(v0, w2[i], d2);
+    v1 = MulAdd(v1, w2[i + 1], d2);
+    v0 = MulAdd(v0, w3[i], d3);
+    v1 = MulAdd(v1, w3[i + 1], d3);
     dx[i] = v0;
     dx[i + 1] = v1;
   }
   if (i < n_in) {
     float v = dx[i];
-    v += w0[i] * d0;
-    v += w1[i] * d1;
-    v += w2[i] * d2;
-    v += w3[i] * d3;
+    v = MulAdd(v, w0[i], d0);
+    v = MulAdd(v, w1[i], d1);
+    v = MulAdd(v, w2[i], d2);
+    v = MulAdd(v, w3[i], d3);
     dx[i] = v;
   }
 }
+
+#if TFLM_TRAIN_VFP_ASM
+// Columns [0, n4) of four rows (n4 a positive multiple of 4) on a Cortex-M4F: per
+// four columns one VLDM of x, and per row one VLDM of its four weights and four
+// VMLA into its partial sums (sum j % 4 gets x[j] * w[j], the product rounded
+// first, as the reference adds it). The 16 sums (row-major, starting at 0) stay
+// in s8-s23 for the whole loop.
+void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const float* w2, const float* w3,
+              float* sums) {
+  int blocks = n4 >> 2;
+#define TFLM_TRAIN_FC_ROW(W, S0, S1, S2, S3)    \
+  "vldmia %[" W "]!, {s4-s7}\n\t"               \
+  "vmla.f32 " S0 ", s0, s4\n\t"                 \
+  "vmla.f32 " S1 ", s1, s5\n\t"                 \
+  "vmla.f32 " S2 ", s2, s6\n\t"                 \
+  "vmla.f32 " S3 ", s3, s7\n\t"
+  __asm__ volatile(
+      "vldm %[sums], {s8-s23}\n\t"
+      "1:\n\t"
+      "vldmia %[x]!, {s0-s3}\n\t"
+      TFLM_TRAIN_FC_ROW("w0", "s8", "s9", "s10", "s11")
+      TFLM_TRAIN_FC_ROW("w1", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_ROW("w2", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_FC_ROW("w3", "s20", "s21", "s22", "s23")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "vstm %[sums], {s8-s23}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
+      : [sums] "r"(sums)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
+#undef TFLM_TRAIN_FC_ROW
+}
+#endif
 
 }  // namespace
 
@@ -63,6 +98,17 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
     float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
     int i = 0;
+#if TFLM_TRAIN_VFP_ASM
+    if (n4 > 0) {
+      float sums[16] = {};
+      Rows4Vfp(x, n4, w0, w1, w2, w3, sums);
+      a0 = sums[0]; a1 = sums[1]; a2 = sums[2]; a3 = sums[3];
+      b0 = sums[4]; b1 = sums[5]; b2 = sums[6]; b3 = sums[7];
+      c0 = sums[8]; c1 = sums[9]; c2 = sums[10]; c3 = sums[11];
+      e0 = sums[12]; e1 = sums[13]; e2 = sums[14]; e3 = sums[15];
+      i = n4;
+    }
+#endif
     for (; i < n8; i += 8) {
       const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
       a0 += x0 * w0[i]; a1 += x1 * w0[i + 1]; a2 += x2 * w0[i + 2]; a3 += x3 * w0[i + 3];
@@ -84,10 +130,10 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     }
     for (; i < n_in; ++i) {
       const float xi = x[i];
-      a0 += xi * w0[i];
-      b0 += xi * w1[i];
-      c0 += xi * w2[i];
-      e0 += xi * w3[i];
+      a0 = MulAdd(a0, xi, w0[i]);
+      b0 = MulAdd(b0, xi, w1[i]);
+      c0 = MulAdd(c0, xi, w2[i]);
+      e0 = MulAdd(e0, xi, w3[i]);
     }
     y[o] = RowResult(a0, a1, a2, a3, bias, o, act);
     y[o + 1] = RowResult(b0, b1, b2, b3, bias, o + 1, act);
@@ -99,12 +145,12 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     int i = 0;
     for (; i < n4; i += 4) {
-      s0 += x[i] * w_row[i];
-      s1 += x[i + 1] * w_row[i + 1];
-      s2 += x[i + 2] * w_row[i + 2];
-      s3 += x[i + 3] * w_row[i + 3];
+      s0 = MulAdd(s0, x[i], w_row[i]);
+      s1 = MulAdd(s1, x[i + 1], w_row[i + 1]);
+      s2 = MulAdd(s2, x[i + 2], w_row[i + 2]);
+      s3 = MulAdd(s3, x[i + 3], w_row[i + 3]);
     }
-    for (; i < n_in; ++i) s0 += x[i] * w_row[i];
+    for (; i < n_in; ++i) s0 = MulAdd(s0, x[i], w_row[i]);
     y[o] = RowResult(s0, s1, s2, s3, bias, o, act);
   }
 }
@@ -127,7 +173,7 @@ void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const
   for (int j = 0; j < m; ++j) {
     const float d = delta[block[j]];
     const float* w_row = w + block[j] * n_in;
-    for (int i = 0; i < n_in; ++i) dx[i] += w_row[i] * d;
+    for (int i = 0; i < n_in; ++i) dx[i] = MulAdd(dx[i], w_row[i], d);
   }
 }
 
