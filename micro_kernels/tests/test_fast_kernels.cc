@@ -152,8 +152,8 @@ static kernels::ConvShape RandomConvShape(Lcg& rng) {
   if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
     s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
     s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-    s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-    s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
   } else {
     s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
     s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
@@ -222,8 +222,8 @@ TEST(MaxPoolBitIdentical) {
     if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
       s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
       s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-      s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-      s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+      s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+      s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
     } else {
       s.pad_top = s.pad_left = 0;
       s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
