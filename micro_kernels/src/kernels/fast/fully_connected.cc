@@ -85,7 +85,6 @@ void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const fl
 // first), so every output is bit-identical to the reference.
 void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
                     float* y) {
-  const int n8 = n_in & ~7;
   const int n4 = n_in & ~3;
   int o = 0;
   for (; o + 4 <= n_out; o += 4) {
@@ -93,52 +92,48 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     const float* w1 = w0 + n_in;
     const float* w2 = w1 + n_in;
     const float* w3 = w2 + n_in;
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-    float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
-    float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-    float e0 = 0.0f, e1 = 0.0f, e2 = 0.0f, e3 = 0.0f;
+    // Row r's partial sums: s[4 * r + j] gets the elements i with i % 4 == j.
+    float s[16] = {};
     int i = 0;
 #if TFLM_TRAIN_VFP_ASM
     if (n4 > 0) {
-      float sums[16] = {};
-      Rows4Vfp(x, n4, w0, w1, w2, w3, sums);
-      a0 = sums[0]; a1 = sums[1]; a2 = sums[2]; a3 = sums[3];
-      b0 = sums[4]; b1 = sums[5]; b2 = sums[6]; b3 = sums[7];
-      c0 = sums[8]; c1 = sums[9]; c2 = sums[10]; c3 = sums[11];
-      e0 = sums[12]; e1 = sums[13]; e2 = sums[14]; e3 = sums[15];
+      Rows4Vfp(x, n4, w0, w1, w2, w3, s);
       i = n4;
     }
 #endif
-    for (; i < n8; i += 8) {
-      const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-      a0 += x0 * w0[i]; a1 += x1 * w0[i + 1]; a2 += x2 * w0[i + 2]; a3 += x3 * w0[i + 3];
-      b0 += x0 * w1[i]; b1 += x1 * w1[i + 1]; b2 += x2 * w1[i + 2]; b3 += x3 * w1[i + 3];
-      c0 += x0 * w2[i]; c1 += x1 * w2[i + 1]; c2 += x2 * w2[i + 2]; c3 += x3 * w2[i + 3];
-      e0 += x0 * w3[i]; e1 += x1 * w3[i + 1]; e2 += x2 * w3[i + 2]; e3 += x3 * w3[i + 3];
-      const float x4 = x[i + 4], x5 = x[i + 5], x6 = x[i + 6], x7 = x[i + 7];
-      a0 += x4 * w0[i + 4]; a1 += x5 * w0[i + 5]; a2 += x6 * w0[i + 6]; a3 += x7 * w0[i + 7];
-      b0 += x4 * w1[i + 4]; b1 += x5 * w1[i + 5]; b2 += x6 * w1[i + 6]; b3 += x7 * w1[i + 7];
-      c0 += x4 * w2[i + 4]; c1 += x5 * w2[i + 5]; c2 += x6 * w2[i + 6]; c3 += x7 * w2[i + 7];
-      e0 += x4 * w3[i + 4]; e1 += x5 * w3[i + 5]; e2 += x6 * w3[i + 6]; e3 += x7 * w3[i + 7];
+#if TFLM_TRAIN_SSE
+    if (n4 > 0) {
+      __m128 a = _mm_setzero_ps(), b = _mm_setzero_ps(), c = _mm_setzero_ps(), e = _mm_setzero_ps();
+      for (; i < n4; i += 4) {
+        const __m128 xv = _mm_loadu_ps(x + i);
+        a = _mm_add_ps(a, _mm_mul_ps(xv, _mm_loadu_ps(w0 + i)));
+        b = _mm_add_ps(b, _mm_mul_ps(xv, _mm_loadu_ps(w1 + i)));
+        c = _mm_add_ps(c, _mm_mul_ps(xv, _mm_loadu_ps(w2 + i)));
+        e = _mm_add_ps(e, _mm_mul_ps(xv, _mm_loadu_ps(w3 + i)));
+      }
+      _mm_storeu_ps(s, a);
+      _mm_storeu_ps(s + 4, b);
+      _mm_storeu_ps(s + 8, c);
+      _mm_storeu_ps(s + 12, e);
     }
+#endif
     for (; i < n4; i += 4) {
-      const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-      a0 += x0 * w0[i]; a1 += x1 * w0[i + 1]; a2 += x2 * w0[i + 2]; a3 += x3 * w0[i + 3];
-      b0 += x0 * w1[i]; b1 += x1 * w1[i + 1]; b2 += x2 * w1[i + 2]; b3 += x3 * w1[i + 3];
-      c0 += x0 * w2[i]; c1 += x1 * w2[i + 1]; c2 += x2 * w2[i + 2]; c3 += x3 * w2[i + 3];
-      e0 += x0 * w3[i]; e1 += x1 * w3[i + 1]; e2 += x2 * w3[i + 2]; e3 += x3 * w3[i + 3];
+      for (int j = 0; j < 4; ++j) {
+        const float xj = x[i + j];
+        s[j] = MulAdd(s[j], xj, w0[i + j]);
+        s[4 + j] = MulAdd(s[4 + j], xj, w1[i + j]);
+        s[8 + j] = MulAdd(s[8 + j], xj, w2[i + j]);
+        s[12 + j] = MulAdd(s[12 + j], xj, w3[i + j]);
+      }
     }
     for (; i < n_in; ++i) {
       const float xi = x[i];
-      a0 = MulAdd(a0, xi, w0[i]);
-      b0 = MulAdd(b0, xi, w1[i]);
-      c0 = MulAdd(c0, xi, w2[i]);
-      e0 = MulAdd(e0, xi, w3[i]);
+      s[0] = MulAdd(s[0], xi, w0[i]);
+      s[4] = MulAdd(s[4], xi, w1[i]);
+      s[8] = MulAdd(s[8], xi, w2[i]);
+      s[12] = MulAdd(s[12], xi, w3[i]);
     }
-    y[o] = RowResult(a0, a1, a2, a3, bias, o, act);
-    y[o + 1] = RowResult(b0, b1, b2, b3, bias, o + 1, act);
-    y[o + 2] = RowResult(c0, c1, c2, c3, bias, o + 2, act);
-    y[o + 3] = RowResult(e0, e1, e2, e3, bias, o + 3, act);
+    for (int r = 0; r < 4; ++r) y[o + r] = RowResult(s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3], bias, o + r, act);
   }
   for (; o < n_out; ++o) {
     const float* w_row = w + o * n_in;

@@ -20,6 +20,17 @@
 #define TFLM_TRAIN_VFP_ASM 0
 #endif
 
+// A host with SSE (every x86-64): the blocked FC loops use four-lane vectors,
+// lane j holding the reference's partial sum or element j of each group of four
+// (separate multiplies and adds, so the same roundings). GCC does not vectorize
+// those blocked loops well itself, while it does the reference's simple loops.
+#if (defined(__SSE2__) || defined(_M_X64)) && !TFLM_TRAIN_VFP_ASM
+#define TFLM_TRAIN_SSE 1
+#include <emmintrin.h>
+#else
+#define TFLM_TRAIN_SSE 0
+#endif
+
 namespace tflm_train {
 namespace kernels {
 namespace fast {

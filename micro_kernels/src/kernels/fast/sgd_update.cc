@@ -86,6 +86,16 @@ void PlainRows4(float lr, const float* x, int n, float d0, float d1, float d2, f
 #if TFLM_TRAIN_VFP_ASM
   i = n & ~3;
   if (i > 0) PlainRows4Vfp(lr, x, i, d0, d1, d2, d3, w0, w1, w2, w3);
+#elif TFLM_TRAIN_SSE
+  const __m128 lr4 = _mm_set1_ps(lr);
+  const __m128 e0 = _mm_set1_ps(d0), e1 = _mm_set1_ps(d1), e2 = _mm_set1_ps(d2), e3 = _mm_set1_ps(d3);
+  for (; i + 4 <= n; i += 4) {
+    const __m128 xv = _mm_loadu_ps(x + i);
+    _mm_storeu_ps(w0 + i, _mm_sub_ps(_mm_loadu_ps(w0 + i), _mm_mul_ps(_mm_mul_ps(e0, xv), lr4)));
+    _mm_storeu_ps(w1 + i, _mm_sub_ps(_mm_loadu_ps(w1 + i), _mm_mul_ps(_mm_mul_ps(e1, xv), lr4)));
+    _mm_storeu_ps(w2 + i, _mm_sub_ps(_mm_loadu_ps(w2 + i), _mm_mul_ps(_mm_mul_ps(e2, xv), lr4)));
+    _mm_storeu_ps(w3 + i, _mm_sub_ps(_mm_loadu_ps(w3 + i), _mm_mul_ps(_mm_mul_ps(e3, xv), lr4)));
+  }
 #endif
   for (; i + 2 <= n; i += 2) {
     const float x0 = x[i], x1 = x[i + 1];
