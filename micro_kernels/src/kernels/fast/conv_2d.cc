@@ -1,6 +1,5 @@
 #include "kernels/fast/conv_2d.h"
 
-#include "kernels/fast/mul_add.h"
 #include "kernels/fast/window.h"
 
 namespace tflm_train {
@@ -32,22 +31,22 @@ void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, con
       for (; j + 2 <= p.len; j += 2) {
         const float xa = u0[j], xb = u1[j], xc = u0[j + 1], xd = u1[j + 1];
         const float w0 = q0[j], w1 = q1[j], w2 = q2[j], w3 = q3[j];
-        a0 = MulAdd(a0, xa, w0); a1 = MulAdd(a1, xb, w0);
-        b0 = MulAdd(b0, xa, w1); b1 = MulAdd(b1, xb, w1);
-        c0 = MulAdd(c0, xa, w2); c1 = MulAdd(c1, xb, w2);
-        e0 = MulAdd(e0, xa, w3); e1 = MulAdd(e1, xb, w3);
+        a0 += xa * w0; a1 += xb * w0;
+        b0 += xa * w1; b1 += xb * w1;
+        c0 += xa * w2; c1 += xb * w2;
+        e0 += xa * w3; e1 += xb * w3;
         const float w4 = q0[j + 1], w5 = q1[j + 1], w6 = q2[j + 1], w7 = q3[j + 1];
-        a0 = MulAdd(a0, xc, w4); a1 = MulAdd(a1, xd, w4);
-        b0 = MulAdd(b0, xc, w5); b1 = MulAdd(b1, xd, w5);
-        c0 = MulAdd(c0, xc, w6); c1 = MulAdd(c1, xd, w6);
-        e0 = MulAdd(e0, xc, w7); e1 = MulAdd(e1, xd, w7);
+        a0 += xc * w4; a1 += xd * w4;
+        b0 += xc * w5; b1 += xd * w5;
+        c0 += xc * w6; c1 += xd * w6;
+        e0 += xc * w7; e1 += xd * w7;
       }
       if (j < p.len) {
         const float xa = u0[j], xb = u1[j];
-        a0 = MulAdd(a0, xa, q0[j]); a1 = MulAdd(a1, xb, q0[j]);
-        b0 = MulAdd(b0, xa, q1[j]); b1 = MulAdd(b1, xb, q1[j]);
-        c0 = MulAdd(c0, xa, q2[j]); c1 = MulAdd(c1, xb, q2[j]);
-        e0 = MulAdd(e0, xa, q3[j]); e1 = MulAdd(e1, xb, q3[j]);
+        a0 += xa * q0[j]; a1 += xb * q0[j];
+        b0 += xa * q1[j]; b1 += xb * q1[j];
+        c0 += xa * q2[j]; c1 += xb * q2[j];
+        e0 += xa * q3[j]; e1 += xb * q3[j];
       }
       u0 += t.x_seg;
       u1 += t.x_seg;
@@ -75,10 +74,10 @@ void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps&
     for (int32_t j = 0; j < p.len; ++j) {
       const float x0v = u[j], x1v = u[j + 1], x2v = u[j + 2], x3v = u[j + 3];
       const float w0 = q0[j], w1 = q1[j], w2 = q2[j], w3 = q3[j];
-      a0 = MulAdd(a0, x0v, w0); a1 = MulAdd(a1, x1v, w0); a2 = MulAdd(a2, x2v, w0); a3 = MulAdd(a3, x3v, w0);
-      b0 = MulAdd(b0, x0v, w1); b1 = MulAdd(b1, x1v, w1); b2 = MulAdd(b2, x2v, w1); b3 = MulAdd(b3, x3v, w1);
-      c0 = MulAdd(c0, x0v, w2); c1 = MulAdd(c1, x1v, w2); c2 = MulAdd(c2, x2v, w2); c3 = MulAdd(c3, x3v, w2);
-      e0 = MulAdd(e0, x0v, w3); e1 = MulAdd(e1, x1v, w3); e2 = MulAdd(e2, x2v, w3); e3 = MulAdd(e3, x3v, w3);
+      a0 += x0v * w0; a1 += x1v * w0; a2 += x2v * w0; a3 += x3v * w0;
+      b0 += x0v * w1; b1 += x1v * w1; b2 += x2v * w1; b3 += x3v * w1;
+      c0 += x0v * w2; c1 += x1v * w2; c2 += x2v * w2; c3 += x3v * w2;
+      e0 += x0v * w3; e1 += x1v * w3; e2 += x2v * w3; e3 += x3v * w3;
     }
   }
   out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
@@ -100,10 +99,10 @@ void Forward4x1(const float* x0, const float* w, int32_t K, const PixelTaps& p, 
       const float* q3 = q2 + K;
       for (int32_t j = 0; j < p.len; ++j) {
         const float xv = u[j];
-        a = MulAdd(a, xv, q0[j]);
-        b = MulAdd(b, xv, q1[j]);
-        c = MulAdd(c, xv, q2[j]);
-        e = MulAdd(e, xv, q3[j]);
+        a += xv * q0[j];
+        b += xv * q1[j];
+        c += xv * q2[j];
+        e += xv * q3[j];
       }
       u += t.x_seg;
       v += t.w_seg;
@@ -119,7 +118,7 @@ float Forward1x1(const float* x0, const float* w, const PixelTaps& p, const TapS
     const float* u = x0 + r * t.x_row;
     const float* v = w + r * t.w_row;
     for (int32_t g = 0; g < p.segs; ++g) {
-      for (int32_t j = 0; j < p.len; ++j) a = MulAdd(a, u[j], v[j]);
+      for (int32_t j = 0; j < p.len; ++j) a += u[j] * v[j];
       u += t.x_seg;
       v += t.w_seg;
     }
@@ -175,17 +174,17 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         int32_t j = 0;
         for (; j + 4 <= p.len; j += 4) {
           const float xa = u[j], xb = u[j + 1], xc = u[j + 2], xd = u[j + 3];
-          g0[j] = MulAdd(g0[j], d0, xa); g0[j + 1] = MulAdd(g0[j + 1], d0, xb); g0[j + 2] = MulAdd(g0[j + 2], d0, xc); g0[j + 3] = MulAdd(g0[j + 3], d0, xd);
-          g1[j] = MulAdd(g1[j], d1, xa); g1[j + 1] = MulAdd(g1[j + 1], d1, xb); g1[j + 2] = MulAdd(g1[j + 2], d1, xc); g1[j + 3] = MulAdd(g1[j + 3], d1, xd);
-          g2[j] = MulAdd(g2[j], d2, xa); g2[j + 1] = MulAdd(g2[j + 1], d2, xb); g2[j + 2] = MulAdd(g2[j + 2], d2, xc); g2[j + 3] = MulAdd(g2[j + 3], d2, xd);
-          g3[j] = MulAdd(g3[j], d3, xa); g3[j + 1] = MulAdd(g3[j + 1], d3, xb); g3[j + 2] = MulAdd(g3[j + 2], d3, xc); g3[j + 3] = MulAdd(g3[j + 3], d3, xd);
+          g0[j] += d0 * xa; g0[j + 1] += d0 * xb; g0[j + 2] += d0 * xc; g0[j + 3] += d0 * xd;
+          g1[j] += d1 * xa; g1[j + 1] += d1 * xb; g1[j + 2] += d1 * xc; g1[j + 3] += d1 * xd;
+          g2[j] += d2 * xa; g2[j + 1] += d2 * xb; g2[j + 2] += d2 * xc; g2[j + 3] += d2 * xd;
+          g3[j] += d3 * xa; g3[j + 1] += d3 * xb; g3[j + 2] += d3 * xc; g3[j + 3] += d3 * xd;
         }
         for (; j < p.len; ++j) {
           const float xa = u[j];
-          g0[j] = MulAdd(g0[j], d0, xa);
-          g1[j] = MulAdd(g1[j], d1, xa);
-          g2[j] = MulAdd(g2[j], d2, xa);
-          g3[j] = MulAdd(g3[j], d3, xa);
+          g0[j] += d0 * xa;
+          g1[j] += d1 * xa;
+          g2[j] += d2 * xa;
+          g3[j] += d3 * xa;
         }
       }
       if (dx0 != nullptr) {
@@ -197,18 +196,18 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         int32_t j = 0;
         for (; j + 4 <= p.len; j += 4) {
           float va = v[j], vb = v[j + 1], vc = v[j + 2], vd = v[j + 3];
-          va = MulAdd(va, d0, q0[j]); vb = MulAdd(vb, d0, q0[j + 1]); vc = MulAdd(vc, d0, q0[j + 2]); vd = MulAdd(vd, d0, q0[j + 3]);
-          va = MulAdd(va, d1, q1[j]); vb = MulAdd(vb, d1, q1[j + 1]); vc = MulAdd(vc, d1, q1[j + 2]); vd = MulAdd(vd, d1, q1[j + 3]);
-          va = MulAdd(va, d2, q2[j]); vb = MulAdd(vb, d2, q2[j + 1]); vc = MulAdd(vc, d2, q2[j + 2]); vd = MulAdd(vd, d2, q2[j + 3]);
-          va = MulAdd(va, d3, q3[j]); vb = MulAdd(vb, d3, q3[j + 1]); vc = MulAdd(vc, d3, q3[j + 2]); vd = MulAdd(vd, d3, q3[j + 3]);
+          va += d0 * q0[j]; vb += d0 * q0[j + 1]; vc += d0 * q0[j + 2]; vd += d0 * q0[j + 3];
+          va += d1 * q1[j]; vb += d1 * q1[j + 1]; vc += d1 * q1[j + 2]; vd += d1 * q1[j + 3];
+          va += d2 * q2[j]; vb += d2 * q2[j + 1]; vc += d2 * q2[j + 2]; vd += d2 * q2[j + 3];
+          va += d3 * q3[j]; vb += d3 * q3[j + 1]; vc += d3 * q3[j + 2]; vd += d3 * q3[j + 3];
           v[j] = va; v[j + 1] = vb; v[j + 2] = vc; v[j + 3] = vd;
         }
         for (; j < p.len; ++j) {
           float va = v[j];
-          va = MulAdd(va, d0, q0[j]);
-          va = MulAdd(va, d1, q1[j]);
-          va = MulAdd(va, d2, q2[j]);
-          va = MulAdd(va, d3, q3[j]);
+          va += d0 * q0[j];
+          va += d1 * q1[j];
+          va += d2 * q2[j];
+          va += d3 * q3[j];
           v[j] = va;
         }
       }
@@ -227,12 +226,12 @@ void Backward1(const float* x0, const float* w, float* gw, float* dx0, int32_t K
       if (gw != nullptr) {
         const float* u = x0 + xo;
         float* g0 = gw + o + wo;
-        for (int32_t j = 0; j < p.len; ++j) g0[j] = MulAdd(g0[j], d, u[j]);
+        for (int32_t j = 0; j < p.len; ++j) g0[j] += d * u[j];
       }
       if (dx0 != nullptr) {
         float* v = dx0 + xo;
         const float* q = w + o + wo;
-        for (int32_t j = 0; j < p.len; ++j) v[j] = MulAdd(v[j], d, q[j]);
+        for (int32_t j = 0; j < p.len; ++j) v[j] += d * q[j];
       }
     }
   }
