@@ -9,7 +9,9 @@
 
 #include "board.h"
 #include "kernels/conv_2d.h"
+#include "kernels/depthwise_conv_2d.h"
 #include "kernels/fast/conv_2d.h"
+#include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/fast/fully_connected.h"
 #include "kernels/fast/max_pool.h"
 #include "kernels/fast/sgd_update.h"
@@ -112,6 +114,29 @@ void Conv(const char* name, const kernels::ConvShape& s, int repeat) {
          memcmp(g_g, g_g2, n_w * sizeof(float)) == 0 && memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
 }
 
+// DEPTHWISE_CONV_2D (multiplier 1): forward, then both gradients (MACs = 2x).
+void Depthwise(const char* name, const kernels::ConvShape& s, int repeat) {
+  const int n_x = s.in_h * s.in_w * s.in_c, n_w = s.filter_h * s.filter_w * s.out_c;
+  const int n_y = s.out_h * s.out_w * s.out_c;
+  Fill(g_x, n_x); Fill(g_w, n_w); Fill(g_b, s.out_c); Fill(g_d, n_y);
+  const uint64_t macs = static_cast<uint64_t>(n_y) * s.filter_h * s.filter_w;
+  const auto act = kernels::FusedAct::kRelu;
+  const uint64_t r = Instructions([&] { kernels::DepthwiseConv2D(g_x, s, g_w, g_b, act, g_y); }, repeat);
+  const uint64_t f = Instructions([&] { fast::DepthwiseConv2D(g_x, s, g_w, g_b, act, g_y2); }, repeat);
+  char fwd[64], bwd[64];
+  strcpy(fwd, name); strcat(fwd, "_forward");
+  strcpy(bwd, name); strcat(bwd, "_weight_and_input_grad");
+  Report(fwd, r, f, macs, memcmp(g_y, g_y2, n_y * sizeof(float)) == 0);
+  memset(g_g, 0, n_w * sizeof(float)); memset(g_g2, 0, n_w * sizeof(float));
+  memset(g_dx, 0, n_x * sizeof(float)); memset(g_dx2, 0, n_x * sizeof(float));
+  const uint64_t rb = Instructions([&] {
+    kernels::DepthwiseConv2DWeightAndInputGrad(g_x, g_w, s, g_d, nullptr, n_y, g_g, g_dx); }, 1);
+  const uint64_t fb = Instructions([&] {
+    fast::DepthwiseConv2DWeightAndInputGrad(g_x, g_w, s, g_d, nullptr, n_y, g_g2, g_dx2); }, 1);
+  Report(bwd, rb, fb, 2 * macs,
+         memcmp(g_g, g_g2, n_w * sizeof(float)) == 0 && memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
+}
+
 void Fc(const char* name, int n_in, int n_out, int repeat) {
   Fill(g_x, n_in); Fill(g_w, n_in * n_out); Fill(g_b, n_out); Fill(g_d, n_out);
   const uint64_t macs = static_cast<uint64_t>(n_in) * n_out;
@@ -190,6 +215,7 @@ int main() {
   Conv("conv2_13x13x8_3x3x16", Valid(13, 13, 8, 16, 3), 1);
   Conv("conv3_5x5x16_3x3x16", Valid(5, 5, 16, 16, 3), 4);
   Conv("conv_1x1_8x8x16_16", Valid(8, 8, 16, 16, 1), 4);
+  Depthwise("dwconv_14x14x16_3x3", Valid(14, 14, 16, 16, 3), 2);
   Fc("fc_784x32", 784, 32, 1);
   Fc("fc_144x32", 144, 32, 4);
   Fc("fc_32x16", 32, 16, 16);
