@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/average_pool.h"
 #include "kernels/conv_2d.h"
 #include "kernels/depthwise_conv_2d.h"
+#include "kernels/fast/average_pool.h"
 #include "kernels/fast/conv_2d.h"
 #include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/fast/fully_connected.h"
@@ -253,6 +255,30 @@ TEST(DepthwiseConv2DBitIdentical) {
     fast::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
                                             which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
     CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "gradient trial %d which %d", trial, which);
+  }
+}
+
+// Average pooling (in_c == out_c; strides, dilations, SAME windows cut by the
+// border), errors with zeros, from zero or nonzero accumulators.
+TEST(AveragePoolBitIdentical) {
+  Lcg rng(20);
+  for (int trial = 0; trial < 1500; ++trial) {
+    kernels::ConvShape s = RandomConvShape(rng);
+    s.out_c = s.in_c;
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const FusedAct act = RandomAct(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    std::vector<float> ref(n_out), got(n_out);
+    kernels::AveragePool2D(x.data(), s, act, ref.data());
+    fast::AveragePool2D(x.data(), s, act, got.data());
+    CHECK_MSG(Same(ref, got), "forward trial %d in %dx%dx%d f %dx%d s %d,%d d %d,%d", trial, s.in_h, s.in_w,
+              s.in_c, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w);
+    const auto dy = Random(rng, n_out, 0.4f);
+    const auto dx0 = rng.Coin() ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    std::vector<float> dx_ref = dx0, dx_got = dx0;
+    kernels::AveragePool2DInputGrad(s, dy.data(), dx_ref.data());
+    fast::AveragePool2DInputGrad(s, dy.data(), dx_got.data());
+    CHECK_MSG(Same(dx_ref, dx_got), "gradient trial %d", trial);
   }
 }
 
