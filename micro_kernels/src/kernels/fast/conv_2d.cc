@@ -243,28 +243,6 @@ void GradW4Vfp(const float* u, int n4, float d0, float d1, float d2, float d3, f
 #undef TFLM_TRAIN_GW_ROW
 }
 
-// GradW4Vfp for a span of exactly 3 taps (a 3-wide filter on one channel): one
-// VLDM of u, and per channel one VLDM and one VSTM of its three sums.
-void GradW4x3Vfp(const float* u, float d0, float d1, float d2, float d3, float* g0, float* g1, float* g2,
-                 float* g3) {
-#define TFLM_TRAIN_GW3_ROW(G, D)                                                               \
-  "vldm %[" G "], {s4-s6}\n\t"                                                                  \
-  "vmul.f32 s8, %[" D "], s0\n\t" "vmul.f32 s9, %[" D "], s1\n\t" "vmul.f32 s10, %[" D "], s2\n\t" \
-  "vadd.f32 s4, s4, s8\n\t" "vadd.f32 s5, s5, s9\n\t" "vadd.f32 s6, s6, s10\n\t"                \
-  "vstm %[" G "], {s4-s6}\n\t"
-  __asm__ volatile(
-      "vldm %[u], {s0-s2}\n\t"
-      TFLM_TRAIN_GW3_ROW("g0", "d0")
-      TFLM_TRAIN_GW3_ROW("g1", "d1")
-      TFLM_TRAIN_GW3_ROW("g2", "d2")
-      TFLM_TRAIN_GW3_ROW("g3", "d3")
-      :
-      : [u] "r"(u), [g0] "r"(g0), [g1] "r"(g1), [g2] "r"(g2), [g3] "r"(g3), [d0] "t"(d0), [d1] "t"(d1),
-        [d2] "t"(d2), [d3] "t"(d3)
-      : "s0", "s1", "s2", "s4", "s5", "s6", "s8", "s9", "s10", "memory");
-#undef TFLM_TRAIN_GW3_ROW
-}
-
 // ... and v[j] = (((v[j] + d0 * q0[j]) + d1 * q1[j]) + d2 * q2[j]) + d3 * q3[j].
 void GradX4Vfp(const float* q0, const float* q1, const float* q2, const float* q3, float d0, float d1, float d2,
                float d3, int n4, float* v) {
@@ -299,24 +277,6 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
   const float d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
   const int32_t o0 = oc[0] * K + p.w_first, o1 = oc[1] * K + p.w_first;
   const int32_t o2 = oc[2] * K + p.w_first, o3 = oc[3] * K + p.w_first;
-#if TFLM_TRAIN_VFP_ASM
-  if (dx0 == nullptr && p.segs == 1 && p.len == 3) {  // a first layer's 3-wide filter rows
-    const float* u = x0;
-    float* g0 = gw + o0;
-    float* g1 = gw + o1;
-    float* g2 = gw + o2;
-    float* g3 = gw + o3;
-    for (int32_t r = 0; r < p.rows; ++r) {
-      GradW4x3Vfp(u, d0, d1, d2, d3, g0, g1, g2, g3);
-      u += t.x_row;
-      g0 += t.w_row;
-      g1 += t.w_row;
-      g2 += t.w_row;
-      g3 += t.w_row;
-    }
-    return;
-  }
-#endif
   for (int32_t r = 0; r < p.rows; ++r) {
     for (int32_t g = 0; g < p.segs; ++g) {
       const int32_t xo = r * t.x_row + g * t.x_seg;
@@ -330,12 +290,7 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         int32_t j = 0;
 #if TFLM_TRAIN_VFP_ASM
         j = p.len & ~3;
-        if (j > 0) {
-          GradW4Vfp(u, j, d0, d1, d2, d3, g0, g1, g2, g3);
-        } else if (p.len == 3) {
-          GradW4x3Vfp(u, d0, d1, d2, d3, g0, g1, g2, g3);
-          j = 3;
-        }
+        if (j > 0) GradW4Vfp(u, j, d0, d1, d2, d3, g0, g1, g2, g3);
 #endif
         for (; j + 4 <= p.len; j += 4) {
           const float xa = u[j], xb = u[j + 1], xc = u[j + 2], xd = u[j + 3];
