@@ -14,10 +14,58 @@ inline float Finish(float acc, const float* bias, int32_t oc, FusedAct act) {
   return ApplyFusedAct(act, acc);
 }
 
+#if TFLM_TRAIN_VFP_ASM
+// One filter row of Forward4x2 on a Cortex-M4F, for a span of 4 * blocks taps:
+// per four taps one VLDM for each pixel's inputs and for each channel's weights,
+// and each sum's VMULs and VADDs in tap order. sums: a0 a1 b0 b1 c0 c1 e0 e1.
+void Row4x2Vfp(const float* u0, const float* u1, const float* q0, int32_t K, int32_t blocks, float* sums) {
+  const float* q1 = q0 + K;
+  const float* q2 = q1 + K;
+  const float* q3 = q2 + K;
+#define TFLM_TRAIN_F42_CH(Q, S0, S1)                                                            \
+  "vldmia %[" Q "]!, {s8-s11}\n\t"                                                                 \
+  "vmul.f32 s12, s0, s8\n\t" "vmul.f32 s13, s1, s9\n\t" "vmul.f32 s14, s2, s10\n\t"              \
+  "vmul.f32 s15, s3, s11\n\t"                                                                     \
+  "vadd.f32 " S0 ", " S0 ", s12\n\t" "vadd.f32 " S0 ", " S0 ", s13\n\t"                            \
+  "vadd.f32 " S0 ", " S0 ", s14\n\t" "vadd.f32 " S0 ", " S0 ", s15\n\t"                            \
+  "vmul.f32 s12, s4, s8\n\t" "vmul.f32 s13, s5, s9\n\t" "vmul.f32 s14, s6, s10\n\t"              \
+  "vmul.f32 s15, s7, s11\n\t"                                                                     \
+  "vadd.f32 " S1 ", " S1 ", s12\n\t" "vadd.f32 " S1 ", " S1 ", s13\n\t"                            \
+  "vadd.f32 " S1 ", " S1 ", s14\n\t" "vadd.f32 " S1 ", " S1 ", s15\n\t"
+  __asm__ volatile(
+      "vldm %[sums], {s16-s23}\n\t"
+      "1:\n\t"
+      "vldmia %[u0]!, {s0-s3}\n\t"
+      "vldmia %[u1]!, {s4-s7}\n\t"
+      TFLM_TRAIN_F42_CH("q0", "s16", "s17")
+      TFLM_TRAIN_F42_CH("q1", "s18", "s19")
+      TFLM_TRAIN_F42_CH("q2", "s20", "s21")
+      TFLM_TRAIN_F42_CH("q3", "s22", "s23")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "vstm %[sums], {s16-s23}\n\t"
+      : [u0] "+r"(u0), [u1] "+r"(u1), [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3),
+        [n] "+r"(blocks)
+      : [sums] "r"(sums)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
+#undef TFLM_TRAIN_F42_CH
+}
+#endif
+
 // Four output channels (filters w, w + K, w + 2K, w + 3K) at two pixels (x0, x1),
 // each sum in the reference's order. out: [channel][pixel].
 void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, const PixelTaps& p,
                 const TapSteps& t, float* out) {
+#if TFLM_TRAIN_VFP_ASM
+  if (p.segs == 1 && p.len >= 4 && (p.len & 3) == 0) {
+    for (int32_t i = 0; i < 8; ++i) out[i] = 0.0f;
+    for (int32_t r = 0; r < p.rows; ++r) {
+      Row4x2Vfp(x0 + r * t.x_row, x1 + r * t.x_row, w + r * t.w_row, K, p.len >> 2, out);
+    }
+    return;
+  }
+#endif
   float a0 = 0.0f, a1 = 0.0f, b0 = 0.0f, b1 = 0.0f, c0 = 0.0f, c1 = 0.0f, e0 = 0.0f, e1 = 0.0f;
   for (int32_t r = 0; r < p.rows; ++r) {
     const float* u0 = x0 + r * t.x_row;
