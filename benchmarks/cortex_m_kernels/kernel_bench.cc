@@ -8,8 +8,12 @@
 #include <string.h>
 
 #include "board.h"
+#include "kernels/average_pool.h"
 #include "kernels/conv_2d.h"
+#include "kernels/depthwise_conv_2d.h"
+#include "kernels/fast/average_pool.h"
 #include "kernels/fast/conv_2d.h"
+#include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/fast/fully_connected.h"
 #include "kernels/fast/max_pool.h"
 #include "kernels/fast/sgd_update.h"
@@ -112,6 +116,29 @@ void Conv(const char* name, const kernels::ConvShape& s, int repeat) {
          memcmp(g_g, g_g2, n_w * sizeof(float)) == 0 && memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
 }
 
+// DEPTHWISE_CONV_2D (multiplier 1): forward, then both gradients (MACs = 2x).
+void Depthwise(const char* name, const kernels::ConvShape& s, int repeat) {
+  const int n_x = s.in_h * s.in_w * s.in_c, n_w = s.filter_h * s.filter_w * s.out_c;
+  const int n_y = s.out_h * s.out_w * s.out_c;
+  Fill(g_x, n_x); Fill(g_w, n_w); Fill(g_b, s.out_c); Fill(g_d, n_y);
+  const uint64_t macs = static_cast<uint64_t>(n_y) * s.filter_h * s.filter_w;
+  const auto act = kernels::FusedAct::kRelu;
+  const uint64_t r = Instructions([&] { kernels::DepthwiseConv2D(g_x, s, g_w, g_b, act, g_y); }, repeat);
+  const uint64_t f = Instructions([&] { fast::DepthwiseConv2D(g_x, s, g_w, g_b, act, g_y2); }, repeat);
+  char fwd[64], bwd[64];
+  strcpy(fwd, name); strcat(fwd, "_forward");
+  strcpy(bwd, name); strcat(bwd, "_weight_and_input_grad");
+  Report(fwd, r, f, macs, memcmp(g_y, g_y2, n_y * sizeof(float)) == 0);
+  memset(g_g, 0, n_w * sizeof(float)); memset(g_g2, 0, n_w * sizeof(float));
+  memset(g_dx, 0, n_x * sizeof(float)); memset(g_dx2, 0, n_x * sizeof(float));
+  const uint64_t rb = Instructions([&] {
+    kernels::DepthwiseConv2DWeightAndInputGrad(g_x, g_w, s, g_d, nullptr, n_y, g_g, g_dx); }, 1);
+  const uint64_t fb = Instructions([&] {
+    fast::DepthwiseConv2DWeightAndInputGrad(g_x, g_w, s, g_d, nullptr, n_y, g_g2, g_dx2); }, 1);
+  Report(bwd, rb, fb, 2 * macs,
+         memcmp(g_g, g_g2, n_w * sizeof(float)) == 0 && memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
+}
+
 void Fc(const char* name, int n_in, int n_out, int repeat) {
   Fill(g_x, n_in); Fill(g_w, n_in * n_out); Fill(g_b, n_out); Fill(g_d, n_out);
   const uint64_t macs = static_cast<uint64_t>(n_in) * n_out;
@@ -163,6 +190,28 @@ void MaxPool(const char* name, int h, int w, int c) {
   Report(label, rg, fg, units, memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
 }
 
+// 2x2 stride-2 average pooling: per window element (forward) and per input
+// element (gradient).
+void AvgPool(const char* name, int h, int w, int c) {
+  kernels::ConvShape s{};
+  s.in_h = h; s.in_w = w; s.in_c = s.out_c = c; s.filter_h = s.filter_w = 2; s.stride_h = s.stride_w = 2;
+  s.dilation_h = s.dilation_w = 1; s.out_h = h / 2; s.out_w = w / 2; s.depth_multiplier = 1;
+  const int n_x = h * w * c, n_y = s.out_h * s.out_w * c;
+  Fill(g_x, n_x); Fill(g_d, n_y);
+  const auto act = kernels::FusedAct::kNone;
+  const uint64_t units = static_cast<uint64_t>(n_y) * 4;
+  char label[64];
+  const uint64_t r = Instructions([&] { kernels::AveragePool2D(g_x, s, act, g_y); }, 2);
+  const uint64_t f = Instructions([&] { fast::AveragePool2D(g_x, s, act, g_y2); }, 2);
+  strcpy(label, name); strcat(label, "_forward");
+  Report(label, r, f, units, memcmp(g_y, g_y2, n_y * sizeof(float)) == 0);
+  memset(g_dx, 0, n_x * sizeof(float)); memset(g_dx2, 0, n_x * sizeof(float));
+  const uint64_t rg = Instructions([&] { kernels::AveragePool2DInputGrad(s, g_d, g_dx); }, 1);
+  const uint64_t fg = Instructions([&] { fast::AveragePool2DInputGrad(s, g_d, g_dx2); }, 1);
+  strcpy(label, name); strcat(label, "_input_grad");
+  Report(label, rg, fg, units, memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
+}
+
 void Sgd(int n) {
   Fill(g_g, n); Fill(g_w, n);
   memcpy(g_w2, g_w, n * sizeof(float));
@@ -199,6 +248,9 @@ int main() {
   TopK("top_k_5408_k1622", 5408, 1622, false);
   TopK("top_k_5408_k1622_half_zero", 5408, 1622, true);
   TopK("top_k_1936_k200_half_zero", 1936, 200, true);
+  // Last, so that the random data of the entries above stay as they were.
+  Depthwise("dwconv_14x14x16_3x3", Valid(14, 14, 16, 16, 3), 2);
+  AvgPool("avg_pool_26x26x8", 26, 26, 8);
   board::Write(g_ok ? "PASS\n" : "FAIL: a fast kernel's bits differ from the reference's\n");
   return g_ok ? 0 : 1;
 }

@@ -10,8 +10,12 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/average_pool.h"
 #include "kernels/conv_2d.h"
+#include "kernels/depthwise_conv_2d.h"
+#include "kernels/fast/average_pool.h"
 #include "kernels/fast/conv_2d.h"
+#include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/fast/fully_connected.h"
 #include "kernels/fast/max_pool.h"
 #include "kernels/fast/sgd_update.h"
@@ -152,8 +156,8 @@ static kernels::ConvShape RandomConvShape(Lcg& rng) {
   if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
     s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
     s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-    s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-    s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
   } else {
     s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
     s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
@@ -210,6 +214,74 @@ TEST(Conv2DGradientsBitIdentical) {
   }
 }
 
+// A random DEPTHWISE_CONV_2D geometry: RandomConvShape's with out_c = in_c * m.
+static kernels::ConvShape RandomDepthwiseShape(Lcg& rng) {
+  kernels::ConvShape s = RandomConvShape(rng);
+  s.depth_multiplier = rng.Int(0, 2) == 0 ? rng.Int(2, 3) : 1;
+  s.out_c = s.in_c * s.depth_multiplier;
+  return s;
+}
+
+TEST(DepthwiseConv2DBitIdentical) {
+  Lcg rng(19);
+  for (int trial = 0; trial < 1500; ++trial) {
+    const kernels::ConvShape s = RandomDepthwiseShape(rng);
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const auto w = Random(rng, s.filter_h * s.filter_w * s.out_c);
+    const auto b = Random(rng, s.out_c);
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    const FusedAct act = RandomAct(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    std::vector<float> ref(n_out), got(n_out);
+    kernels::DepthwiseConv2D(x.data(), s, w.data(), bias, act, ref.data());
+    fast::DepthwiseConv2D(x.data(), s, w.data(), bias, act, got.data());
+    CHECK_MSG(Same(ref, got), "forward trial %d in %dx%dx%d m %d f %dx%d s %d,%d d %d,%d", trial, s.in_h, s.in_w,
+              s.in_c, s.depth_multiplier, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h,
+              s.dilation_w);
+    // Both gradients over a random kept list, zero errors among them.
+    const auto delta = Random(rng, n_out, 0.4f);
+    const bool start_zero = rng.Coin();
+    const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
+    const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    const std::vector<int32_t> kept = RandomKept(rng, n_out);
+    const bool all = rng.Int(0, 3) == 0;
+    const int32_t* kp = all ? nullptr : kept.data();
+    const int32_t num = all ? n_out : static_cast<int32_t>(kept.size());
+    const int which = rng.Int(0, 2);  // 0 both, 1 weights only, 2 input only
+    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
+    kernels::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
+                                               which == 2 ? nullptr : gw_ref.data(),
+                                               which == 1 ? nullptr : dx_ref.data());
+    fast::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
+                                            which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
+    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "gradient trial %d which %d", trial, which);
+  }
+}
+
+// Average pooling (in_c == out_c; strides, dilations, SAME windows cut by the
+// border), errors with zeros, from zero or nonzero accumulators.
+TEST(AveragePoolBitIdentical) {
+  Lcg rng(20);
+  for (int trial = 0; trial < 1500; ++trial) {
+    kernels::ConvShape s = RandomConvShape(rng);
+    s.out_c = s.in_c;
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const FusedAct act = RandomAct(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    std::vector<float> ref(n_out), got(n_out);
+    kernels::AveragePool2D(x.data(), s, act, ref.data());
+    fast::AveragePool2D(x.data(), s, act, got.data());
+    CHECK_MSG(Same(ref, got), "forward trial %d in %dx%dx%d f %dx%d s %d,%d d %d,%d", trial, s.in_h, s.in_w,
+              s.in_c, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w);
+    const auto dy = Random(rng, n_out, 0.4f);
+    const auto dx0 = rng.Coin() ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    std::vector<float> dx_ref = dx0, dx_got = dx0;
+    kernels::AveragePool2DInputGrad(s, dy.data(), dx_ref.data());
+    fast::AveragePool2DInputGrad(s, dy.data(), dx_got.data());
+    CHECK_MSG(Same(dx_ref, dx_got), "gradient trial %d", trial);
+  }
+}
+
 // Pooling windows (dilation 1, in_c == out_c) with ties and signed zeros, so the
 // first-maximum rule matters; errors with zeros, which the fast gradient skips.
 TEST(MaxPoolBitIdentical) {
@@ -222,8 +294,8 @@ TEST(MaxPoolBitIdentical) {
     if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
       s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
       s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-      s.pad_top = std::max(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-      s.pad_left = std::max(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+      s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+      s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
     } else {
       s.pad_top = s.pad_left = 0;
       s.out_h = (s.in_h - eff_h) / s.stride_h + 1;

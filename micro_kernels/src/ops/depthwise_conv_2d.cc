@@ -1,5 +1,7 @@
 // DEPTHWISE_CONV_2D: NHWC input, weights [1, KH, KW, C_in * depth_multiplier], bias.
+#include "kernels/active.h"
 #include "kernels/depthwise_conv_2d.h"
+#include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/int8/depthwise_conv_2d.h"
 #include "ops/prepare_helpers.h"
 #include "ops/quantized.h"
@@ -36,12 +38,12 @@ Status Prepare(const PrepareContext& ctx, OpRuntime* op) {
 }
 
 uint64_t Forward(const OpRuntime& op) {
-  kernels::DepthwiseConv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
+  kernels::active::DepthwiseConv2D(op.in, op.conv, op.weights, op.bias, op.act, op.out);
   return static_cast<uint64_t>(op.n_out) * op.fan_in;
 }
 
 void WeightBackward(const OpRuntime& op, const int32_t* kept, int32_t k, float* grad_w) {
-  kernels::DepthwiseConv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
+  kernels::active::DepthwiseConv2DWeightAndInputGrad(op.in, op.weights, op.conv, op.d_out, kept, k, grad_w, op.d_in);
 }
 
 // Weights [1, KH, KW, C]: per-channel scales run along axis 3.

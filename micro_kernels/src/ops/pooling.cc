@@ -1,6 +1,7 @@
 // MAX_POOL_2D and AVERAGE_POOL_2D over NHWC windows (Pool2DOptions).
 #include "kernels/active.h"
 #include "kernels/average_pool.h"
+#include "kernels/fast/average_pool.h"
 #include "kernels/fast/max_pool.h"
 #include "kernels/int8/pooling.h"
 #include "ops/prepare_helpers.h"
@@ -37,13 +38,13 @@ void MaxBackward(const OpRuntime& op) {
 }
 
 uint64_t AverageForward(const OpRuntime& op) {
-  kernels::AveragePool2D(op.in, op.conv, op.act, op.out);
+  kernels::active::AveragePool2D(op.in, op.conv, op.act, op.out);
   return 0;
 }
 
 void AverageBackward(const OpRuntime& op) {
   kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
-  if (op.d_in != nullptr) kernels::AveragePool2DInputGrad(op.conv, op.d_out, op.d_in);
+  if (op.d_in != nullptr) kernels::active::AveragePool2DInputGrad(op.conv, op.d_out, op.d_in);
 }
 
 uint64_t MaxForwardInt8(const OpRuntime& op) {

@@ -1,5 +1,6 @@
 #include "kernels/fast/conv_2d.h"
 
+#include "kernels/fast/platform.h"
 #include "kernels/fast/window.h"
 
 namespace tflm_train {
@@ -13,10 +14,58 @@ inline float Finish(float acc, const float* bias, int32_t oc, FusedAct act) {
   return ApplyFusedAct(act, acc);
 }
 
+#if TFLM_TRAIN_VFP_ASM
+// One filter row of Forward4x2 on a Cortex-M4F, for a span of 4 * blocks taps:
+// per four taps one VLDM for each pixel's inputs and for each channel's weights,
+// and each sum's VMULs and VADDs in tap order. sums: a0 a1 b0 b1 c0 c1 e0 e1.
+void Row4x2Vfp(const float* u0, const float* u1, const float* q0, int32_t K, int32_t blocks, float* sums) {
+  const float* q1 = q0 + K;
+  const float* q2 = q1 + K;
+  const float* q3 = q2 + K;
+#define TFLM_TRAIN_F42_CH(Q, S0, S1)                                                            \
+  "vldmia %[" Q "]!, {s8-s11}\n\t"                                                                 \
+  "vmul.f32 s12, s0, s8\n\t" "vmul.f32 s13, s1, s9\n\t" "vmul.f32 s14, s2, s10\n\t"              \
+  "vmul.f32 s15, s3, s11\n\t"                                                                     \
+  "vadd.f32 " S0 ", " S0 ", s12\n\t" "vadd.f32 " S0 ", " S0 ", s13\n\t"                            \
+  "vadd.f32 " S0 ", " S0 ", s14\n\t" "vadd.f32 " S0 ", " S0 ", s15\n\t"                            \
+  "vmul.f32 s12, s4, s8\n\t" "vmul.f32 s13, s5, s9\n\t" "vmul.f32 s14, s6, s10\n\t"              \
+  "vmul.f32 s15, s7, s11\n\t"                                                                     \
+  "vadd.f32 " S1 ", " S1 ", s12\n\t" "vadd.f32 " S1 ", " S1 ", s13\n\t"                            \
+  "vadd.f32 " S1 ", " S1 ", s14\n\t" "vadd.f32 " S1 ", " S1 ", s15\n\t"
+  __asm__ volatile(
+      "vldm %[sums], {s16-s23}\n\t"
+      "1:\n\t"
+      "vldmia %[u0]!, {s0-s3}\n\t"
+      "vldmia %[u1]!, {s4-s7}\n\t"
+      TFLM_TRAIN_F42_CH("q0", "s16", "s17")
+      TFLM_TRAIN_F42_CH("q1", "s18", "s19")
+      TFLM_TRAIN_F42_CH("q2", "s20", "s21")
+      TFLM_TRAIN_F42_CH("q3", "s22", "s23")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "vstm %[sums], {s16-s23}\n\t"
+      : [u0] "+r"(u0), [u1] "+r"(u1), [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3),
+        [n] "+r"(blocks)
+      : [sums] "r"(sums)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
+#undef TFLM_TRAIN_F42_CH
+}
+#endif
+
 // Four output channels (filters w, w + K, w + 2K, w + 3K) at two pixels (x0, x1),
 // each sum in the reference's order. out: [channel][pixel].
 void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, const PixelTaps& p,
                 const TapSteps& t, float* out) {
+#if TFLM_TRAIN_VFP_ASM
+  if (p.segs == 1 && p.len >= 4 && (p.len & 3) == 0) {
+    for (int32_t i = 0; i < 8; ++i) out[i] = 0.0f;
+    for (int32_t r = 0; r < p.rows; ++r) {
+      Row4x2Vfp(x0 + r * t.x_row, x1 + r * t.x_row, w + r * t.w_row, K, p.len >> 2, out);
+    }
+    return;
+  }
+#endif
   float a0 = 0.0f, a1 = 0.0f, b0 = 0.0f, b1 = 0.0f, c0 = 0.0f, c1 = 0.0f, e0 = 0.0f, e1 = 0.0f;
   for (int32_t r = 0; r < p.rows; ++r) {
     const float* u0 = x0 + r * t.x_row;
@@ -61,6 +110,64 @@ void Forward4x2(const float* x0, const float* x1, const float* w, int32_t K, con
 // whose taps are x0[j], x0[j + 1], x0[j + 2], x0[j + 3], one pointer for all four
 // (a first layer on a grayscale image: the filter rows are too short for the
 // two-pixel block to amortize its set-up). out: [channel][pixel].
+#if TFLM_TRAIN_VFP_ASM
+// On a Cortex-M4F: the 16 sums stay in s16-s31 for the whole window; per tap one
+// VLDM of the four pixels' inputs, one load of each channel's weight, and the
+// reference's VMUL and VADD per sum, in its order (rows, then taps).
+void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t,
+                    float* out) {
+  for (int32_t i = 0; i < 16; ++i) out[i] = 0.0f;
+  if (p.rows <= 0 || p.len <= 0) return;
+  const float* u = x0;
+  const float* q0 = w;
+  const float* q1 = q0 + K;
+  const float* q2 = q1 + K;
+  const float* q3 = q2 + K;
+  // Bytes from one row's last tap + 1 to the next row's first.
+  const int32_t x_skip = (t.x_row - p.len) * static_cast<int32_t>(sizeof(float));
+  const int32_t w_skip = (t.w_row - p.len) * static_cast<int32_t>(sizeof(float));
+  const int32_t len = p.len;
+  int32_t rows = p.rows;
+  int32_t j;
+#define TFLM_TRAIN_GRAY_CH(W, T0, T1, T2, T3, S0, S1, S2, S3)                                 \
+  "vmul.f32 " T0 ", s0, " W "\n\t" "vmul.f32 " T1 ", s1, " W "\n\t"                           \
+  "vmul.f32 " T2 ", s2, " W "\n\t" "vmul.f32 " T3 ", s3, " W "\n\t"                           \
+  "vadd.f32 " S0 ", " S0 ", " T0 "\n\t" "vadd.f32 " S1 ", " S1 ", " T1 "\n\t"                 \
+  "vadd.f32 " S2 ", " S2 ", " T2 "\n\t" "vadd.f32 " S3 ", " S3 ", " T3 "\n\t"
+  __asm__ volatile(
+      "vldm %[out], {s16-s31}\n\t"
+      "1:\n\t"
+      "mov %[j], %[len]\n\t"
+      "2:\n\t"
+      "vldm %[u], {s0-s3}\n\t"
+      "add %[u], %[u], #4\n\t"
+      "vldmia %[q0]!, {s4}\n\t"
+      "vldmia %[q1]!, {s5}\n\t"
+      "vldmia %[q2]!, {s6}\n\t"
+      "vldmia %[q3]!, {s7}\n\t"
+      TFLM_TRAIN_GRAY_CH("s4", "s8", "s9", "s10", "s11", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_GRAY_CH("s5", "s12", "s13", "s14", "s15", "s20", "s21", "s22", "s23")
+      TFLM_TRAIN_GRAY_CH("s6", "s8", "s9", "s10", "s11", "s24", "s25", "s26", "s27")
+      TFLM_TRAIN_GRAY_CH("s7", "s12", "s13", "s14", "s15", "s28", "s29", "s30", "s31")
+      "subs %[j], %[j], #1\n\t"
+      "bne 2b\n\t"
+      "add %[u], %[u], %[xs]\n\t"
+      "add %[q0], %[q0], %[ws]\n\t"
+      "add %[q1], %[q1], %[ws]\n\t"
+      "add %[q2], %[q2], %[ws]\n\t"
+      "add %[q3], %[q3], %[ws]\n\t"
+      "subs %[rows], %[rows], #1\n\t"
+      "bne 1b\n\t"
+      "vstm %[out], {s16-s31}\n\t"
+      : [u] "+r"(u), [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [rows] "+r"(rows),
+        [j] "=&r"(j)
+      : [len] "r"(len), [xs] "r"(x_skip), [ws] "r"(w_skip), [out] "r"(out)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+        "s31", "cc", "memory");
+#undef TFLM_TRAIN_GRAY_CH
+}
+#else
 void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t,
                     float* out) {
   float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
@@ -85,6 +192,7 @@ void Forward4x4Gray(const float* x0, const float* w, int32_t K, const PixelTaps&
   out[8] = c0; out[9] = c1; out[10] = c2; out[11] = c3;
   out[12] = e0; out[13] = e1; out[14] = e2; out[15] = e3;
 }
+#endif
 
 // Four output channels at one pixel.
 void Forward4x1(const float* x0, const float* w, int32_t K, const PixelTaps& p, const TapSteps& t, float* out) {
@@ -154,6 +262,62 @@ void ForwardPixels(const float* x, const ConvShape& s, const float* w, const flo
   }
 }
 
+#if TFLM_TRAIN_VFP_ASM
+// Backward4's inner loops on a Cortex-M4F for the first n4 taps of a span (n4 a
+// positive multiple of 4), four at a time with VLDM/VSTM, each element's VMUL and
+// VADD as the reference computes it: g_r[j] += d_r * u[j] ...
+void GradW4Vfp(const float* u, int n4, float d0, float d1, float d2, float d3, float* g0, float* g1, float* g2,
+               float* g3) {
+  int blocks = n4 >> 2;
+#define TFLM_TRAIN_GW_ROW(G, D)                                          \
+  "vldm %[" G "], {s4-s7}\n\t"                                           \
+  "vmul.f32 s8, %[" D "], s0\n\t" "vmul.f32 s9, %[" D "], s1\n\t"        \
+  "vmul.f32 s10, %[" D "], s2\n\t" "vmul.f32 s11, %[" D "], s3\n\t"      \
+  "vadd.f32 s4, s4, s8\n\t" "vadd.f32 s5, s5, s9\n\t"                    \
+  "vadd.f32 s6, s6, s10\n\t" "vadd.f32 s7, s7, s11\n\t"                  \
+  "vstmia %[" G "]!, {s4-s7}\n\t"
+  __asm__ volatile(
+      "1:\n\t"
+      "vldmia %[u]!, {s0-s3}\n\t"
+      TFLM_TRAIN_GW_ROW("g0", "d0")
+      TFLM_TRAIN_GW_ROW("g1", "d1")
+      TFLM_TRAIN_GW_ROW("g2", "d2")
+      TFLM_TRAIN_GW_ROW("g3", "d3")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [u] "+r"(u), [g0] "+r"(g0), [g1] "+r"(g1), [g2] "+r"(g2), [g3] "+r"(g3), [n] "+r"(blocks)
+      : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "cc", "memory");
+#undef TFLM_TRAIN_GW_ROW
+}
+
+// ... and v[j] = (((v[j] + d0 * q0[j]) + d1 * q1[j]) + d2 * q2[j]) + d3 * q3[j].
+void GradX4Vfp(const float* q0, const float* q1, const float* q2, const float* q3, float d0, float d1, float d2,
+               float d3, int n4, float* v) {
+  int blocks = n4 >> 2;
+#define TFLM_TRAIN_GX_ROW(Q, D)                                          \
+  "vldmia %[" Q "]!, {s4-s7}\n\t"                                        \
+  "vmul.f32 s8, %[" D "], s4\n\t" "vmul.f32 s9, %[" D "], s5\n\t"        \
+  "vmul.f32 s10, %[" D "], s6\n\t" "vmul.f32 s11, %[" D "], s7\n\t"      \
+  "vadd.f32 s0, s0, s8\n\t" "vadd.f32 s1, s1, s9\n\t"                    \
+  "vadd.f32 s2, s2, s10\n\t" "vadd.f32 s3, s3, s11\n\t"
+  __asm__ volatile(
+      "1:\n\t"
+      "vldm %[v], {s0-s3}\n\t"
+      TFLM_TRAIN_GX_ROW("q0", "d0")
+      TFLM_TRAIN_GX_ROW("q1", "d1")
+      TFLM_TRAIN_GX_ROW("q2", "d2")
+      TFLM_TRAIN_GX_ROW("q3", "d3")
+      "vstmia %[v]!, {s0-s3}\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [v] "+r"(v), [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [n] "+r"(blocks)
+      : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "cc", "memory");
+#undef TFLM_TRAIN_GX_ROW
+}
+#endif
+
 // grad_w[oc_i] += d_i * x and dx += d_i * w[oc_i] over one pixel's taps, for four
 // output channels in ascending order (the reference's order for each dx element).
 void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K, const int32_t* oc,
@@ -172,6 +336,10 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         float* g2 = gw + o2 + wo;
         float* g3 = gw + o3 + wo;
         int32_t j = 0;
+#if TFLM_TRAIN_VFP_ASM
+        j = p.len & ~3;
+        if (j > 0) GradW4Vfp(u, j, d0, d1, d2, d3, g0, g1, g2, g3);
+#endif
         for (; j + 4 <= p.len; j += 4) {
           const float xa = u[j], xb = u[j + 1], xc = u[j + 2], xd = u[j + 3];
           g0[j] += d0 * xa; g0[j + 1] += d0 * xb; g0[j + 2] += d0 * xc; g0[j + 3] += d0 * xd;
@@ -194,6 +362,10 @@ void Backward4(const float* x0, const float* w, float* gw, float* dx0, int32_t K
         const float* q2 = w + o2 + wo;
         const float* q3 = w + o3 + wo;
         int32_t j = 0;
+#if TFLM_TRAIN_VFP_ASM
+        j = p.len & ~3;
+        if (j > 0) GradX4Vfp(q0, q1, q2, q3, d0, d1, d2, d3, j, v);
+#endif
         for (; j + 4 <= p.len; j += 4) {
           float va = v[j], vb = v[j + 1], vc = v[j + 2], vd = v[j + 3];
           va += d0 * q0[j]; vb += d0 * q0[j + 1]; vc += d0 * q0[j + 2]; vd += d0 * q0[j + 3];
@@ -239,37 +411,96 @@ void Backward1(const float* x0, const float* w, float* gw, float* dx0, int32_t K
 
 }  // namespace
 
+// y0[px * out_c + oc + i] = Finish(acc[4 i + px], bias, oc + i, act) for a 4x4
+// block, with the activation and the bias test outside the loop.
+template <FusedAct kAct, bool kBias>
+void FinishGray4x4(const float* bias, const float* acc, int32_t oc, int32_t out_c, float* y0) {
+  float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (kBias) {
+    for (int32_t i = 0; i < 4; ++i) b[i] = bias[oc + i];
+  }
+  for (int32_t px = 0; px < 4; ++px) {
+    float* y = y0 + px * out_c + oc;
+    for (int32_t i = 0; i < 4; ++i) {
+      float v = acc[4 * i + px];
+      if (kBias) v += b[i];
+      y[i] = ApplyFusedAct(kAct, v);
+    }
+  }
+}
+
+void FinishGray(FusedAct act, const float* bias, const float* acc, int32_t oc, int32_t out_c, float* y0) {
+  const bool has_bias = bias != nullptr;
+  switch (act) {
+    case FusedAct::kRelu:
+      has_bias ? FinishGray4x4<FusedAct::kRelu, true>(bias, acc, oc, out_c, y0)
+               : FinishGray4x4<FusedAct::kRelu, false>(bias, acc, oc, out_c, y0);
+      break;
+    case FusedAct::kRelu6:
+      has_bias ? FinishGray4x4<FusedAct::kRelu6, true>(bias, acc, oc, out_c, y0)
+               : FinishGray4x4<FusedAct::kRelu6, false>(bias, acc, oc, out_c, y0);
+      break;
+    default:
+      has_bias ? FinishGray4x4<FusedAct::kNone, true>(bias, acc, oc, out_c, y0)
+               : FinishGray4x4<FusedAct::kNone, false>(bias, acc, oc, out_c, y0);
+      break;
+  }
+}
+
 // Four pixels of one row (ox..ox+3) of a one-channel, width-stride-1, width-dilation-1
-// convolution, when their windows have the same shape; false otherwise.
-bool ForwardGray4(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act,
-                  const TapSteps& t, int32_t oy, int32_t ox, float* y0) {
-  if (ox + 4 > s.out_w) return false;
-  const PixelTaps p = ConvPixelTaps(s, oy, ox);
-  if (!SameTaps(p, ConvPixelTaps(s, oy, ox + 3))) return false;  // the taps shrink at most at the ends
+// convolution whose windows have the taps p (the same for all four, x_first that
+// of ox).
+void Gray4(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act, const TapSteps& t,
+           const PixelTaps& p, float* y0) {
   const int32_t K = s.filter_h * s.filter_w;
   float acc[16];
   int32_t oc = 0;
   for (; oc + 4 <= s.out_c; oc += 4) {
     Forward4x4Gray(x + p.x_first, w + oc * K + p.w_first, K, p, t, acc);
-    for (int32_t i = 0; i < 4; ++i) {
-      for (int32_t px = 0; px < 4; ++px) y0[px * s.out_c + oc + i] = Finish(acc[4 * i + px], bias, oc + i, act);
-    }
+    FinishGray(act, bias, acc, oc, s.out_c, y0);
   }
   for (; oc < s.out_c; ++oc) {
     for (int32_t px = 0; px < 4; ++px) {
       y0[px * s.out_c + oc] = Finish(Forward1x1(x + p.x_first + px, w + oc * K + p.w_first, p, t), bias, oc, act);
     }
   }
+}
+
+// Gray4 at ox..ox+3 when their windows have the same shape; false otherwise.
+bool ForwardGray4(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act,
+                  const TapSteps& t, int32_t oy, int32_t ox, float* y0) {
+  if (ox + 4 > s.out_w) return false;
+  const PixelTaps p = ConvPixelTaps(s, oy, ox);
+  if (!SameTaps(p, ConvPixelTaps(s, oy, ox + 3))) return false;  // the taps shrink at most at the ends
+  Gray4(x, s, w, bias, act, t, p, y0);
   return true;
 }
 
 void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bias, FusedAct act, float* y) {
   const TapSteps t = ConvTapSteps(s);
   if (s.in_c == 1 && s.stride_w == 1 && s.dilation_w == 1) {
+    // Blocks starting at ox in [ox_lo, ox_hi] have every filter column inside the
+    // input for all four pixels: one row's such blocks share their taps but for
+    // x_first, which moves with ox (one channel, stride 1).
+    const int32_t ox_lo = s.pad_left;
+    const int32_t ox_hi = s.in_w + s.pad_left - s.filter_w - 3;
     for (int32_t oy = 0; oy < s.out_h; ++oy) {
       int32_t ox = 0;
       float* y_row = y + oy * s.out_w * s.out_c;
+      PixelTaps inner;
+      int32_t inner_ox = -1;  // the ox `inner` was found for; -1: not yet
       while (ox < s.out_w) {
+        if (ox >= ox_lo && ox <= ox_hi) {
+          if (inner_ox < 0) {
+            inner = ConvPixelTaps(s, oy, ox);
+            inner_ox = ox;
+          }
+          PixelTaps p = inner;
+          if (p.rows > 0) p.x_first += ox - inner_ox;
+          Gray4(x, s, w, bias, act, t, p, y_row + ox * s.out_c);
+          ox += 4;
+          continue;
+        }
         if (ForwardGray4(x, s, w, bias, act, t, oy, ox, y_row + ox * s.out_c)) {
           ox += 4;
           continue;

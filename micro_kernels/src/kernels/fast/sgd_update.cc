@@ -1,5 +1,6 @@
 #include "kernels/fast/sgd_update.h"
 
+#include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
 namespace tflm_train {
@@ -43,10 +44,63 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
   }
 }
 
+#if TFLM_TRAIN_VFP_ASM
+// Columns [0, n8) of PlainRows4 (n8 a positive multiple of 8) on a Cortex-M4F:
+// per eight columns one VLDM of x, and per row one VLDM and one VSTM of its eight
+// weights and, per weight, the reference's VMUL (d_r * x[i]), VMUL (* lr) and VSUB.
+void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d2, float d3, float* w0,
+                   float* w1, float* w2, float* w3) {
+  int blocks = n8 >> 3;
+#define TFLM_TRAIN_SGD_ROW(W, D)                                                     \
+  "vldm %[" W "], {s8-s15}\n\t"                                                      \
+  "vmul.f32 s16, %[" D "], s0\n\t" "vmul.f32 s17, %[" D "], s1\n\t"                  \
+  "vmul.f32 s18, %[" D "], s2\n\t" "vmul.f32 s19, %[" D "], s3\n\t"                  \
+  "vmul.f32 s20, %[" D "], s4\n\t" "vmul.f32 s21, %[" D "], s5\n\t"                  \
+  "vmul.f32 s22, %[" D "], s6\n\t" "vmul.f32 s23, %[" D "], s7\n\t"                  \
+  "vmul.f32 s16, s16, %[lr]\n\t" "vmul.f32 s17, s17, %[lr]\n\t"                      \
+  "vmul.f32 s18, s18, %[lr]\n\t" "vmul.f32 s19, s19, %[lr]\n\t"                      \
+  "vmul.f32 s20, s20, %[lr]\n\t" "vmul.f32 s21, s21, %[lr]\n\t"                      \
+  "vmul.f32 s22, s22, %[lr]\n\t" "vmul.f32 s23, s23, %[lr]\n\t"                      \
+  "vsub.f32 s8, s8, s16\n\t" "vsub.f32 s9, s9, s17\n\t"                              \
+  "vsub.f32 s10, s10, s18\n\t" "vsub.f32 s11, s11, s19\n\t"                          \
+  "vsub.f32 s12, s12, s20\n\t" "vsub.f32 s13, s13, s21\n\t"                          \
+  "vsub.f32 s14, s14, s22\n\t" "vsub.f32 s15, s15, s23\n\t"                          \
+  "vstmia %[" W "]!, {s8-s15}\n\t"
+  __asm__ volatile(
+      "1:\n\t"
+      "vldmia %[x]!, {s0-s7}\n\t"
+      TFLM_TRAIN_SGD_ROW("w0", "d0")
+      TFLM_TRAIN_SGD_ROW("w1", "d1")
+      TFLM_TRAIN_SGD_ROW("w2", "d2")
+      TFLM_TRAIN_SGD_ROW("w3", "d3")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
+      : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3), [lr] "t"(lr)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
+#undef TFLM_TRAIN_SGD_ROW
+}
+#endif
+
 // w_r[i] -= (d_r * x[i]) * lr for four rows, sharing the load of x[i].
 void PlainRows4(float lr, const float* x, int n, float d0, float d1, float d2, float d3, float* w0, float* w1,
                 float* w2, float* w3) {
   int i = 0;
+#if TFLM_TRAIN_VFP_ASM
+  i = n & ~7;
+  if (i > 0) PlainRows4Vfp(lr, x, i, d0, d1, d2, d3, w0, w1, w2, w3);
+#elif TFLM_TRAIN_SSE
+  const __m128 lr4 = _mm_set1_ps(lr);
+  const __m128 e0 = _mm_set1_ps(d0), e1 = _mm_set1_ps(d1), e2 = _mm_set1_ps(d2), e3 = _mm_set1_ps(d3);
+  for (; i + 4 <= n; i += 4) {
+    const __m128 xv = _mm_loadu_ps(x + i);
+    _mm_storeu_ps(w0 + i, _mm_sub_ps(_mm_loadu_ps(w0 + i), _mm_mul_ps(_mm_mul_ps(e0, xv), lr4)));
+    _mm_storeu_ps(w1 + i, _mm_sub_ps(_mm_loadu_ps(w1 + i), _mm_mul_ps(_mm_mul_ps(e1, xv), lr4)));
+    _mm_storeu_ps(w2 + i, _mm_sub_ps(_mm_loadu_ps(w2 + i), _mm_mul_ps(_mm_mul_ps(e2, xv), lr4)));
+    _mm_storeu_ps(w3 + i, _mm_sub_ps(_mm_loadu_ps(w3 + i), _mm_mul_ps(_mm_mul_ps(e3, xv), lr4)));
+  }
+#endif
   for (; i + 2 <= n; i += 2) {
     const float x0 = x[i], x1 = x[i + 1];
     const float p00 = w0[i] - (d0 * x0) * lr, p01 = w0[i + 1] - (d0 * x1) * lr;
@@ -109,12 +163,29 @@ void SgdUpdateRankOne(const SgdStep& s, float delta, const float* x, int n, floa
 
 void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_rows, const float* x, int n_in,
                     float* w) {
-  const bool skip_zero_rows = XHasNoSignBit(x, n_in);
+  int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
   int32_t block[4];
   int m = 0;
-  for (int r = 0; r < num_rows; ++r) {
+  int r = 0;
+  while (r < num_rows) {
+    // Four rows at once when none of their errors is +0 (rows are independent,
+    // so updating them in another grouping gives the same bits).
+    if (m == 0 && r + 4 <= num_rows) {
+      const int32_t o0 = rows != nullptr ? rows[r] : r, o1 = rows != nullptr ? rows[r + 1] : r + 1;
+      const int32_t o2 = rows != nullptr ? rows[r + 2] : r + 2, o3 = rows != nullptr ? rows[r + 3] : r + 3;
+      const float e0 = delta[o0], e1 = delta[o1], e2 = delta[o2], e3 = delta[o3];
+      if (FloatBits(e0) != 0u && FloatBits(e1) != 0u && FloatBits(e2) != 0u && FloatBits(e3) != 0u) {
+        PlainRows4(lr, x, n_in, e0, e1, e2, e3, w + o0 * n_in, w + o1 * n_in, w + o2 * n_in, w + o3 * n_in);
+        r += 4;
+        continue;
+      }
+    }
     const int32_t o = rows != nullptr ? rows[r] : r;
-    if (skip_zero_rows && FloatBits(delta[o]) == 0u) continue;  // +0: changes no weight
+    ++r;
+    if (FloatBits(delta[o]) == 0u) {  // +0: changes no weight when no x[i] has a sign bit
+      if (skip_zero_rows < 0) skip_zero_rows = XHasNoSignBit(x, n_in) ? 1 : 0;
+      if (skip_zero_rows != 0) continue;
+    }
     block[m++] = o;
     if (m < 4) continue;
     PlainRows4(lr, x, n_in, delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]],
