@@ -27,10 +27,12 @@ Cortex-M4 instructions per training step (see CORTEX_M4_COSTS).
                                      [--seeds 3] [--out build/paper_table]
 
 Needs `bash scripts/setup_benchmarks.sh` (the data sets' packages and scipy).
-Run time on one core of the 2-core development machine: --quick about 2 minutes; the
-full run (3 seeds, 3 x 3 sweeps) was extrapolated from timed parts at roughly 2 hours
-for the five methods that exist today, and about 3.5 hours with all nine (the CNN on
-20,000 images x 3 epochs dominates: about 8 s per run).
+Run time on one core of the 2-core development machine: --quick about 1 minute. The
+full run (3 seeds, 3 x 3 sweeps) is extrapolated from a timed part: mnist/scratch with
+Full and TinyProp at full size took 100 s for 14 runs (about 7 s per 60,000-step run of
+the 2-D CNN, which dominates; the 1-D CNNs' runs take about a second). That gives
+roughly 20-25 minutes for the five methods that exist today
+(full,static,tinyprop,tinypropv2,tinypropv2_budget) and 40-50 minutes with all nine.
 """
 
 import argparse
@@ -427,6 +429,8 @@ class Result:
 
     @property
     def setting_text(self):
+        if self.method not in METHODS:
+            return "-"
         knob = METHODS[self.method].knob
         return f"lr={self.learning_rate:g}" + (f", {knob}={self.knob:g}" if knob else "")
 
@@ -453,6 +457,12 @@ def run_task(task, methods, seeds, quick, tolerance, log):
     learning_rates = (QUICK_LEARNING_RATES if quick else LEARNING_RATES)[task.setting]
     cost = full_cost(models.converted(0, learning_rates[0]), *task.train)
     results = []
+    if task.pretrain is not None:  # where fine-tuning starts: the pretrained model on the target domain
+        untouched = Result("pretrained", "pretrained, not fine-tuned", float("nan"), None)
+        for seed in range(seeds):
+            trainer = tflm_train.MicroTrainer(models.converted(seed, learning_rates[0]))
+            untouched.runs.append(Run(trainer.evaluate(*task.test, return_dict=True)["accuracy"], 0, 0, 0, 0, 0))
+        results.append(untouched)
     for method in methods:
         lr, knob, val_accuracy = choose(task, models, method, learning_rates, quick, tolerance, cost)
         result = Result(method, METHODS[method].label, lr, knob)
@@ -507,6 +517,9 @@ def plot_dataset(dataset, by_setting, path):
     for i, (setting, results) in enumerate(by_setting.items()):
         ax = fig.add_subplot(1, len(by_setting), i + 1)
         for j, r in enumerate(results):
+            if r.method not in METHODS:  # the pretrained model: no training, no effort
+                ax.axhline(r.mean("accuracy"), color="gray", linestyle="--", label=r.label)
+                continue
             ax.errorbar(r.mean("backward_effort"), r.mean("accuracy"), yerr=r.std("accuracy"),
                         marker=markers[j % len(markers)], linestyle="none", capsize=3, label=r.label)
         ax.set_xscale("log")
@@ -556,8 +569,10 @@ def main(argv=None):
             task.pretrain_epochs = sizes.pretrain_epochs
             log(f"{name}/{task.setting}: {len(task.train[0])} train, {len(task.val[0])} validation, "
                 f"{len(task.test[0])} test samples, {task.epochs} epochs" + (f"; {task.notes}" if task.notes else ""))
+            task_start = time.perf_counter()
             by_setting[task.setting] = all_results[(name, task.setting)] = run_task(
                 task, methods, seeds, args.quick, args.tolerance, log)
+            log(f"  {name}/{task.setting} took {time.perf_counter() - task_start:.0f} s")
         if by_setting:
             plot_dataset(name, by_setting, os.path.join(args.out, f"{name}.png"))
 
