@@ -396,19 +396,21 @@ class Run:
     effort: float                     # forward + backward
     skipped: float
     instructions: float               # estimated Cortex-M4 instructions per step
-    seconds: float
+    diverged: bool = False            # the trainer refused an update that would overflow
 
 
 def train_once(model_bytes, policy, seed, train, evaluate_on, epochs, cost):
-    start = time.perf_counter()
     trainer = tflm_train.MicroTrainer(model_bytes, policy=policy, seed=seed)
-    trainer.fit(*train, epochs=epochs, batch_size=1, verbose=0)
+    try:
+        trainer.fit(*train, epochs=epochs, batch_size=1, verbose=0)
+    except tflm_train.NonFiniteError:  # too large a learning rate: a result, not a crash
+        return Run(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), diverged=True)
     accuracy = trainer.evaluate(*evaluate_on, return_dict=True)["accuracy"]
     c = trainer.counters
     steps = epochs * len(train[0])  # a method's own extra work (TinyTrain's selection) counts against it
     return Run(accuracy, c.backward_macs / (cost.backward_macs * steps),
                (c.forward_macs + c.backward_macs) / ((cost.forward_macs + cost.backward_macs) * steps),
-               c.skipped / max(c.samples, 1), cortex_m4_instructions(c, cost, steps), time.perf_counter() - start)
+               c.skipped / max(c.samples, 1), cortex_m4_instructions(c, cost, steps))
 
 
 # --- protocol: sweep on validation, then seeds on test -----------------------------------------
@@ -421,11 +423,19 @@ class Result:
     knob: object
     runs: list = field(default_factory=list)
 
+    def _values(self, name):
+        return [getattr(r, name) for r in self.runs if not r.diverged] or [float("nan")]
+
     def mean(self, name):
-        return float(np.mean([getattr(r, name) for r in self.runs]))
+        """Over the seeds that did not diverge."""
+        return float(np.mean(self._values(name)))
 
     def std(self, name):
-        return float(np.std([getattr(r, name) for r in self.runs]))
+        return float(np.std(self._values(name)))
+
+    @property
+    def diverged(self):
+        return sum(r.diverged for r in self.runs)
 
     @property
     def setting_text(self):
@@ -440,16 +450,21 @@ def choose(task, models, method, learning_rates, quick, tolerance, cost):
     the cheapest knob value within `tolerance` of the best accuracy."""
     spec = METHODS[method]
     knobs = (spec.quick_grid if quick else spec.grid) or (None,)
-    best = {}
+    best, diverged = {}, []
     for knob in knobs:
         for lr in learning_rates:
             run = train_once(models.converted(0, lr), spec.build(knob), 0, task.train, task.val, task.epochs, cost)
+            if run.diverged:
+                diverged.append(f"lr={lr:g}" + (f", {spec.knob}={knob:g}" if spec.knob else ""))
+                continue
             if knob not in best or run.accuracy > best[knob][1].accuracy:
                 best[knob] = (lr, run)
+    if not best:
+        raise SystemExit(f"{task.dataset}/{task.setting} {spec.label}: every sweep point diverged")
     top = max(run.accuracy for _, run in best.values())
     knob = min((k for k, (_, run) in best.items() if run.accuracy >= top - tolerance),
                key=lambda k: best[k][1].backward_effort)
-    return best[knob][0], knob, best[knob][1].accuracy
+    return best[knob][0], knob, best[knob][1].accuracy, diverged
 
 
 def run_task(task, methods, seeds, quick, tolerance, log):
@@ -461,13 +476,13 @@ def run_task(task, methods, seeds, quick, tolerance, log):
         untouched = Result("pretrained", "pretrained, not fine-tuned", float("nan"), None)
         for seed in range(seeds):
             trainer = tflm_train.MicroTrainer(models.converted(seed, learning_rates[0]))
-            untouched.runs.append(Run(trainer.evaluate(*task.test, return_dict=True)["accuracy"], 0, 0, 0, 0, 0))
+            untouched.runs.append(Run(trainer.evaluate(*task.test, return_dict=True)["accuracy"], 0, 0, 0, 0))
         results.append(untouched)
     for method in methods:
-        lr, knob, val_accuracy = choose(task, models, method, learning_rates, quick, tolerance, cost)
+        lr, knob, val_accuracy, diverged = choose(task, models, method, learning_rates, quick, tolerance, cost)
         result = Result(method, METHODS[method].label, lr, knob)
         log(f"  {task.dataset}/{task.setting} {result.label}: chose {result.setting_text} "
-            f"(validation accuracy {val_accuracy:.4f})")
+            f"(validation accuracy {val_accuracy:.4f})" + (f"; diverged: {'; '.join(diverged)}" if diverged else ""))
         for seed in range(seeds):
             result.runs.append(train_once(models.converted(seed, lr), METHODS[method].build(knob), seed,
                                           task.train, task.test, task.epochs, cost))
@@ -486,7 +501,8 @@ def table_rows(all_results):
     for (dataset, setting), results in all_results.items():
         for r in results:
             rows.append((dataset, setting, r.label, r.setting_text,
-                         f"{r.mean('accuracy'):.4f} ± {r.std('accuracy'):.4f}", f"{r.mean('backward_effort'):.3f}",
+                         f"{r.mean('accuracy'):.4f} ± {r.std('accuracy'):.4f}"
+                         + (f" ({r.diverged} of {len(r.runs)} diverged)" if r.diverged else ""), f"{r.mean('backward_effort'):.3f}",
                          f"{r.mean('effort'):.3f}", f"{r.mean('skipped'):.3f}", f"{r.mean('instructions'):,.0f}"))
     return rows
 
@@ -551,6 +567,9 @@ def main(argv=None):
     sizes = QUICK if args.quick else FULL
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     os.makedirs(args.out, exist_ok=True)
+    header = (f"TinyPropv2 Table I protocol ({'--quick, ' if args.quick else ''}{seeds} seed(s); batch 1, SGD, "
+              f"cosine decay with warm-up; effort relative to full backprop; M4 instructions estimated from "
+              f"per-kernel costs)")
 
     def log(text):
         print(text, flush=True)
@@ -573,19 +592,16 @@ def main(argv=None):
             by_setting[task.setting] = all_results[(name, task.setting)] = run_task(
                 task, methods, seeds, args.quick, args.tolerance, log)
             log(f"  {name}/{task.setting} took {time.perf_counter() - task_start:.0f} s")
+            # Written after every part, so a long run that stops keeps what it finished.
+            with open(os.path.join(args.out, "paper_table.md"), "w") as f:
+                f.write(markdown_table(table_rows(all_results), header))
         if by_setting:
             plot_dataset(name, by_setting, os.path.join(args.out, f"{name}.png"))
 
-    rows = table_rows(all_results)
-    elapsed = time.perf_counter() - start
-    header = (f"TinyPropv2 Table I protocol ({'--quick, ' if args.quick else ''}{seeds} seed(s); batch 1, SGD, "
-              f"cosine decay with warm-up; effort relative to full backprop; M4 instructions estimated from "
-              f"per-kernel costs)")
     print()
-    print(text_table(rows))
-    with open(os.path.join(args.out, "paper_table.md"), "w") as f:
-        f.write(markdown_table(rows, header))
-    print(f"\nwrote {os.path.join(args.out, 'paper_table.md')} and one PNG per data set; took {elapsed:.0f} s")
+    print(text_table(table_rows(all_results)))
+    print(f"\nwrote {os.path.join(args.out, 'paper_table.md')} and one PNG per data set; "
+          f"took {time.perf_counter() - start:.0f} s")
     return all_results
 
 
