@@ -91,3 +91,12 @@ def test_smallest_run_writes_table_and_plot(paper_table, tmp_path, capfd):
     table = (tmp_path / "paper_table.md").read_text()
     assert table.count("| digits |") == 5 and "| TinyPropV2 |" in table
     assert (tmp_path / "digits.png").stat().st_size > 1000
+
+
+def test_diverged_seeds_are_left_out_of_the_mean_and_counted(paper_table):
+    result = paper_table.Result("full", "Full", 0.1, None)
+    result.runs = [paper_table.Run(0.9, 1.0, 1.0, 0.0, 100.0),
+                   paper_table.Run(*[float("nan")] * 5, diverged=True)]
+    assert result.mean("accuracy") == pytest.approx(0.9) and result.diverged == 1
+    (row,) = paper_table.table_rows({("digits", "scratch"): [result]})
+    assert row[4] == "0.9000 ± 0.0000 (1 of 2 diverged)"
