@@ -500,10 +500,15 @@ def table_rows(all_results):
     rows = []
     for (dataset, setting), results in all_results.items():
         for r in results:
-            rows.append((dataset, setting, r.label, r.setting_text,
-                         f"{r.mean('accuracy'):.4f} ± {r.std('accuracy'):.4f}"
-                         + (f" ({r.diverged} of {len(r.runs)} diverged)" if r.diverged else ""), f"{r.mean('backward_effort'):.3f}",
-                         f"{r.mean('effort'):.3f}", f"{r.mean('skipped'):.3f}", f"{r.mean('instructions'):,.0f}"))
+            accuracy = f"{r.mean('accuracy'):.4f} ± {r.std('accuracy'):.4f}"
+            if r.diverged:
+                accuracy += f" ({r.diverged} of {len(r.runs)} diverged)"
+            if r.method in METHODS:
+                effort = (f"{r.mean('backward_effort'):.3f}", f"{r.mean('effort'):.3f}", f"{r.mean('skipped'):.3f}",
+                          f"{r.mean('instructions'):,.0f}")
+            else:  # the pretrained model, before any training
+                effort = ("-",) * 4
+            rows.append((dataset, setting, r.label, r.setting_text, accuracy) + effort)
     return rows
 
 
