@@ -55,7 +55,7 @@ def _add_training_options(p):
 
 
 def _add_data_options(p, epochs):
-    p.add_argument("--data", required=True, help="built-in data set (mnist) or an .npz with x_train, y_train "
+    p.add_argument("--data", required=True, help="built-in data set (mnist, fashion_mnist, watch, digits) or an .npz with x_train, y_train "
                                                  "(and x_test, y_test) (required)")
     p.add_argument("--epochs", type=_count(1), default=epochs, help=f"passes over the data (default {epochs})")
     p.add_argument("--limit", type=_count(0), default=0, help="use only the first N training samples (0: all)")
