@@ -537,12 +537,14 @@ def plot_dataset(dataset, by_setting, path):
     markers = "osD^vPX*h"
     for i, (setting, results) in enumerate(by_setting.items()):
         ax = fig.add_subplot(1, len(by_setting), i + 1)
-        for j, r in enumerate(results):
+        for r in results:
             if r.method not in METHODS:  # the pretrained model: no training, no effort
                 ax.axhline(r.mean("accuracy"), color="gray", linestyle="--", label=r.label)
                 continue
+            style = list(METHODS).index(r.method)  # the same marker and colour in every panel
             ax.errorbar(r.mean("backward_effort"), r.mean("accuracy"), yerr=r.std("accuracy"),
-                        marker=markers[j % len(markers)], linestyle="none", capsize=3, label=r.label)
+                        marker=markers[style % len(markers)], color=f"C{style}", linestyle="none", capsize=3,
+                        label=r.label)
         ax.set_xscale("log")
         ax.set_xlabel("backward effort (MACs / full backprop's)")
         ax.set_ylabel("test accuracy")
