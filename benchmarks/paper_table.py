@@ -27,12 +27,12 @@ Cortex-M4 instructions per training step (see CORTEX_M4_COSTS).
                                      [--seeds 3] [--out build/paper_table]
 
 Needs `bash scripts/setup_benchmarks.sh` (the data sets' packages and scipy).
-Run time on one core of the 2-core development machine: --quick about 1 minute. The
-full run (3 seeds, 3 x 3 sweeps) is extrapolated from a timed part: mnist/scratch with
-Full and TinyProp at full size took 100 s for 14 runs (about 7 s per 60,000-step run of
-the 2-D CNN, which dominates; the 1-D CNNs' runs take about a second). That gives
-roughly 20-25 minutes for the five methods that exist today
-(full,static,tinyprop,tinypropv2,tinypropv2_budget) and 40-50 minutes with all nine.
+Run time on the 2-core development machine (shared with other jobs): --quick about 1
+minute; the full run with the five methods that exist today
+(full,static,tinyprop,tinypropv2,tinypropv2_budget) took 1,210 s (20 minutes; the 2-D
+CNN on 20,000 images x 3 epochs dominates, about 7 s per run, the 1-D CNNs' runs take
+about a second). With all nine methods, extrapolated from the number of runs (90
+instead of 48 per part), about 40 minutes.
 """
 
 import argparse
@@ -537,12 +537,14 @@ def plot_dataset(dataset, by_setting, path):
     markers = "osD^vPX*h"
     for i, (setting, results) in enumerate(by_setting.items()):
         ax = fig.add_subplot(1, len(by_setting), i + 1)
-        for j, r in enumerate(results):
+        for r in results:
             if r.method not in METHODS:  # the pretrained model: no training, no effort
                 ax.axhline(r.mean("accuracy"), color="gray", linestyle="--", label=r.label)
                 continue
+            style = list(METHODS).index(r.method)  # the same marker and colour in every panel
             ax.errorbar(r.mean("backward_effort"), r.mean("accuracy"), yerr=r.std("accuracy"),
-                        marker=markers[j % len(markers)], linestyle="none", capsize=3, label=r.label)
+                        marker=markers[style % len(markers)], color=f"C{style}", linestyle="none", capsize=3,
+                        label=r.label)
         ax.set_xscale("log")
         ax.set_xlabel("backward effort (MACs / full backprop's)")
         ax.set_ylabel("test accuracy")
