@@ -270,3 +270,19 @@ def test_cli_train_and_compare_need_data(workdir):
     for command in (["train", "m.tflite"], ["compare", "m.keras", "--loss", "sparse_categorical_crossentropy"]):
         r = _cli(workdir, *command)
         assert r.returncode == 2 and "the following arguments are required: --data" in r.stderr
+
+
+def test_quiet_tensorflow_under_a_capturing_stderr(capsys):
+    """A test runner's captured sys.stderr has no file descriptor: quiet_tensorflow must
+    still restore the crash report it found enabled."""
+    import faulthandler
+
+    was = faulthandler.is_enabled()
+    faulthandler.enable(file=sys.__stderr__)
+    try:
+        with tflm_train.quiet_tensorflow():
+            pass
+        assert faulthandler.is_enabled()
+    finally:
+        if not was:
+            faulthandler.disable()

@@ -48,7 +48,10 @@ def quiet_tensorflow(enabled=True):
         sys.stderr.close()
         sys.stderr = python_stderr
         if crash_report:
-            faulthandler.enable()
+            try:
+                faulthandler.enable()
+            except (OSError, ValueError):  # a sys.stderr without a file descriptor (a capturing test runner)
+                faulthandler.enable(file=sys.__stderr__)
         os.close(terminal)
         os.close(devnull)
         for name, value in levels.items():
