@@ -57,17 +57,17 @@ L = keras.layers
 # ESTIMATES: the kernels were measured on the 2-D CNN's shapes, and the nearest shape is
 # used for other layers. Units: per MAC, per max-pool window element, per top-k element.
 CORTEX_M4_COSTS = {
-    "conv_forward_cin1": 6.882,        # conv1_28x28x1_3x3x8_forward
-    "conv_forward": 3.992,             # conv2_13x13x8_3x3x16_forward
-    "conv_weight_grad_cin1": 16.460,   # conv1_28x28x1_3x3x8_weight_grad (first layer: no input grad)
-    "conv_weight_grad": 5.977,         # conv2_13x13x8_3x3x16_weight_grad
-    "conv_weight_and_input_grad_cin1": 11.139,  # conv1_..._weight_and_input_grad, per MAC of both
-    "conv_weight_and_input_grad": 5.102,        # conv2_..._weight_and_input_grad
-    "fc_forward": 3.730,               # fc_144x32_forward
-    "fc_input_grad": 4.835,            # fc_144x32_input_grad
-    "fc_weight_grad_sgd": 6.953,       # fc_144x32_weight_grad_sgd (the dense update is in it)
+    "conv_forward_cin1": 5.929,        # conv1_28x28x1_3x3x8_forward
+    "conv_forward": 2.852,             # conv2_13x13x8_3x3x16_forward
+    "conv_weight_grad_cin1": 15.931,   # conv1_28x28x1_3x3x8_weight_grad (first layer: no input grad)
+    "conv_weight_grad": 3.917,         # conv2_13x13x8_3x3x16_weight_grad
+    "conv_weight_and_input_grad_cin1": 11.215,  # conv1_..._weight_and_input_grad, per MAC of both
+    "conv_weight_and_input_grad": 3.370,        # conv2_..._weight_and_input_grad
+    "fc_forward": 2.769,               # fc_144x32_forward
+    "fc_input_grad": 2.712,            # fc_144x32_input_grad
+    "fc_weight_grad_sgd": 3.483,       # fc_144x32_weight_grad_sgd (the dense update is in it)
     "max_pool_forward": 11.301,        # max_pool_26x26x8_forward, per window element
-    "max_pool_input_grad": 25.650,     # max_pool_26x26x8_input_grad, per window element
+    "max_pool_input_grad": 25.643,     # max_pool_26x26x8_input_grad, per window element
     "sgd_update": 8.016,               # sgd_dense_update, per convolution weight
     "top_k": 15.318,                   # top_k_5408_k1622, per element; charged per selection op
 }
