@@ -71,8 +71,13 @@ def test_cost_model_counts_the_trainers_macs(paper_table):
     cost = paper_table.full_cost(model_bytes, x, np.zeros(1, np.int64))
     assert cost.forward_macs == 29120 + 12800 + 4608 + 1024 + 320
     assert cost.backward_macs == 29120 + 2 * (12800 + 4608 + 1024 + 320)
-    assert 3.0 < cost.forward_instructions / cost.forward_macs < 8.0
-    assert 4.0 < cost.backward_per_mac < 17.0
+    # Per MAC, the model's averages lie between the cheapest and the dearest kernel's cost.
+    c = paper_table.CORTEX_M4_COSTS
+    forward = [c["conv_forward_cin1"], c["conv_forward"], c["fc_forward"]]
+    backward = [c[k] for k in ("conv_weight_grad_cin1", "conv_weight_grad", "conv_weight_and_input_grad_cin1",
+                               "conv_weight_and_input_grad", "fc_weight_grad_sgd", "fc_input_grad")]
+    assert min(forward) < cost.forward_instructions / cost.forward_macs < max(forward)
+    assert min(backward) < cost.backward_per_mac < max(backward)
 
 
 def test_smallest_run_writes_table_and_plot(paper_table, tmp_path, capfd):
