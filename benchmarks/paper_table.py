@@ -257,8 +257,8 @@ class Method:
 METHODS = {
     "full": Method("Full", "Full", lambda c, _: c()),
     "static": Method("StaticTopK", "StaticTopK", lambda c, r: c(r), "ratio", (0.1, 0.3, 0.5), (0.1, 0.5)),
-    "tinyprop": Method("TinyProp", "TinyProp", lambda c, s: c(s_max=s), "s_max", (0.3, 0.6, 0.9), (0.3, 0.9)),
-    "tinypropv2": Method("TinyPropV2", "TinyPropV2", lambda c, t: c(tau=t), "tau", (0.3, 0.5, 0.7), (0.3, 0.7)),
+    "tinyprop": Method("TinyProp", "TinyProp", lambda c, s: c(s_max=s), "s_max", (0.5, 0.75, 1.0), (0.5, 1.0)),
+    "tinypropv2": Method("TinyPropV2", "TinyPropV2", lambda c, t: c(tau=t), "tau", (0.1, 0.3, 0.5), (0.1, 0.5)),
     "tinypropv2_budget": Method("TinyPropV2(budget=0.1)", "TinyPropV2", lambda c, _: c(budget=0.1)),
     "lastlayers": Method("LastLayers", "LastLayers", lambda c, n: c(n), "n", (1, 2, 3), (1, 3)),
     "biasonly": Method("BiasOnly", "BiasOnly", lambda c, _: c()),

@@ -100,11 +100,14 @@ class TinyProp(Policy):
       ymax_decay: decay of the running maximum error per update, in (0, 1].
       dense_output: as for StaticTopK: the last trainable layer keeps k = n when it
         feeds a softmax cross-entropy directly.
+
+    The defaults were chosen on validation data (docs/algorithm.md, "Defaults"); the
+    paper's setting is TinyProp(0.1, 0.9, 0.5).
     """
 
-    s_min: float = 0.1
-    s_max: float = 0.9
-    zeta: float = 0.5
+    s_min: float = 0.2
+    s_max: float = 1.0
+    zeta: float = 0.8
     ymax_decay: float = 1.0
     dense_output: bool = field(default=DENSE_OUTPUT, kw_only=True)
 
@@ -131,12 +134,20 @@ class TinyPropV2(TinyProp):
         sample trained.
       budget_rate: the factor of the moving average of the spent fraction (lambda).
       budget_gain: how far tau moves per unit of overspending, per sample (kappa).
+
+    The defaults (s_min=0.3, s_max=1.0, zeta=0.8, tau=0.3) were chosen on validation
+    data (docs/algorithm.md, "Defaults"); the paper's setting is s_min=0.1,
+    s_max=0.9, zeta=0.5, tau=0.5.
     """
 
+    s_min: float = 0.3
+    s_max: float = 1.0
+    zeta: float = 0.8
+    ymax_decay: float = 1.0
     d_min: float = 0.0
     d_max: float = 1.0
     beta: float = 1.0
-    tau: float = 0.5
+    tau: float = 0.3
     budget: float = field(default=None, kw_only=True)
     budget_rate: float = field(default=0.01, kw_only=True)
     budget_gain: float = field(default=0.05, kw_only=True)

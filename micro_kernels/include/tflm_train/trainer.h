@@ -34,12 +34,15 @@ enum class PolicyKind : uint8_t {
   kLastLayers = 4, kBiasOnly = 5, kSparseUpdate = 6, kTinyTrain = 7,
 };
 
-// The sparsity policy (docs/algorithm.md); field meanings as in the plan schema.
+// The sparsity policy (docs/algorithm.md); field meanings as in the plan schema. The
+// TinyProp fields default to TinyPropV2's defaults chosen on validation data
+// (docs/algorithm.md, "Defaults"); a plan stores every field, so these matter only to
+// a program that fills PolicyParams itself. The paper's: 0.1, 0.9, 0.5 and tau 0.5.
 struct PolicyParams {
   PolicyKind kind = PolicyKind::kFull;
   float ratio = 1.0f;
-  float s_min = 0.1f, s_max = 0.9f, zeta = 0.5f, ymax_decay = 1.0f;
-  float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.5f;
+  float s_min = 0.3f, s_max = 1.0f, zeta = 0.8f, ymax_decay = 1.0f;
+  float d_min = 0.0f, d_max = 1.0f, beta = 1.0f, tau = 0.3f;
   bool dense_output = true;   // the last layer, feeding a softmax cross-entropy, keeps k = n (the default chosen on validation data: docs/algorithm.md)
   // TinyPropV2 compute budget: tau adapts so the backward MACs average `budget` of
   // full backprop's (0 = off); budget_rate and budget_gain are lambda and kappa.
