@@ -315,7 +315,9 @@ def test_parity_frozen_output_layer_tinypropv2():
     can look at the last trainable layer's error, so both trainers pay it (n_out*n_in
     MACs) even for a sample the gate then skips."""
     model, x, y = H.build_parity_mlp("mlp_a", "sparse_categorical_crossentropy", seed=7)
-    micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), tflm_train.TinyPropV2(),
+    # The paper's ratios (s_max 0.9 < 1), so a k below n shows that nothing forced k = n.
+    policy = tflm_train.TinyPropV2(s_min=0.1, s_max=0.9, zeta=0.5, tau=0.5)
+    micro, ref = twins(model, "sparse_categorical_crossentropy", tflm_train.SGD(0.05), policy,
                        trainable=["a1", "a2"])
     results, _ = run_parity(micro, ref, x, y, steps=100)
     skipped = [a for a, _ in results if a.skipped]
