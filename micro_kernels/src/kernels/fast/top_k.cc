@@ -169,18 +169,45 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
   for (int j = 0; j < rank; ++j) above += key[j] > t ? 1 : 0;
   int ties = k - above;
 
-  // 4. Drop the candidates below T (and ties past k) from the list, in place.
-  const int32_t* in = rows;
-  const int32_t* const end = rows + listed;
-  out = rows;
-  for (; in != end; ++in) {
-    const int32_t e = *in;
-    if (e >= 0) {
-      *out++ = e;
-    } else {
-      const uint32_t m = Key(values[~e]);
-      if (m > t || (m == t && ties-- > 0)) *out++ = ~e;
+  // 4. Drop the candidates below T (and the ties past k) from the list, in
+  // place. A sentinel (INT32_MIN, a candidate mark no row has) after the list
+  // lets the loops test one sign per entry: up to the first dropped candidate
+  // nothing moves (kept candidates only lose their mark), after it every kept
+  // entry moves down.
+  int32_t* p = rows;
+  int32_t* const end = rows + listed;
+  if (listed == n) {  // no room for the sentinel (every row listed): plain loop
+    int32_t* w = rows;
+    for (; p != end; ++p) {
+      int32_t e = *p;
+      if (e < 0) {
+        e = ~e;
+        const uint32_t m = Key(values[e]);
+        if (!(m > t || (m == t && ties-- > 0))) continue;
+      }
+      *w++ = e;
     }
+    return comparisons;
+  }
+  *end = INT32_MIN;
+  for (;;) {
+    while (*p >= 0) ++p;
+    if (p == end) return comparisons;
+    const int32_t e = ~*p;
+    const uint32_t m = Key(values[e]);
+    if (!(m > t || (m == t && ties-- > 0))) break;
+    *p++ = e;
+  }
+  int32_t* w = p++;
+  for (;;) {
+    int32_t e = *p++;
+    if (e < 0) {
+      if (p > end) break;
+      e = ~e;
+      const uint32_t m = Key(values[e]);
+      if (!(m > t || (m == t && ties-- > 0))) continue;
+    }
+    *w++ = e;
   }
   return comparisons;
 }
