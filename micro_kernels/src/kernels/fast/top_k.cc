@@ -28,6 +28,111 @@ inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out
   }
 }
 
+// Thumb-2 (Cortex-M) inline assembly for the two passes over long lists; GCC's
+// code for them spends register moves on every entry.
+#if defined(__GNUC__) && defined(__thumb2__)
+#define TFLM_TRAIN_TOP_K_ASM 1
+
+// Step 2 for rows [0, n4), n4 a positive multiple of 4, as List does it: two
+// LDRDs per four rows; a row below lo costs a compare and a taken branch, a row
+// above hi four more instructions, a candidate (out of line) a few more.
+void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
+  const float* p = values;
+  const float* const end = values + n4;
+  int32_t* o = *out;
+  uint32_t* c = *cand;
+  int32_t i = 0;
+  uint32_t v0, v1, v2, v3;
+#define TFLM_TRAIN_LIST_ROW(V, J)                 \
+  "cmp %[lo2], %[" V "], lsl #1\n\t"             \
+  "bhi 1" J "1f\n\t"                              \
+  "cmp %[hi2], %[" V "], lsl #1\n\t"             \
+  "bcs 1" J "0f\n\t"                              \
+  "add %[" V "], %[i], #" J "\n\t"               \
+  "str %[" V "], [%[o]], #4\n\t"                 \
+  "1" J "1:\n\t"
+#define TFLM_TRAIN_LIST_CANDIDATE(V, J)           \
+  "1" J "0:\n\t"                                  \
+  "bic %[" V "], %[" V "], #0x80000000\n\t"      \
+  "str %[" V "], [%[c]], #4\n\t"                 \
+  "add %[" V "], %[i], #" J "\n\t"               \
+  "mvn %[" V "], %[" V "]\n\t"                   \
+  "str %[" V "], [%[o]], #4\n\t"                 \
+  "b 1" J "1b\n\t"
+  __asm__ volatile(
+      "0:\n\t"
+      "ldrd %[v0], %[v1], [%[p]], #8\n\t"
+      "ldrd %[v2], %[v3], [%[p]], #8\n\t"
+      TFLM_TRAIN_LIST_ROW("v0", "0")
+      TFLM_TRAIN_LIST_ROW("v1", "1")
+      TFLM_TRAIN_LIST_ROW("v2", "2")
+      TFLM_TRAIN_LIST_ROW("v3", "3")
+      "adds %[i], %[i], #4\n\t"
+      "cmp %[p], %[end]\n\t"
+      "bne 0b\n\t"
+      "b 9f\n\t"
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "0")
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "1")
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "2")
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "3")
+      "9:\n\t"
+      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
+        [v3] "=&r"(v3)
+      : [end] "r"(end), [lo2] "r"(lo2), [hi2] "r"(hi2)
+      : "cc", "memory");
+#undef TFLM_TRAIN_LIST_ROW
+#undef TFLM_TRAIN_LIST_CANDIDATE
+  *out = o;
+  *cand = c;
+}
+
+// Step 4's loop (see DropCandidates) from rows[0]: LDRD two entries, and when
+// neither is a candidate (the OR of the two is not negative) STRD them back at
+// the write position; else one by one: a candidate ~row is kept when its key is
+// above t (t2 = t << 1, compared with the shifted bits), or equal to t while
+// ties remain; INT32_MIN (the sentinel at rows[listed]) ends it. Needs
+// rows[listed + 1] to be readable.
+void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows) {
+  int32_t* p = rows;
+  int32_t* w = rows;
+  int32_t e0, e1;
+  uint32_t x;
+#define TFLM_TRAIN_DROP_ONE(E, L)                          \
+  "cmp %[" E "], #0\n\t"                                   \
+  "bge " L "4f\n\t"                                        \
+  "cmn %[" E "], #0x80000000\n\t"                          \
+  "beq 9f\n\t"                                             \
+  "mvn %[" E "], %[" E "]\n\t"                            \
+  "ldr %[x], [%[vals], %[" E "], lsl #2]\n\t"             \
+  "cmp %[t2], %[x], lsl #1\n\t"                            \
+  "bcc " L "4f\n\t"                                        \
+  "bne " L "5f\n\t"                                        \
+  "subs %[ties], %[ties], #1\n\t"                          \
+  "bmi " L "5f\n\t"                                        \
+  L "4:\n\t"                                               \
+  "str %[" E "], [%[w]], #4\n\t"                           \
+  L "5:\n\t"
+  __asm__ volatile(
+      "0:\n\t"
+      "ldrd %[e0], %[e1], [%[p]], #8\n\t"
+      "orrs %[x], %[e0], %[e1]\n\t"
+      "bmi 1f\n\t"
+      "strd %[e0], %[e1], [%[w]], #8\n\t"
+      "b 0b\n\t"
+      "1:\n\t"
+      TFLM_TRAIN_DROP_ONE("e0", "2")
+      TFLM_TRAIN_DROP_ONE("e1", "3")
+      "b 0b\n\t"
+      "9:\n\t"
+      : [p] "+r"(p), [w] "+r"(w), [ties] "+r"(ties), [e0] "=&r"(e0), [e1] "=&r"(e1), [x] "=&r"(x)
+      : [vals] "r"(values), [t2] "r"(t2)
+      : "cc", "memory");
+#undef TFLM_TRAIN_DROP_ONE
+}
+#else
+#define TFLM_TRAIN_TOP_K_ASM 0
+#endif
+
 // Below this size a plain quickselect is as cheap as sampling a bracket.
 constexpr int kMinBracketed = 512;
 
@@ -142,6 +247,10 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
   int32_t* out = rows;
   uint32_t* cand = key;
   int i = 0;
+#if TFLM_TRAIN_TOP_K_ASM
+  i = n & ~3;
+  ListBlocks(values, i, lo2, hi << 1, &out, &cand);
+#endif
   for (; i + 4 <= n; i += 4) {
     List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
     List(FloatBits(values[i + 1]), i + 1, lo2, hi, &out, &cand);
@@ -190,6 +299,12 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
     return comparisons;
   }
   *end = INT32_MIN;
+#if TFLM_TRAIN_TOP_K_ASM
+  if (listed < n - 1) {  // rows[listed + 1] readable
+    DropCandidatesAsm(values, t << 1, ties, rows);
+    return comparisons;
+  }
+#endif
   for (;;) {
     while (*p >= 0) ++p;
     if (p == end) return comparisons;
