@@ -155,15 +155,19 @@ uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
     key[lo] = b;
     const uint32_t pivot = b;
     *comparisons += static_cast<uint64_t>(hi - lo + 1);
-    int i = lo - 1, j = hi + 1;
+    // Pointers, not indices: each scan step is then a load with writeback, a
+    // compare and a branch.
+    uint32_t* pi = key + lo - 1;
+    uint32_t* pj = key + hi + 1;
     for (;;) {
-      do ++i; while (key[i] > pivot);
-      do --j; while (key[j] < pivot);
-      if (i >= j) break;
-      const uint32_t s = key[i];
-      key[i] = key[j];
-      key[j] = s;
+      do ++pi; while (*pi > pivot);
+      do --pj; while (*pj < pivot);
+      if (pi >= pj) break;
+      const uint32_t s = *pi;
+      *pi = *pj;
+      *pj = s;
     }
+    const int j = static_cast<int>(pj - key);
     if (target <= j) {
       hi = j;
     } else {
