@@ -43,45 +43,53 @@ void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t
   uint32_t* c = *cand;
   int32_t i = 0;
   uint32_t v0, v1, v2, v3;
-#define TFLM_TRAIN_LIST_ROW(V, J)                 \
+#define TFLM_TRAIN_LIST_ROW(V, J, INDEX)          \
   "cmp %[lo2], %[" V "], lsl #1\n\t"             \
   "bhi 1" J "1f\n\t"                              \
   "cmp %[hi2], %[" V "], lsl #1\n\t"             \
   "bcs 1" J "0f\n\t"                              \
-  "add %[" V "], %[i], #" J "\n\t"               \
-  "str %[" V "], [%[o]], #4\n\t"                 \
+  INDEX                                           \
   "1" J "1:\n\t"
-#define TFLM_TRAIN_LIST_CANDIDATE(V, J)           \
+// The row index i + J to the list (for J = 0, i itself).
+#define TFLM_TRAIN_LIST_KEEP(V, J) "add %[" V "], %[i], #" J "\n\t" "str %[" V "], [%[o]], #4\n\t"
+#define TFLM_TRAIN_LIST_KEEP0 "str %[i], [%[o]], #4\n\t"
+#define TFLM_TRAIN_LIST_CANDIDATE(V, J, MARK)     \
   "1" J "0:\n\t"                                  \
   "bic %[" V "], %[" V "], #0x80000000\n\t"      \
   "str %[" V "], [%[c]], #4\n\t"                 \
-  "add %[" V "], %[i], #" J "\n\t"               \
-  "mvn %[" V "], %[" V "]\n\t"                   \
+  MARK                                            \
   "str %[" V "], [%[o]], #4\n\t"                 \
   "b 1" J "1b\n\t"
+// ~(i + J) into V (for J = 0, ~i).
+#define TFLM_TRAIN_LIST_MARK(V, J) "add %[" V "], %[i], #" J "\n\t" "mvn %[" V "], %[" V "]\n\t"
+#define TFLM_TRAIN_LIST_MARK0 "mvn %[v0], %[i]\n\t"
   __asm__ volatile(
       "0:\n\t"
       "ldrd %[v0], %[v1], [%[p]], #8\n\t"
       "ldrd %[v2], %[v3], [%[p]], #8\n\t"
-      TFLM_TRAIN_LIST_ROW("v0", "0")
-      TFLM_TRAIN_LIST_ROW("v1", "1")
-      TFLM_TRAIN_LIST_ROW("v2", "2")
-      TFLM_TRAIN_LIST_ROW("v3", "3")
+      TFLM_TRAIN_LIST_ROW("v0", "0", TFLM_TRAIN_LIST_KEEP0)
+      TFLM_TRAIN_LIST_ROW("v1", "1", TFLM_TRAIN_LIST_KEEP("v1", "1"))
+      TFLM_TRAIN_LIST_ROW("v2", "2", TFLM_TRAIN_LIST_KEEP("v2", "2"))
+      TFLM_TRAIN_LIST_ROW("v3", "3", TFLM_TRAIN_LIST_KEEP("v3", "3"))
       "adds %[i], %[i], #4\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
       "b 9f\n\t"
-      TFLM_TRAIN_LIST_CANDIDATE("v0", "0")
-      TFLM_TRAIN_LIST_CANDIDATE("v1", "1")
-      TFLM_TRAIN_LIST_CANDIDATE("v2", "2")
-      TFLM_TRAIN_LIST_CANDIDATE("v3", "3")
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "0", TFLM_TRAIN_LIST_MARK0)
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "1", TFLM_TRAIN_LIST_MARK("v1", "1"))
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "2", TFLM_TRAIN_LIST_MARK("v2", "2"))
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "3", TFLM_TRAIN_LIST_MARK("v3", "3"))
       "9:\n\t"
       : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
       : [end] "r"(end), [lo2] "r"(lo2), [hi2] "r"(hi2)
       : "cc", "memory");
 #undef TFLM_TRAIN_LIST_ROW
+#undef TFLM_TRAIN_LIST_KEEP
+#undef TFLM_TRAIN_LIST_KEEP0
 #undef TFLM_TRAIN_LIST_CANDIDATE
+#undef TFLM_TRAIN_LIST_MARK
+#undef TFLM_TRAIN_LIST_MARK0
   *out = o;
   *cand = c;
 }
@@ -232,8 +240,16 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
     const int offset = static_cast<int>((static_cast<uint64_t>(lcg) * static_cast<uint32_t>(stride)) >> 32);
     key[j] = Key(values[j * stride + offset]);
   }
-  const int r = static_cast<int>(static_cast<int64_t>(k) * s / n);
-  const int var = static_cast<int>(static_cast<int64_t>(s) * k / n * (n - k) / n);
+  // (32-bit divisions when the products fit, as they do below 2^23 values:
+  // the same quotients without a call to a 64-bit division routine.)
+  int r, var;
+  if (n < (1 << 23)) {
+    r = k * s / n;
+    var = r * (n - k) / n;
+  } else {
+    r = static_cast<int>(static_cast<int64_t>(k) * s / n);
+    var = static_cast<int>(static_cast<int64_t>(r) * (n - k) / n);
+  }
   const int spread = 3 * SmallSqrt(var) + 2;
   uint64_t comparisons = 0;
   uint32_t lo = 0, hi = 0xFFFFFFFFu;
