@@ -208,6 +208,19 @@ uint64_t SelectByQuickselect(const float* values, int n, int k, uint32_t* key, i
   return comparisons;
 }
 
+// rows = 0, 1, ..., n - 1 (k >= n: every row kept; n >= 1). A function of its
+// own, so that its loop keeps `rows` in a register (at -Os, inlined into
+// SelectTopKRows, it reloaded it from the stack for every row), and a
+// do-while: a store, an add, a compare and a branch per row at -O2 and -Os.
+__attribute__((noinline)) void AllRows(int n, int32_t* rows) {
+  int32_t* p = rows;
+  int32_t* const end = rows + n;
+  int32_t i = 0;
+  do {
+    *p++ = i++;
+  } while (p != end);
+}
+
 // The integer square root of a small v (v <= 64 here).
 int SmallSqrt(int v) {
   int r = 0;
@@ -220,7 +233,7 @@ int SmallSqrt(int v) {
 uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
   (void)mask;
   if (k >= n) {
-    for (int i = 0; i < n; ++i) rows[i] = i;
+    if (n > 0) AllRows(n, rows);
     return 0;
   }
   uint32_t* key = reinterpret_cast<uint32_t*>(index);  // the scratch holds keys, not indices
