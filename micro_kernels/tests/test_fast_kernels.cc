@@ -381,4 +381,42 @@ TEST(TopKSameRowsAsReferenceLarge) {
   }
 }
 
+// Mixed stress: sizes on both sides of the sampled path (1 to 4000), k = 1,
+// k = n - 1 and k = n, magnitudes drawn from a small pool so that equal
+// magnitudes of both signs tie, denormals, +0 and -0 runs, and shares of zeros
+// from none to almost all. The whole kept list (k entries) must match.
+TEST(TopKStressSameRowsAsReference) {
+  Lcg rng(29);
+  const float pool[] = {0.0f, 1e-45f, 3e-45f, 1e-40f, FLT_MIN, 0.125f, 0.5f, 0.75f, 1.0f, 3.0f, FLT_MAX};
+  for (int trial = 0; trial < 1500; ++trial) {
+    const int size_kind = rng.Int(0, 3);
+    const int n = size_kind == 0 ? rng.Int(1, 8) : size_kind == 1 ? rng.Int(9, 511) : rng.Int(512, 4000);
+    const int k_kind = rng.Int(0, 4);
+    const int k = k_kind == 0 ? 1 : k_kind == 1 ? n : k_kind == 2 ? (n > 1 ? n - 1 : 1) : rng.Int(1, n);
+    const float zero_share = 0.1f * static_cast<float>(rng.Int(0, 9));
+    const int pool_size = rng.Int(1, 11);
+    const bool from_pool = rng.Coin();
+    std::vector<float> v(n);
+    for (auto& x : v) {
+      const float sign = rng.Coin() ? 1.0f : -1.0f;
+      if (rng.Uniform(0.0f, 1.0f) < zero_share) {
+        x = sign * 0.0f;
+      } else if (from_pool) {
+        x = sign * pool[rng.Int(0, pool_size - 1)];
+      } else {
+        x = sign * rng.Uniform(0.0f, 1.0f) * (rng.Int(0, 9) == 0 ? 1e-39f : 1.0f);  // some denormals
+      }
+    }
+    std::vector<int32_t> index(n), ref(n, -1), got(n, -1);
+    std::vector<uint8_t> mask(n);
+    kernels::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), ref.data());
+    const uint64_t ops = fast::SelectTopKRows(v.data(), n, k, index.data(), mask.data(), got.data());
+    ref.resize(k);
+    got.resize(k);
+    CHECK_MSG(ref == got, "trial %d n %d k %d", trial, n, k);
+    CHECK_MSG((ops == 0) == (k == n), "trial %d n %d k %d: %llu comparisons", trial, n, k,
+              static_cast<unsigned long long>(ops));
+  }
+}
+
 int main() { return test::RunAll(); }

@@ -28,6 +28,119 @@ inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out
   }
 }
 
+// Thumb-2 (Cortex-M) inline assembly for the two passes over long lists; GCC's
+// code for them spends register moves on every entry.
+#if defined(__GNUC__) && defined(__thumb2__)
+#define TFLM_TRAIN_TOP_K_ASM 1
+
+// Step 2 for rows [0, n4), n4 a positive multiple of 4, as List does it: two
+// LDRDs per four rows; a row below lo costs a compare and a taken branch, a row
+// above hi four more instructions, a candidate (out of line) a few more.
+void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
+  const float* p = values;
+  const float* const end = values + n4;
+  int32_t* o = *out;
+  uint32_t* c = *cand;
+  int32_t i = 0;
+  uint32_t v0, v1, v2, v3;
+#define TFLM_TRAIN_LIST_ROW(V, J, INDEX)          \
+  "cmp %[lo2], %[" V "], lsl #1\n\t"             \
+  "bhi 1" J "1f\n\t"                              \
+  "cmp %[hi2], %[" V "], lsl #1\n\t"             \
+  "bcs 1" J "0f\n\t"                              \
+  INDEX                                           \
+  "1" J "1:\n\t"
+// The row index i + J to the list (for J = 0, i itself).
+#define TFLM_TRAIN_LIST_KEEP(V, J) "add %[" V "], %[i], #" J "\n\t" "str %[" V "], [%[o]], #4\n\t"
+#define TFLM_TRAIN_LIST_KEEP0 "str %[i], [%[o]], #4\n\t"
+#define TFLM_TRAIN_LIST_CANDIDATE(V, J, MARK)     \
+  "1" J "0:\n\t"                                  \
+  "bic %[" V "], %[" V "], #0x80000000\n\t"      \
+  "str %[" V "], [%[c]], #4\n\t"                 \
+  MARK                                            \
+  "str %[" V "], [%[o]], #4\n\t"                 \
+  "b 1" J "1b\n\t"
+// ~(i + J) into V (for J = 0, ~i).
+#define TFLM_TRAIN_LIST_MARK(V, J) "add %[" V "], %[i], #" J "\n\t" "mvn %[" V "], %[" V "]\n\t"
+#define TFLM_TRAIN_LIST_MARK0 "mvn %[v0], %[i]\n\t"
+  __asm__ volatile(
+      "0:\n\t"
+      "ldrd %[v0], %[v1], [%[p]], #8\n\t"
+      "ldrd %[v2], %[v3], [%[p]], #8\n\t"
+      TFLM_TRAIN_LIST_ROW("v0", "0", TFLM_TRAIN_LIST_KEEP0)
+      TFLM_TRAIN_LIST_ROW("v1", "1", TFLM_TRAIN_LIST_KEEP("v1", "1"))
+      TFLM_TRAIN_LIST_ROW("v2", "2", TFLM_TRAIN_LIST_KEEP("v2", "2"))
+      TFLM_TRAIN_LIST_ROW("v3", "3", TFLM_TRAIN_LIST_KEEP("v3", "3"))
+      "adds %[i], %[i], #4\n\t"
+      "cmp %[p], %[end]\n\t"
+      "bne 0b\n\t"
+      "b 9f\n\t"
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "0", TFLM_TRAIN_LIST_MARK0)
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "1", TFLM_TRAIN_LIST_MARK("v1", "1"))
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "2", TFLM_TRAIN_LIST_MARK("v2", "2"))
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "3", TFLM_TRAIN_LIST_MARK("v3", "3"))
+      "9:\n\t"
+      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
+        [v3] "=&r"(v3)
+      : [end] "r"(end), [lo2] "r"(lo2), [hi2] "r"(hi2)
+      : "cc", "memory");
+#undef TFLM_TRAIN_LIST_ROW
+#undef TFLM_TRAIN_LIST_KEEP
+#undef TFLM_TRAIN_LIST_KEEP0
+#undef TFLM_TRAIN_LIST_CANDIDATE
+#undef TFLM_TRAIN_LIST_MARK
+#undef TFLM_TRAIN_LIST_MARK0
+  *out = o;
+  *cand = c;
+}
+
+// Step 4's loop (see DropCandidates) from rows[0]: LDRD two entries, and when
+// neither is a candidate (the OR of the two is not negative) STRD them back at
+// the write position; else one by one: a candidate ~row is kept when its key is
+// above t (t2 = t << 1, compared with the shifted bits), or equal to t while
+// ties remain; INT32_MIN (the sentinel at rows[listed]) ends it. Needs
+// rows[listed + 1] to be readable.
+void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows) {
+  int32_t* p = rows;
+  int32_t* w = rows;
+  int32_t e0, e1;
+  uint32_t x;
+#define TFLM_TRAIN_DROP_ONE(E, L)                          \
+  "cmp %[" E "], #0\n\t"                                   \
+  "bge " L "4f\n\t"                                        \
+  "cmn %[" E "], #0x80000000\n\t"                          \
+  "beq 9f\n\t"                                             \
+  "mvn %[" E "], %[" E "]\n\t"                            \
+  "ldr %[x], [%[vals], %[" E "], lsl #2]\n\t"             \
+  "cmp %[t2], %[x], lsl #1\n\t"                            \
+  "bcc " L "4f\n\t"                                        \
+  "bne " L "5f\n\t"                                        \
+  "subs %[ties], %[ties], #1\n\t"                          \
+  "bmi " L "5f\n\t"                                        \
+  L "4:\n\t"                                               \
+  "str %[" E "], [%[w]], #4\n\t"                           \
+  L "5:\n\t"
+  __asm__ volatile(
+      "0:\n\t"
+      "ldrd %[e0], %[e1], [%[p]], #8\n\t"
+      "orrs %[x], %[e0], %[e1]\n\t"
+      "bmi 1f\n\t"
+      "strd %[e0], %[e1], [%[w]], #8\n\t"
+      "b 0b\n\t"
+      "1:\n\t"
+      TFLM_TRAIN_DROP_ONE("e0", "2")
+      TFLM_TRAIN_DROP_ONE("e1", "3")
+      "b 0b\n\t"
+      "9:\n\t"
+      : [p] "+r"(p), [w] "+r"(w), [ties] "+r"(ties), [e0] "=&r"(e0), [e1] "=&r"(e1), [x] "=&r"(x)
+      : [vals] "r"(values), [t2] "r"(t2)
+      : "cc", "memory");
+#undef TFLM_TRAIN_DROP_ONE
+}
+#else
+#define TFLM_TRAIN_TOP_K_ASM 0
+#endif
+
 // Below this size a plain quickselect is as cheap as sampling a bracket.
 constexpr int kMinBracketed = 512;
 
@@ -50,15 +163,19 @@ uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
     key[lo] = b;
     const uint32_t pivot = b;
     *comparisons += static_cast<uint64_t>(hi - lo + 1);
-    int i = lo - 1, j = hi + 1;
+    // Pointers, not indices: each scan step is then a load with writeback, a
+    // compare and a branch.
+    uint32_t* pi = key + lo - 1;
+    uint32_t* pj = key + hi + 1;
     for (;;) {
-      do ++i; while (key[i] > pivot);
-      do --j; while (key[j] < pivot);
-      if (i >= j) break;
-      const uint32_t s = key[i];
-      key[i] = key[j];
-      key[j] = s;
+      do ++pi; while (*pi > pivot);
+      do --pj; while (*pj < pivot);
+      if (pi >= pj) break;
+      const uint32_t s = *pi;
+      *pi = *pj;
+      *pj = s;
     }
+    const int j = static_cast<int>(pj - key);
     if (target <= j) {
       hi = j;
     } else {
@@ -91,6 +208,19 @@ uint64_t SelectByQuickselect(const float* values, int n, int k, uint32_t* key, i
   return comparisons;
 }
 
+// rows = 0, 1, ..., n - 1 (k >= n: every row kept; n >= 1). A function of its
+// own, so that its loop keeps `rows` in a register (at -Os, inlined into
+// SelectTopKRows, it reloaded it from the stack for every row), and a
+// do-while: a store, an add, a compare and a branch per row at -O2 and -Os.
+__attribute__((noinline)) void AllRows(int n, int32_t* rows) {
+  int32_t* p = rows;
+  int32_t* const end = rows + n;
+  int32_t i = 0;
+  do {
+    *p++ = i++;
+  } while (p != end);
+}
+
 // The integer square root of a small v (v <= 64 here).
 int SmallSqrt(int v) {
   int r = 0;
@@ -103,7 +233,7 @@ int SmallSqrt(int v) {
 uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
   (void)mask;
   if (k >= n) {
-    for (int i = 0; i < n; ++i) rows[i] = i;
+    if (n > 0) AllRows(n, rows);
     return 0;
   }
   uint32_t* key = reinterpret_cast<uint32_t*>(index);  // the scratch holds keys, not indices
@@ -123,8 +253,16 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
     const int offset = static_cast<int>((static_cast<uint64_t>(lcg) * static_cast<uint32_t>(stride)) >> 32);
     key[j] = Key(values[j * stride + offset]);
   }
-  const int r = static_cast<int>(static_cast<int64_t>(k) * s / n);
-  const int var = static_cast<int>(static_cast<int64_t>(s) * k / n * (n - k) / n);
+  // (32-bit divisions when the products fit, as they do below 2^23 values:
+  // the same quotients without a call to a 64-bit division routine.)
+  int r, var;
+  if (n < (1 << 23)) {
+    r = k * s / n;
+    var = r * (n - k) / n;
+  } else {
+    r = static_cast<int>(static_cast<int64_t>(k) * s / n);
+    var = static_cast<int>(static_cast<int64_t>(r) * (n - k) / n);
+  }
   const int spread = 3 * SmallSqrt(var) + 2;
   uint64_t comparisons = 0;
   uint32_t lo = 0, hi = 0xFFFFFFFFu;
@@ -142,6 +280,10 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
   int32_t* out = rows;
   uint32_t* cand = key;
   int i = 0;
+#if TFLM_TRAIN_TOP_K_ASM
+  i = n & ~3;
+  ListBlocks(values, i, lo2, hi << 1, &out, &cand);
+#endif
   for (; i + 4 <= n; i += 4) {
     List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
     List(FloatBits(values[i + 1]), i + 1, lo2, hi, &out, &cand);
@@ -169,18 +311,51 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
   for (int j = 0; j < rank; ++j) above += key[j] > t ? 1 : 0;
   int ties = k - above;
 
-  // 4. Drop the candidates below T (and ties past k) from the list, in place.
-  const int32_t* in = rows;
-  const int32_t* const end = rows + listed;
-  out = rows;
-  for (; in != end; ++in) {
-    const int32_t e = *in;
-    if (e >= 0) {
-      *out++ = e;
-    } else {
-      const uint32_t m = Key(values[~e]);
-      if (m > t || (m == t && ties-- > 0)) *out++ = ~e;
+  // 4. Drop the candidates below T (and the ties past k) from the list, in
+  // place. A sentinel (INT32_MIN, a candidate mark no row has) after the list
+  // lets the loops test one sign per entry: up to the first dropped candidate
+  // nothing moves (kept candidates only lose their mark), after it every kept
+  // entry moves down.
+  int32_t* p = rows;
+  int32_t* const end = rows + listed;
+  if (listed == n) {  // no room for the sentinel (every row listed): plain loop
+    int32_t* w = rows;
+    for (; p != end; ++p) {
+      int32_t e = *p;
+      if (e < 0) {
+        e = ~e;
+        const uint32_t m = Key(values[e]);
+        if (!(m > t || (m == t && ties-- > 0))) continue;
+      }
+      *w++ = e;
     }
+    return comparisons;
+  }
+  *end = INT32_MIN;
+#if TFLM_TRAIN_TOP_K_ASM
+  if (listed < n - 1) {  // rows[listed + 1] readable
+    DropCandidatesAsm(values, t << 1, ties, rows);
+    return comparisons;
+  }
+#endif
+  for (;;) {
+    while (*p >= 0) ++p;
+    if (p == end) return comparisons;
+    const int32_t e = ~*p;
+    const uint32_t m = Key(values[e]);
+    if (!(m > t || (m == t && ties-- > 0))) break;
+    *p++ = e;
+  }
+  int32_t* w = p++;
+  for (;;) {
+    int32_t e = *p++;
+    if (e < 0) {
+      if (p > end) break;
+      e = ~e;
+      const uint32_t m = Key(values[e]);
+      if (!(m > t || (m == t && ties-- > 0))) continue;
+    }
+    *w++ = e;
   }
   return comparisons;
 }
