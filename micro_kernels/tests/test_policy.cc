@@ -11,9 +11,15 @@
 using tflm_train::PolicyKind;
 using tflm_train::PolicyParams;
 
+// The paper's TinyProp and gate parameters, which the expected values below follow
+// (PolicyParams' own defaults are the ones chosen on validation data).
 static PolicyParams Policy(PolicyKind kind) {
   PolicyParams p;
   p.kind = kind;
+  p.s_min = 0.1f;
+  p.s_max = 0.9f;
+  p.zeta = 0.5f;
+  p.tau = 0.5f;
   return p;
 }
 
@@ -42,7 +48,8 @@ TEST(PolicyFullAndStatic) {
 
 TEST(PolicyDenseOutput) {
   for (PolicyKind kind : {PolicyKind::kFull, PolicyKind::kStaticTopK, PolicyKind::kTinyProp,
-                          PolicyKind::kTinyPropV2}) {
+                          PolicyKind::kTinyPropV2, PolicyKind::kLastLayers, PolicyKind::kBiasOnly,
+                          PolicyKind::kSparseUpdate, PolicyKind::kTinyTrain}) {
     PolicyParams p = Policy(kind);
     CHECK(tflm_train::KeepsAllOutputs(p, 0, true));  // on by default
     p.dense_output = false;  // the papers' behaviour (and a version 2 plan)
@@ -138,12 +145,13 @@ TEST(PolicyGate) {
 
 TEST(CheckPolicy) {
   for (PolicyKind kind : {PolicyKind::kFull, PolicyKind::kStaticTopK, PolicyKind::kTinyProp,
-                          PolicyKind::kTinyPropV2}) {
+                          PolicyKind::kTinyPropV2, PolicyKind::kLastLayers, PolicyKind::kBiasOnly,
+                          PolicyKind::kSparseUpdate, PolicyKind::kTinyTrain}) {
     CHECK_MSG(tflm_train::CheckPolicy(Policy(kind)) == nullptr, "kind %d defaults rejected",
               static_cast<int>(kind));
   }
   PolicyParams bad_kind;
-  bad_kind.kind = static_cast<PolicyKind>(4);
+  bad_kind.kind = static_cast<PolicyKind>(8);
   CHECK(tflm_train::CheckPolicy(bad_kind) != nullptr);
   bad_kind.kind = static_cast<PolicyKind>(255);
   CHECK(tflm_train::CheckPolicy(bad_kind) != nullptr);

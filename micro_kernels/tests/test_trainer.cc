@@ -157,7 +157,7 @@ TEST(RejectsBadOptions) {
   bad_policy.policy.ratio = 0.0f;
   CHECK_STATUS(t.Init(model.data(), model.size(), arena.data(), arena.size(), bad_policy), Status::kInvalidArgument);
   CHECK(strlen(t.error_message()) > 0);
-  TrainerOptions unknown = WithPolicy(static_cast<PolicyKind>(7));
+  TrainerOptions unknown = WithPolicy(static_cast<PolicyKind>(8));
   CHECK_STATUS(t.Init(model.data(), model.size(), arena.data(), arena.size(), unknown), Status::kInvalidArgument);
   CHECK_STATUS(t.Init(model.data(), model.size(), arena.data(), arena.size()), Status::kOk);
 }
