@@ -131,10 +131,10 @@ def test_cortex_m_cost_of_the_add_on(outputs):
             # TFLM's Invoke costs the same whether or not the trainer shares its model.
             assert abs(cost["instructions_per_invoke"] - alone_invoke) <= 0.01 * alone_invoke, (model, policy)
             assert cost["instructions_per_train_step"] > 0
-        if model != "cnn_int8":
-            # With an int8 backbone only the two dense layers train: their backward is about
-            # 1% of the step (the int8 forward is the rest), so no policy can save much there.
-            assert costs["tinypropv2"]["instructions_per_train_step"] < costs["full"]["instructions_per_train_step"]
+        # No claim that a sparse step is cheaper here: TinyPropV2's defaults, chosen for
+        # accuracy, keep a third or more of the backward MACs in these first 16 steps, and
+        # the optimized Full skips ReLU-zeroed errors (measured: the MobileNet-style net's
+        # TinyPropV2 step 1.8% above Full's). The per-step costs are reported, not asserted.
         added_flash = shared_size["flash"] - alone_size["flash"]
         added_ram = shared_size["ram"] - alone_size["ram"]
         print(f"{model}: TFLM alone flash {alone_size['flash']} RAM {alone_size['ram']}; "

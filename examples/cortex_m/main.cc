@@ -120,6 +120,7 @@ int main() {
   runs[1].params.ratio = 0.3f;
   runs[2].name = "tinyprop";
   runs[2].params.kind = PolicyKind::kTinyProp;
+  runs[2].params.s_min = 0.2f;  // Python's TinyProp() default; PolicyParams' own are TinyPropV2()'s
   runs[3].name = "tinypropv2";
   runs[3].params.kind = PolicyKind::kTinyPropV2;
   for (PolicyRun& run : runs) {

@@ -52,6 +52,8 @@ bool Run(tflite::MicroInterpreter& backbone, const Policy& policy) {
   options.override_policy = true;
   options.policy.kind = policy.kind;
   options.policy.ratio = policy.ratio;
+  // Python's TinyProp() default; PolicyParams' own defaults are TinyPropV2()'s.
+  if (policy.kind == tflm_train::PolicyKind::kTinyProp) options.policy.s_min = 0.2f;
   tflm_train::Trainer head;
   if (head.Init(g_model, g_model_len, g_arena, g_arena_len, options) != tflm_train::Status::kOk) {
     return Fail("Init: ", head.error_message());
