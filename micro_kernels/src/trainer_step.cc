@@ -113,7 +113,7 @@ Status Trainer::TrainSample(const float* input, const float* target, SampleResul
   if (!IsFinite(r->loss)) {
     return Fail(Status::kNonFinite, "loss is not finite; step refused, weights unchanged");
   }
-  const bool selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
+  const bool selecting = Selecting();
   const Status status = Backward(r);
   if (status == Status::kOk) SpendBudget(r->backward_macs);
   if (status == Status::kOk && selecting) {
@@ -151,7 +151,7 @@ Status Trainer::Backward(SampleResult* r) {
     }
     // d_out becomes the error w.r.t. the pre-activation output z.
     kernels::FusedActGradInPlace(op.act, op.out, op.n_out, op.d_out);
-    if (op.layer >= 0 && policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples) {
+    if (op.layer >= 0 && Selecting()) {
       AccumulateFisher(op, &net_->layers[op.layer]);
     }
     const float y = TotalError(op.d_out, op.n_out);
@@ -202,7 +202,7 @@ Status Trainer::Backward(SampleResult* r) {
 // selection sample needs only the errors, which it reads before this.
 void Trainer::BaselineBackward(OpRuntime& op, SampleResult* r) {
   TrainableLayer& layer = net_->layers[op.layer];
-  const bool selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
+  const bool selecting = Selecting();
   const bool input_grad = op.d_in != nullptr && (selecting || op.layer != net_->lowest_layer);
   int32_t* kept = layer.direct ? layer.rows : net_->select_rows;
   const int32_t k = selecting ? 0 : TrainedElements(layer, kept);
@@ -253,7 +253,7 @@ Status Trainer::TrainStep(const float* inputs, size_t input_len, const float* ta
   float saved_ymax[kMaxTrainableLayers];
   for (int l = 0; l < net_->num_layers; ++l) saved_ymax[l] = net_->layers[l].ymax;
   const float saved_tau = gate_tau_, saved_spent = budget_spent_;
-  const bool was_selecting = policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples;
+  const bool was_selecting = Selecting();
   *result = StepResult();
   const float lr = LearningRate();
   result->learning_rate = lr;

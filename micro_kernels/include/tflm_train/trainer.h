@@ -247,6 +247,8 @@ class Trainer {
   void SpendBudget(uint64_t backward_macs);
   void BaselineBackward(OpRuntime& op, SampleResult* r);
   void RestartSelection();
+  // TinyTrain is still measuring: its samples run forward and backward, no update.
+  bool Selecting() const { return policy_.kind == PolicyKind::kTinyTrain && selection_seen_ < policy_.samples; }
   Status Update(float lr, float grad_scale);
 
   Network* net_ = nullptr;  // in the arena

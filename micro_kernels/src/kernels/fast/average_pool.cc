@@ -14,13 +14,11 @@ struct PoolWindow {
 };
 
 inline PoolWindow Window(const ConvShape& s, int32_t oy, int32_t ox) {
-  int32_t ky0, ky1, kx0, kx1;
-  ValidTaps(InputRow(s, oy, 0), s.dilation_h, s.filter_h, s.in_h, &ky0, &ky1);
-  ValidTaps(InputCol(s, ox, 0), s.dilation_w, s.filter_w, s.in_w, &kx0, &kx1);
+  const TapWindow t = InsideTaps(s, oy, ox);
   PoolWindow v;
-  v.rows = ky1 - ky0;
-  v.cols = kx1 - kx0;
-  v.first = v.rows > 0 && v.cols > 0 ? (InputRow(s, oy, ky0) * s.in_w + InputCol(s, ox, kx0)) * s.in_c : 0;
+  v.rows = t.ky1 - t.ky0;
+  v.cols = t.kx1 - t.kx0;
+  v.first = v.rows > 0 && v.cols > 0 ? (InputRow(s, oy, t.ky0) * s.in_w + InputCol(s, ox, t.kx0)) * s.in_c : 0;
   return v;
 }
 

@@ -7,18 +7,6 @@ namespace kernels {
 namespace fast {
 namespace {
 
-// The inside taps of one output pixel: filter rows [ky0, ky1), columns [kx0, kx1).
-struct Window {
-  int32_t ky0, ky1, kx0, kx1;
-};
-
-inline Window PixelWindow(const ConvShape& s, int32_t oy, int32_t ox) {
-  Window v;
-  ValidTaps(InputRow(s, oy, 0), s.dilation_h, s.filter_h, s.in_h, &v.ky0, &v.ky1);
-  ValidTaps(InputCol(s, ox, 0), s.dilation_w, s.filter_w, s.in_w, &v.kx0, &v.kx1);
-  return v;
-}
-
 // y[c * m + j] += x[c] * w[c * m + j] over one tap, for every channel.
 inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, float* y) {
   for (int32_t c = 0; c < in_c; ++c) {
@@ -39,7 +27,7 @@ void ForwardM1(const float* x, const ConvShape& s, const float* w, const float* 
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
       float* y_pos = y + (oy * s.out_w + ox) * C;
-      const Window v = PixelWindow(s, oy, ox);
+      const TapWindow v = InsideTaps(s, oy, ox);
       const int32_t rows = v.ky1 - v.ky0, cols = v.kx1 - v.kx0;
       const bool inside = rows > 0 && cols > 0;
       const float* x_pix = inside ? x + (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c : x;
@@ -105,7 +93,7 @@ void DepthwiseConv2D(const float* x, const ConvShape& s, const float* w, const f
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
       float* y_pos = y + (oy * s.out_w + ox) * s.out_c;
-      const Window v = PixelWindow(s, oy, ox);
+      const TapWindow v = InsideTaps(s, oy, ox);
       // The output row holds the running sums.
       for (int32_t oc = 0; oc < s.out_c; ++oc) y_pos[oc] = 0.0f;
       for (int32_t ky = v.ky0; ky < v.ky1; ++ky) {
@@ -131,7 +119,7 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
   // The kept list is ascending: its elements come pixel by pixel (as in
   // fast::Conv2DWeightAndInputGrad); pos_end is one past the pixel's last element.
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
-  Window v = PixelWindow(s, 0, 0);
+  TapWindow v = InsideTaps(s, 0, 0);
   for (int32_t r = 0; r < num_kept; ++r) {
     const int32_t e = kept != nullptr ? kept[r] : r;
     const float d = delta[e];
@@ -145,7 +133,7 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
           ++oy;
         }
       }
-      v = PixelWindow(s, oy, ox);
+      v = InsideTaps(s, oy, ox);
     }
     const int32_t oc = e - pos_begin;
     const int32_t ic = m == 1 ? oc : oc / m;

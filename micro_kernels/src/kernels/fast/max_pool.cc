@@ -10,15 +10,8 @@ namespace kernels {
 namespace fast {
 namespace {
 
-// The inside taps of one output pixel's window: rows [ky0, ky1) x columns [kx0, kx1).
-struct Window {
-  int32_t ky0, ky1, kx0, kx1;
-};
-
-inline Window PoolWindow(const ConvShape& s, int32_t oy, int32_t ox) {
-  Window win;
-  ValidTaps(InputRow(s, oy, 0), s.dilation_h, s.filter_h, s.in_h, &win.ky0, &win.ky1);
-  ValidTaps(InputCol(s, ox, 0), s.dilation_w, s.filter_w, s.in_w, &win.kx0, &win.kx1);
+inline TapWindow PoolWindow(const ConvShape& s, int32_t oy, int32_t ox) {
+  TapWindow win = InsideTaps(s, oy, ox);
   if (win.kx0 == win.kx1) win.ky1 = win.ky0;  // empty: no row is visited
   return win;
 }
@@ -29,7 +22,7 @@ void MaxPool2D(const float* x, const ConvShape& s, FusedAct act, float* y) {
   const int32_t C = s.in_c;
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
-      const Window win = PoolWindow(s, oy, ox);
+      const TapWindow win = PoolWindow(s, oy, ox);
       float* y_pos = y + (oy * s.out_w + ox) * s.out_c;
       int32_t c = 0;
       for (; c + 4 <= s.out_c; c += 4) {
@@ -69,7 +62,7 @@ void MaxPool2DInputGrad(const float* x, const ConvShape& s, const float* dy, flo
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
       const float* dy_pos = dy + (oy * s.out_w + ox) * s.out_c;
-      const Window win = PoolWindow(s, oy, ox);
+      const TapWindow win = PoolWindow(s, oy, ox);
       if (win.ky0 == win.ky1) continue;  // no tap inside: no gradient
       const int32_t first = (InputRow(s, oy, win.ky0) * s.in_w + InputCol(s, ox, win.kx0)) * C;
       const int32_t row_step = s.dilation_h * s.in_w * C, col_step = s.dilation_w * C;

@@ -22,6 +22,19 @@ inline void ValidTaps(int32_t first, int32_t dilation, int32_t taps, int32_t siz
   *hi = b;
 }
 
+// The inside taps of one output pixel's window (a depthwise filter, a pool):
+// filter rows [ky0, ky1) x columns [kx0, kx1), either range possibly empty.
+struct TapWindow {
+  int32_t ky0, ky1, kx0, kx1;
+};
+
+inline TapWindow InsideTaps(const ConvShape& s, int32_t oy, int32_t ox) {
+  TapWindow v;
+  ValidTaps(InputRow(s, oy, 0), s.dilation_h, s.filter_h, s.in_h, &v.ky0, &v.ky1);
+  ValidTaps(InputCol(s, ox, 0), s.dilation_w, s.filter_w, s.in_w, &v.kx0, &v.kx1);
+  return v;
+}
+
 // Where the inside taps of one output pixel of a CONV_2D are: `rows` filter rows,
 // each `segs` spans of `len` floats contiguous in the input and in the filter
 // (one span per row when the dilation along the width is 1: the taps of a row
