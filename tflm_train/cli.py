@@ -325,7 +325,8 @@ def build_parser():
     _add_data_options(p, epochs=3)
     _add_training_options(p)
     p.add_argument("--policies", type=_policy_arg, nargs="+", default=None,
-                   help="default: full static:0.3 tinyprop tinypropv2")
+                   help="policies as --policy takes them, baselines included (default: full static:0.3 "
+                        "tinyprop tinypropv2)")
     p.add_argument("--out-dir", default="compare_out", help="where the table and plots go (default compare_out)")
     p.set_defaults(run=cmd_compare)
 
