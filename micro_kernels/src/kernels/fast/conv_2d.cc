@@ -409,6 +409,157 @@ void Backward1(const float* x0, const float* w, float* gw, float* dx0, int32_t K
   }
 }
 
+// True when the window of p holds every tap of the filter (rows of taps, then
+// spans, then floats, run through one output channel's filter in order: its
+// gradient is one contiguous run of K floats).
+bool FullWindow(const PixelTaps& p, int32_t K) {
+  return p.rows > 0 && p.w_first == 0 && p.rows * p.segs * p.len == K;
+}
+
+#if TFLM_TRAIN_VFP_ASM
+// A pixel's nine taps (three filter rows of three floats, x_row floats apart)
+// stay in s0-s8; per output channel one VLDM of its nine gradients, the
+// reference's VMUL and VADD per tap, one VSTM. Channels whose error is +-0 are
+// skipped (kernels/fast/zero.h). g: the first channel's gradient, n channels.
+void GradW9Vfp(const float* u, int32_t x_row, const float* d, float* g, int32_t n) {
+  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
+#define TFLM_TRAIN_GW9_TAP(T, X, G) "vmul.f32 " T ", s9, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
+  __asm__ volatile(
+      "vldm %[u], {s0-s2}\n\t"
+      "add %[u], %[u], %[xr]\n\t"
+      "vldm %[u], {s3-s5}\n\t"
+      "add %[u], %[u], %[xr]\n\t"
+      "vldm %[u], {s6-s8}\n\t"
+      "1:\n\t"
+      "vldmia %[d]!, {s9}\n\t"
+      "vcmp.f32 s9, #0.0\n\t"
+      "vmrs APSR_nzcv, fpscr\n\t"
+      "beq 2f\n\t"
+      "vldm %[g], {s16-s24}\n\t"
+      TFLM_TRAIN_GW9_TAP("s10", "s0", "s16")
+      TFLM_TRAIN_GW9_TAP("s11", "s1", "s17")
+      TFLM_TRAIN_GW9_TAP("s12", "s2", "s18")
+      TFLM_TRAIN_GW9_TAP("s13", "s3", "s19")
+      TFLM_TRAIN_GW9_TAP("s14", "s4", "s20")
+      TFLM_TRAIN_GW9_TAP("s15", "s5", "s21")
+      TFLM_TRAIN_GW9_TAP("s10", "s6", "s22")
+      TFLM_TRAIN_GW9_TAP("s11", "s7", "s23")
+      TFLM_TRAIN_GW9_TAP("s12", "s8", "s24")
+      "vstmia %[g]!, {s16-s24}\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "b 3f\n\t"
+      "2:\n\t"
+      "add %[g], %[g], #36\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "3:\n\t"
+      : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
+      : [xr] "r"(row_bytes)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "cc", "memory");
+#undef TFLM_TRAIN_GW9_TAP
+}
+
+// The same for sixteen contiguous taps (a 1x1 filter over 16 channels): the
+// taps in s0-s15, each channel's gradients in two VLDM/VSTM halves of eight.
+void GradW16Vfp(const float* u, const float* d, float* g, int32_t n) {
+#define TFLM_TRAIN_GW16_TAP(T, X, G) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
+  __asm__ volatile(
+      "vldm %[u], {s0-s15}\n\t"
+      "1:\n\t"
+      "vldmia %[d]!, {s16}\n\t"
+      "vcmp.f32 s16, #0.0\n\t"
+      "vmrs APSR_nzcv, fpscr\n\t"
+      "beq 2f\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_GW16_TAP("s25", "s0", "s17")
+      TFLM_TRAIN_GW16_TAP("s26", "s1", "s18")
+      TFLM_TRAIN_GW16_TAP("s27", "s2", "s19")
+      TFLM_TRAIN_GW16_TAP("s28", "s3", "s20")
+      TFLM_TRAIN_GW16_TAP("s25", "s4", "s21")
+      TFLM_TRAIN_GW16_TAP("s26", "s5", "s22")
+      TFLM_TRAIN_GW16_TAP("s27", "s6", "s23")
+      TFLM_TRAIN_GW16_TAP("s28", "s7", "s24")
+      "vstmia %[g]!, {s17-s24}\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_GW16_TAP("s25", "s8", "s17")
+      TFLM_TRAIN_GW16_TAP("s26", "s9", "s18")
+      TFLM_TRAIN_GW16_TAP("s27", "s10", "s19")
+      TFLM_TRAIN_GW16_TAP("s28", "s11", "s20")
+      TFLM_TRAIN_GW16_TAP("s25", "s12", "s21")
+      TFLM_TRAIN_GW16_TAP("s26", "s13", "s22")
+      TFLM_TRAIN_GW16_TAP("s27", "s14", "s23")
+      TFLM_TRAIN_GW16_TAP("s28", "s15", "s24")
+      "vstmia %[g]!, {s17-s24}\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "b 3f\n\t"
+      "2:\n\t"
+      "add %[g], %[g], #64\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "3:\n\t"
+      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
+      : [u] "r"(u)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc",
+        "memory");
+#undef TFLM_TRAIN_GW16_TAP
+}
+#endif
+
+// Whether GradWPixel has a loop for a full window with the taps p.
+bool GradWLayout(const PixelTaps& p) {
+#if TFLM_TRAIN_VFP_ASM
+  return p.segs == 1 && ((p.rows == 3 && p.len == 3) || (p.rows == 1 && p.len == 16));
+#else
+  (void)p;
+  return true;
+#endif
+}
+
+// grad_w[oc] += d[oc] * the pixel's taps for every output channel oc of one pixel
+// whose window is full (FullWindow) and has a GradWLayout, skipping zero errors
+// as Backward4's caller does. Each gradient element still gets one addition per
+// pixel, in pixel order, so the sums are the reference's.
+void GradWPixel(const float* x0, const float* d, float* gw, int32_t out_c, int32_t K, const PixelTaps& p,
+                const TapSteps& t) {
+#if TFLM_TRAIN_VFP_ASM
+  (void)K;
+  if (p.rows == 3) {
+    GradW9Vfp(x0, t.x_row, d, gw, out_c);
+  } else {
+    GradW16Vfp(x0, d, gw, out_c);
+  }
+#else
+  for (int32_t oc = 0; oc < out_c; ++oc) {
+    const float de = d[oc];
+    if (de == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
+    float* g = gw + oc * K;
+    for (int32_t r = 0; r < p.rows; ++r) {
+      const float* u = x0 + r * t.x_row;
+      for (int32_t seg = 0; seg < p.segs; ++seg) {
+        for (int32_t j = 0; j < p.len; ++j) g[j] += de * u[j];
+        g += p.len;
+        u += t.x_seg;
+      }
+    }
+  }
+#endif
+}
+
+// True when kept[r ..] lists every output channel of the pixel whose elements
+// are [pos_begin, pos_begin + out_c), in order.
+bool WholePixelKept(const int32_t* kept, int32_t r, int32_t num_kept, int32_t pos_begin, int32_t out_c) {
+  if (num_kept - r < out_c) return false;
+  if (kept == nullptr) return r == pos_begin;
+  for (int32_t i = 0; i < out_c; ++i) {
+    if (kept[r + i] != pos_begin + i) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // y0[px * out_c + oc + i] = Finish(acc[4 i + px], bias, oc + i, act) for a 4x4
@@ -544,17 +695,47 @@ void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bia
   }
 }
 
-void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s, const float* delta,
-                              const int32_t* kept, int32_t num_kept, float* grad_w, float* dx) {
-  if (grad_w == nullptr && dx == nullptr) return;
+namespace {
+
+// The kept elements of one pixel, kept[r] on (their flat indices in [pos_begin,
+// pos_end), p the pixel's taps), four output channels at a time; returns the
+// index of the first kept element past the pixel.
+inline int32_t BackwardPixel(const float* x, const float* w, const float* delta, const int32_t* kept, int32_t r,
+                             int32_t num_kept, int32_t pos_begin, int32_t pos_end, int32_t K, const PixelTaps& p,
+                             const TapSteps& t, float* grad_w, float* dx) {
+  const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
+  float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
+  int32_t oc[4];
+  float d[4];
+  int32_t m = 0;
+  for (; r < num_kept; ++r) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    if (e >= pos_end) break;
+    const float de = delta[e];
+    if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+    oc[m] = e - pos_begin;
+    d[m] = de;
+    if (++m == 4) {
+      Backward4(x0, w, grad_w, dx0, K, oc, d, p, t);
+      m = 0;
+    }
+  }
+  for (int32_t i = 0; i < m; ++i) Backward1(x0, w, grad_w, dx0, K, oc[i], d[i], p, t);
+  return r;
+}
+
+// Conv2DWeightAndInputGrad without dx (a first layer). Runs of pixels along a row
+// with full windows and every channel kept read each pixel's taps once for all
+// its channels (GradWPixel); the window moves by stride_w columns and keeps its
+// shape until its last column leaves the input. Other pixels: BackwardPixel.
+void Conv2DWeightGrad(const float* x, const float* w, const ConvShape& s, const float* delta, const int32_t* kept,
+                      int32_t num_kept, float* grad_w) {
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  // The kept list is ascending, so its elements come pixel by pixel: the pixel is
-  // found by stepping (pos_end is one past the pixel's last element), not dividing.
-  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
   int32_t r = 0;
   while (r < num_kept) {
-    int32_t e = kept != nullptr ? kept[r] : r;
+    const int32_t e = kept != nullptr ? kept[r] : r;
     while (e >= pos_end) {
       pos_begin = pos_end;
       pos_end += s.out_c;
@@ -563,25 +744,51 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
         ++oy;
       }
     }
-    const PixelTaps p = ConvPixelTaps(s, oy, ox);
-    const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
-    float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
-    int32_t oc[4];
-    float d[4];
-    int32_t m = 0;
-    for (; r < num_kept; ++r) {
-      e = kept != nullptr ? kept[r] : r;
-      if (e >= pos_end) break;
-      const float de = delta[e];
-      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-      oc[m] = e - pos_begin;
-      d[m] = de;
-      if (++m == 4) {
-        Backward4(x0, w, grad_w, dx0, K, oc, d, p, t);
-        m = 0;
+    PixelTaps p = ConvPixelTaps(s, oy, ox);
+    if (!FullWindow(p, K) || !GradWLayout(p) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
+      r = BackwardPixel(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, nullptr);
+      continue;
+    }
+    int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
+    for (;;) {
+      GradWPixel(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+      r += s.out_c;
+      ix_last += s.stride_w;
+      if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
+      ++ox;
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      p.x_first += s.stride_w * s.in_c;
+    }
+  }
+}
+
+}  // namespace
+
+void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s, const float* delta,
+                              const int32_t* kept, int32_t num_kept, float* grad_w, float* dx) {
+  if (grad_w == nullptr && dx == nullptr) return;
+  if (dx == nullptr) {
+    Conv2DWeightGrad(x, w, s, delta, kept, num_kept, grad_w);
+    return;
+  }
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  // The kept list is ascending, so its elements come pixel by pixel: the pixel is
+  // found by stepping (pos_end is one past the pixel's last element), not dividing.
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
+  int32_t r = 0;
+  while (r < num_kept) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
       }
     }
-    for (int32_t i = 0; i < m; ++i) Backward1(x0, w, grad_w, dx0, K, oc[i], d[i], p, t);
+    r = BackwardPixel(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w, dx);
   }
 }
 
