@@ -417,35 +417,60 @@ bool FullWindow(const PixelTaps& p, int32_t K) {
 }
 
 #if TFLM_TRAIN_VFP_ASM
-// A pixel's nine taps (three filter rows of three floats, x_row floats apart)
-// stay in s0-s8; per output channel one VLDM of its nine gradients, the
-// reference's VMUL and VADD per tap, one VSTM. Channels whose error is +-0 are
-// skipped (kernels/fast/zero.h). g: the first channel's gradient, n channels.
-void GradW9Vfp(const float* u, int32_t x_row, const float* d, float* g, int32_t n) {
-  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
+// The weight gradient of one pixel on a Cortex-M4F: the pixel's taps stay in VFP
+// registers while, per output channel, one VLDM brings its gradients, each gets
+// the reference's VMUL and VADD (error d times tap), one VSTM puts them back.
+//
+// Nine taps (three filter rows of three floats, x_row floats apart) in s0-s8;
+// the error in s9, products in s10-s15, gradients in s16-s24.
+#define TFLM_TRAIN_GW9_LOAD_X                                                   \
+  "vldm %[u], {s0-s2}\n\t" "add %[u], %[u], %[xr]\n\t"                          \
+  "vldm %[u], {s3-s5}\n\t" "add %[u], %[u], %[xr]\n\t" "vldm %[u], {s6-s8}\n\t"
 #define TFLM_TRAIN_GW9_TAP(T, X, G) "vmul.f32 " T ", s9, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
+#define TFLM_TRAIN_GW9_CHANNEL(G, STORE)                                                          \
+  "vldm " G ", {s16-s24}\n\t"                                                                     \
+  TFLM_TRAIN_GW9_TAP("s10", "s0", "s16") TFLM_TRAIN_GW9_TAP("s11", "s1", "s17")                   \
+  TFLM_TRAIN_GW9_TAP("s12", "s2", "s18") TFLM_TRAIN_GW9_TAP("s13", "s3", "s19")                   \
+  TFLM_TRAIN_GW9_TAP("s14", "s4", "s20") TFLM_TRAIN_GW9_TAP("s15", "s5", "s21")                   \
+  TFLM_TRAIN_GW9_TAP("s10", "s6", "s22") TFLM_TRAIN_GW9_TAP("s11", "s7", "s23")                   \
+  TFLM_TRAIN_GW9_TAP("s12", "s8", "s24")                                                          \
+  STORE ", {s16-s24}\n\t"
+#define TFLM_TRAIN_GW9_CLOBBERS                                                                    \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", \
+      "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "cc", "memory"
+
+// Sixteen contiguous taps (a 1x1 filter over 16 channels) in s0-s15; the error
+// in s16, gradients in two halves of eight in s17-s24, products in s25-s28.
+#define TFLM_TRAIN_GW16_TAP(T, X, G) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
+#define TFLM_TRAIN_GW16_CHANNEL(G, STORE)                                                          \
+  "vldm " G ", {s17-s24}\n\t"                                                                      \
+  TFLM_TRAIN_GW16_TAP("s25", "s0", "s17") TFLM_TRAIN_GW16_TAP("s26", "s1", "s18")                  \
+  TFLM_TRAIN_GW16_TAP("s27", "s2", "s19") TFLM_TRAIN_GW16_TAP("s28", "s3", "s20")                  \
+  TFLM_TRAIN_GW16_TAP("s25", "s4", "s21") TFLM_TRAIN_GW16_TAP("s26", "s5", "s22")                  \
+  TFLM_TRAIN_GW16_TAP("s27", "s6", "s23") TFLM_TRAIN_GW16_TAP("s28", "s7", "s24")                  \
+  "vstmia " G "!, {s17-s24}\n\t"                                                                   \
+  "vldm " G ", {s17-s24}\n\t"                                                                      \
+  TFLM_TRAIN_GW16_TAP("s25", "s8", "s17") TFLM_TRAIN_GW16_TAP("s26", "s9", "s18")                  \
+  TFLM_TRAIN_GW16_TAP("s27", "s10", "s19") TFLM_TRAIN_GW16_TAP("s28", "s11", "s20")                \
+  TFLM_TRAIN_GW16_TAP("s25", "s12", "s21") TFLM_TRAIN_GW16_TAP("s26", "s13", "s22")                \
+  TFLM_TRAIN_GW16_TAP("s27", "s14", "s23") TFLM_TRAIN_GW16_TAP("s28", "s15", "s24")                \
+  STORE ", {s17-s24}\n\t"
+#define TFLM_TRAIN_GW16_CLOBBERS                                                                   \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", \
+      "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
+
+// Every output channel of the pixel, in order (n of them, the first's gradient
+// at g): errors d[0 .. n), +-0 ones skipped (kernels/fast/zero.h).
+void GradW9AllVfp(const float* u, int32_t x_row, const float* d, float* g, int32_t n) {
+  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
   __asm__ volatile(
-      "vldm %[u], {s0-s2}\n\t"
-      "add %[u], %[u], %[xr]\n\t"
-      "vldm %[u], {s3-s5}\n\t"
-      "add %[u], %[u], %[xr]\n\t"
-      "vldm %[u], {s6-s8}\n\t"
+      TFLM_TRAIN_GW9_LOAD_X
       "1:\n\t"
       "vldmia %[d]!, {s9}\n\t"
       "vcmp.f32 s9, #0.0\n\t"
       "vmrs APSR_nzcv, fpscr\n\t"
       "beq 2f\n\t"
-      "vldm %[g], {s16-s24}\n\t"
-      TFLM_TRAIN_GW9_TAP("s10", "s0", "s16")
-      TFLM_TRAIN_GW9_TAP("s11", "s1", "s17")
-      TFLM_TRAIN_GW9_TAP("s12", "s2", "s18")
-      TFLM_TRAIN_GW9_TAP("s13", "s3", "s19")
-      TFLM_TRAIN_GW9_TAP("s14", "s4", "s20")
-      TFLM_TRAIN_GW9_TAP("s15", "s5", "s21")
-      TFLM_TRAIN_GW9_TAP("s10", "s6", "s22")
-      TFLM_TRAIN_GW9_TAP("s11", "s7", "s23")
-      TFLM_TRAIN_GW9_TAP("s12", "s8", "s24")
-      "vstmia %[g]!, {s16-s24}\n\t"
+      TFLM_TRAIN_GW9_CHANNEL("%[g]", "vstmia %[g]!")
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
       "b 3f\n\t"
@@ -456,15 +481,27 @@ void GradW9Vfp(const float* u, int32_t x_row, const float* d, float* g, int32_t 
       "3:\n\t"
       : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
       : [xr] "r"(row_bytes)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "cc", "memory");
-#undef TFLM_TRAIN_GW9_TAP
+      : TFLM_TRAIN_GW9_CLOBBERS);
 }
 
-// The same for sixteen contiguous taps (a 1x1 filter over 16 channels): the
-// taps in s0-s15, each channel's gradients in two VLDM/VSTM halves of eight.
-void GradW16Vfp(const float* u, const float* d, float* g, int32_t n) {
-#define TFLM_TRAIN_GW16_TAP(T, X, G) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
+// Listed output channels: n errors d[i] (none zero) for the gradients at g[i].
+void GradW9ListVfp(const float* u, int32_t x_row, const float* d, float* const* g, int32_t n) {
+  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
+  float* gi;
+  __asm__ volatile(
+      TFLM_TRAIN_GW9_LOAD_X
+      "1:\n\t"
+      "vldmia %[d]!, {s9}\n\t"
+      "ldr %[gi], [%[g]], #4\n\t"
+      TFLM_TRAIN_GW9_CHANNEL("%[gi]", "vstm %[gi]")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+      : [xr] "r"(row_bytes)
+      : TFLM_TRAIN_GW9_CLOBBERS);
+}
+
+void GradW16AllVfp(const float* u, const float* d, float* g, int32_t n) {
   __asm__ volatile(
       "vldm %[u], {s0-s15}\n\t"
       "1:\n\t"
@@ -472,26 +509,7 @@ void GradW16Vfp(const float* u, const float* d, float* g, int32_t n) {
       "vcmp.f32 s16, #0.0\n\t"
       "vmrs APSR_nzcv, fpscr\n\t"
       "beq 2f\n\t"
-      "vldm %[g], {s17-s24}\n\t"
-      TFLM_TRAIN_GW16_TAP("s25", "s0", "s17")
-      TFLM_TRAIN_GW16_TAP("s26", "s1", "s18")
-      TFLM_TRAIN_GW16_TAP("s27", "s2", "s19")
-      TFLM_TRAIN_GW16_TAP("s28", "s3", "s20")
-      TFLM_TRAIN_GW16_TAP("s25", "s4", "s21")
-      TFLM_TRAIN_GW16_TAP("s26", "s5", "s22")
-      TFLM_TRAIN_GW16_TAP("s27", "s6", "s23")
-      TFLM_TRAIN_GW16_TAP("s28", "s7", "s24")
-      "vstmia %[g]!, {s17-s24}\n\t"
-      "vldm %[g], {s17-s24}\n\t"
-      TFLM_TRAIN_GW16_TAP("s25", "s8", "s17")
-      TFLM_TRAIN_GW16_TAP("s26", "s9", "s18")
-      TFLM_TRAIN_GW16_TAP("s27", "s10", "s19")
-      TFLM_TRAIN_GW16_TAP("s28", "s11", "s20")
-      TFLM_TRAIN_GW16_TAP("s25", "s12", "s21")
-      TFLM_TRAIN_GW16_TAP("s26", "s13", "s22")
-      TFLM_TRAIN_GW16_TAP("s27", "s14", "s23")
-      TFLM_TRAIN_GW16_TAP("s28", "s15", "s24")
-      "vstmia %[g]!, {s17-s24}\n\t"
+      TFLM_TRAIN_GW16_CHANNEL("%[g]", "vstmia %[g]!")
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
       "b 3f\n\t"
@@ -502,14 +520,33 @@ void GradW16Vfp(const float* u, const float* d, float* g, int32_t n) {
       "3:\n\t"
       : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
       : [u] "r"(u)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc",
-        "memory");
-#undef TFLM_TRAIN_GW16_TAP
+      : TFLM_TRAIN_GW16_CLOBBERS);
 }
+
+void GradW16ListVfp(const float* u, const float* d, float* const* g, int32_t n) {
+  float* gi;
+  __asm__ volatile(
+      "vldm %[u], {s0-s15}\n\t"
+      "1:\n\t"
+      "vldmia %[d]!, {s16}\n\t"
+      "ldr %[gi], [%[g]], #4\n\t"
+      TFLM_TRAIN_GW16_CHANNEL("%[gi]", "vstm %[gi]")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+      : [u] "r"(u)
+      : TFLM_TRAIN_GW16_CLOBBERS);
+}
+#undef TFLM_TRAIN_GW9_LOAD_X
+#undef TFLM_TRAIN_GW9_TAP
+#undef TFLM_TRAIN_GW9_CHANNEL
+#undef TFLM_TRAIN_GW9_CLOBBERS
+#undef TFLM_TRAIN_GW16_TAP
+#undef TFLM_TRAIN_GW16_CHANNEL
+#undef TFLM_TRAIN_GW16_CLOBBERS
 #endif
 
-// Whether GradWPixel has a loop for a full window with the taps p.
+// Whether GradWAll and GradWList have a loop for a full window with the taps p.
 bool GradWLayout(const PixelTaps& p) {
 #if TFLM_TRAIN_VFP_ASM
   return p.segs == 1 && ((p.rows == 3 && p.len == 3) || (p.rows == 1 && p.len == 16));
@@ -519,34 +556,69 @@ bool GradWLayout(const PixelTaps& p) {
 #endif
 }
 
-// grad_w[oc] += d[oc] * the pixel's taps for every output channel oc of one pixel
-// whose window is full (FullWindow) and has a GradWLayout, skipping zero errors
-// as Backward4's caller does. Each gradient element still gets one addition per
-// pixel, in pixel order, so the sums are the reference's.
-void GradWPixel(const float* x0, const float* d, float* gw, int32_t out_c, int32_t K, const PixelTaps& p,
-                const TapSteps& t) {
+// Whether the full windows of s have a GradWLayout (then Conv2DWeightGrad does
+// the weight gradient alone).
+bool GradWShape(const ConvShape& s) {
+  PixelTaps full;
+  full.rows = s.filter_h;
+  full.segs = s.dilation_w == 1 ? 1 : s.filter_w;
+  full.len = s.dilation_w == 1 ? s.filter_w * s.in_c : s.in_c;
+  if (s.filter_w == 1) full.segs = 1;  // as ConvPixelTaps: one span
+  return GradWLayout(full);
+}
+
+// g += d * the taps of a window at x0 (g at the window's first tap in one output
+// channel's gradient): the reference's additions for one kept element.
+inline void AddTaps(const float* x0, float d, const PixelTaps& p, const TapSteps& t, float* g) {
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const float* u = x0 + r * t.x_row;
+    float* v = g + r * t.w_row;
+    for (int32_t seg = 0; seg < p.segs; ++seg) {
+      for (int32_t j = 0; j < p.len; ++j) v[j] += d * u[j];
+      u += t.x_seg;
+      v += t.w_seg;
+    }
+  }
+}
+
+// grad_w[oc] += d[oc] * the pixel's taps for every output channel oc of one
+// pixel whose window is full (FullWindow) and has a GradWLayout, skipping zero
+// errors (kernels/fast/zero.h). Each gradient element still gets one addition
+// per pixel, in pixel order, so the sums are the reference's.
+void GradWAll(const float* x0, const float* d, float* gw, int32_t out_c, int32_t K, const PixelTaps& p,
+              const TapSteps& t) {
 #if TFLM_TRAIN_VFP_ASM
   (void)K;
   if (p.rows == 3) {
-    GradW9Vfp(x0, t.x_row, d, gw, out_c);
+    GradW9AllVfp(x0, t.x_row, d, gw, out_c);
   } else {
-    GradW16Vfp(x0, d, gw, out_c);
+    GradW16AllVfp(x0, d, gw, out_c);
   }
 #else
   for (int32_t oc = 0; oc < out_c; ++oc) {
-    const float de = d[oc];
-    if (de == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
-    float* g = gw + oc * K;
-    for (int32_t r = 0; r < p.rows; ++r) {
-      const float* u = x0 + r * t.x_row;
-      for (int32_t seg = 0; seg < p.segs; ++seg) {
-        for (int32_t j = 0; j < p.len; ++j) g[j] += de * u[j];
-        g += p.len;
-        u += t.x_seg;
-      }
-    }
+    if (d[oc] == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
+    AddTaps(x0, d[oc], p, t, gw + oc * K);
   }
 #endif
+}
+
+// The same for n listed channels of any pixel: g[i] += d[i] * the taps (g[i] at
+// the window's first tap).
+void GradWList(const float* x0, const float* d, float* const* g, int32_t n, int32_t K, const PixelTaps& p,
+               const TapSteps& t) {
+#if TFLM_TRAIN_VFP_ASM
+  if (FullWindow(p, K) && GradWLayout(p)) {
+    if (p.rows == 3) {
+      GradW9ListVfp(x0, t.x_row, d, g, n);
+    } else {
+      GradW16ListVfp(x0, d, g, n);
+    }
+    return;
+  }
+#else
+  (void)K;
+#endif
+  for (int32_t i = 0; i < n; ++i) AddTaps(x0, d[i], p, t, g[i]);
 }
 
 // True when kept[r ..] lists every output channel of the pixel whose elements
@@ -558,6 +630,74 @@ bool WholePixelKept(const int32_t* kept, int32_t r, int32_t num_kept, int32_t po
     if (kept[r + i] != pos_begin + i) return false;
   }
   return true;
+}
+
+// The kept elements kept[r] on of one pixel (their flat indices in [pos_begin,
+// pos_end), p its taps): the nonzero errors are listed, then GradWList adds
+// them; returns the index of the first kept element past the pixel.
+int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32_t r, int32_t num_kept,
+                  int32_t pos_begin, int32_t pos_end, int32_t K, const PixelTaps& p, const TapSteps& t,
+                  float* grad_w) {
+  constexpr int32_t kList = 16;
+  const float* x0 = x + p.x_first;
+  float* g[kList];
+  float d[kList];
+  int32_t m = 0;
+  for (; r < num_kept; ++r) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    if (e >= pos_end) break;
+    const float de = delta[e];
+    if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+    g[m] = grad_w + (e - pos_begin) * K + p.w_first;
+    d[m] = de;
+    if (++m == kList) {
+      GradWList(x0, d, g, m, K, p, t);
+      m = 0;
+    }
+  }
+  if (m > 0) GradWList(x0, d, g, m, K, p, t);
+  return r;
+}
+
+// Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s). Each
+// pixel's taps are read once for all its kept channels: along a row while the
+// windows are full and every channel is kept (the window moves by stride_w
+// columns and keeps its shape until its last column leaves the input), else
+// through a list of the pixel's kept channels.
+// Not inlined: Conv2DWeightAndInputGrad's own loop compiles as it did without it.
+__attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape& s, const float* delta,
+                                                const int32_t* kept, int32_t num_kept, float* grad_w) {
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
+  int32_t r = 0;
+  while (r < num_kept) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    PixelTaps p = ConvPixelTaps(s, oy, ox);
+    if (!FullWindow(p, K) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
+      r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+      continue;
+    }
+    int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
+    for (;;) {
+      GradWAll(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+      r += s.out_c;
+      ix_last += s.stride_w;
+      if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
+      ++ox;
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      p.x_first += s.stride_w * s.in_c;
+    }
+  }
 }
 
 }  // namespace
@@ -695,81 +835,11 @@ void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bia
   }
 }
 
-namespace {
-
-// The kept elements of one pixel, kept[r] on (their flat indices in [pos_begin,
-// pos_end), p the pixel's taps), four output channels at a time; returns the
-// index of the first kept element past the pixel.
-inline int32_t BackwardPixel(const float* x, const float* w, const float* delta, const int32_t* kept, int32_t r,
-                             int32_t num_kept, int32_t pos_begin, int32_t pos_end, int32_t K, const PixelTaps& p,
-                             const TapSteps& t, float* grad_w, float* dx) {
-  const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
-  float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
-  int32_t oc[4];
-  float d[4];
-  int32_t m = 0;
-  for (; r < num_kept; ++r) {
-    const int32_t e = kept != nullptr ? kept[r] : r;
-    if (e >= pos_end) break;
-    const float de = delta[e];
-    if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-    oc[m] = e - pos_begin;
-    d[m] = de;
-    if (++m == 4) {
-      Backward4(x0, w, grad_w, dx0, K, oc, d, p, t);
-      m = 0;
-    }
-  }
-  for (int32_t i = 0; i < m; ++i) Backward1(x0, w, grad_w, dx0, K, oc[i], d[i], p, t);
-  return r;
-}
-
-// Conv2DWeightAndInputGrad without dx (a first layer). Runs of pixels along a row
-// with full windows and every channel kept read each pixel's taps once for all
-// its channels (GradWPixel); the window moves by stride_w columns and keeps its
-// shape until its last column leaves the input. Other pixels: BackwardPixel.
-void Conv2DWeightGrad(const float* x, const float* w, const ConvShape& s, const float* delta, const int32_t* kept,
-                      int32_t num_kept, float* grad_w) {
-  const TapSteps t = ConvTapSteps(s);
-  const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
-  int32_t r = 0;
-  while (r < num_kept) {
-    const int32_t e = kept != nullptr ? kept[r] : r;
-    while (e >= pos_end) {
-      pos_begin = pos_end;
-      pos_end += s.out_c;
-      if (++ox == s.out_w) {
-        ox = 0;
-        ++oy;
-      }
-    }
-    PixelTaps p = ConvPixelTaps(s, oy, ox);
-    if (!FullWindow(p, K) || !GradWLayout(p) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
-      r = BackwardPixel(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, nullptr);
-      continue;
-    }
-    int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
-    for (;;) {
-      GradWPixel(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
-      r += s.out_c;
-      ix_last += s.stride_w;
-      if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
-      ++ox;
-      pos_begin = pos_end;
-      pos_end += s.out_c;
-      p.x_first += s.stride_w * s.in_c;
-    }
-  }
-}
-
-}  // namespace
-
 void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s, const float* delta,
                               const int32_t* kept, int32_t num_kept, float* grad_w, float* dx) {
   if (grad_w == nullptr && dx == nullptr) return;
-  if (dx == nullptr) {
-    Conv2DWeightGrad(x, w, s, delta, kept, num_kept, grad_w);
+  if (dx == nullptr && GradWShape(s)) {
+    Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
     return;
   }
   const TapSteps t = ConvTapSteps(s);
@@ -779,7 +849,7 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
   int32_t r = 0;
   while (r < num_kept) {
-    const int32_t e = kept != nullptr ? kept[r] : r;
+    int32_t e = kept != nullptr ? kept[r] : r;
     while (e >= pos_end) {
       pos_begin = pos_end;
       pos_end += s.out_c;
@@ -788,7 +858,25 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
         ++oy;
       }
     }
-    r = BackwardPixel(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w, dx);
+    const PixelTaps p = ConvPixelTaps(s, oy, ox);
+    const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
+    float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
+    int32_t oc[4];
+    float d[4];
+    int32_t m = 0;
+    for (; r < num_kept; ++r) {
+      e = kept != nullptr ? kept[r] : r;
+      if (e >= pos_end) break;
+      const float de = delta[e];
+      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+      oc[m] = e - pos_begin;
+      d[m] = de;
+      if (++m == 4) {
+        Backward4(x0, w, grad_w, dx0, K, oc, d, p, t);
+        m = 0;
+      }
+    }
+    for (int32_t i = 0; i < m; ++i) Backward1(x0, w, grad_w, dx0, K, oc[i], d[i], p, t);
   }
 }
 
