@@ -4,6 +4,7 @@
 // (compared with memcmp, which also tells +0 from -0); running a fast kernel
 // twice on the same inputs must give the same bits too.
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -211,6 +212,97 @@ TEST(Conv2DGradientsBitIdentical) {
                                    which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
     CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d",
               trial, which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w);
+  }
+}
+
+// A first layer's shape for the weight gradient alone: one input channel (3x3
+// filters half the time), or the other tap layouts with their own loops (3x1
+// filters over 3 channels, 16 contiguous taps), or 2x2x4 (16 taps in two rows);
+// strides and dilations up to 2, SAME or VALID, images up to 12x12.
+static kernels::ConvShape RandomFirstLayerShape(Lcg& rng) {
+  kernels::ConvShape s{};
+  s.in_h = rng.Int(1, 12);
+  s.in_w = rng.Int(1, 12);
+  s.out_c = rng.Int(1, 16);
+  switch (rng.Int(0, 5)) {
+    case 0:
+    case 1:
+      s.in_c = 1;
+      s.filter_h = rng.Coin() ? 3 : rng.Int(1, 5);
+      s.filter_w = rng.Coin() ? 3 : rng.Int(1, 5);
+      break;
+    case 2:
+      s.in_c = 3; s.filter_h = 3; s.filter_w = 1;
+      break;
+    case 3:
+      s.in_c = 16; s.filter_h = 1; s.filter_w = 1;
+      break;
+    case 4:
+      s.in_c = rng.Coin() ? 8 : 4; s.filter_h = 1; s.filter_w = 16 / s.in_c;
+      break;
+    default:
+      s.in_c = 4; s.filter_h = 2; s.filter_w = 2;
+      break;
+  }
+  s.stride_h = rng.Int(1, 2);
+  s.stride_w = rng.Int(1, 2);
+  s.dilation_h = rng.Int(0, 3) == 0 ? 2 : 1;
+  s.dilation_w = rng.Int(0, 3) == 0 ? 2 : 1;
+  s.depth_multiplier = 1;
+  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
+  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
+    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+  } else {
+    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+  }
+  return s;
+}
+
+// Kept elements chosen pixel by pixel: all of a pixel's channels, none, or a
+// random subset, so that runs of whole pixels alternate with partial ones.
+static std::vector<int32_t> RandomKeptPixels(Lcg& rng, int pixels, int channels) {
+  std::vector<int32_t> kept;
+  const int whole_share = rng.Int(0, 4);  // of 4
+  for (int px = 0; px < pixels; ++px) {
+    const int mode = rng.Int(0, 3) < whole_share ? 1 : rng.Int(0, 2) == 0 ? 0 : 2;
+    for (int c = 0; c < channels; ++c) {
+      if (mode == 1 || (mode == 2 && rng.Coin())) kept.push_back(px * channels + c);
+    }
+  }
+  return kept;
+}
+
+// The weight gradient alone (the first layer, dx null) on those shapes: zero and
+// -0 errors among the kept ones (skipped), now and then an infinite error, from
+// +0 or random starting gradients, with null kept lists (also cut short).
+TEST(Conv2DWeightGradFirstLayerBitIdentical) {
+  Lcg rng(19);
+  for (int trial = 0; trial < 1500; ++trial) {
+    const kernels::ConvShape s = RandomFirstLayerShape(rng);
+    const int pixels = s.out_h * s.out_w, n_out = pixels * s.out_c;
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
+    auto delta = Random(rng, n_out, rng.Uniform(0.0f, 0.6f));
+    for (auto& d : delta) {
+      const int pick = rng.Int(0, 199);
+      if (pick == 0) d = -0.0f;
+      if (pick == 1) d = rng.Coin() ? INFINITY : -INFINITY;
+    }
+    const auto gw0 = rng.Coin() ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
+    const std::vector<int32_t> kept = RandomKeptPixels(rng, pixels, s.out_c);
+    const bool all = rng.Int(0, 2) == 0;
+    const int32_t* kp = all ? nullptr : kept.data();
+    const int32_t num = all ? (rng.Coin() ? n_out : rng.Int(0, n_out)) : static_cast<int32_t>(kept.size());
+    std::vector<float> gw_ref = gw0, gw_got = gw0;
+    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_ref.data(), nullptr);
+    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_got.data(), nullptr);
+    CHECK_MSG(Same(gw_ref, gw_got), "trial %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d",
+              trial, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h,
+              s.stride_w, s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, all ? -1 : num);
   }
 }
 
