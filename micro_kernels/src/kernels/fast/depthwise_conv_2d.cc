@@ -1,5 +1,6 @@
 #include "kernels/fast/depthwise_conv_2d.h"
 
+#include "kernels/fast/platform.h"
 #include "kernels/fast/window.h"
 
 namespace tflm_train {
@@ -12,6 +13,79 @@ inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, fl
   for (int32_t c = 0; c < in_c; ++c) {
     const float xv = xp[c];
     for (int32_t j = 0; j < m; ++j) y[c * m + j] += xv * wp[c * m + j];
+  }
+}
+
+
+#if TFLM_TRAIN_VFP_ASM
+// One filter row of Backward4Channels with both gradients on a Cortex-M4F, cols
+// taps (x_col and w_col bytes apart in x/dx and in w/grad_w): per tap one VLDM/
+// VSTM of each four-float group and the reference's VMUL and VADD per element.
+inline void Backward4RowVfp(const float* u, const float* v, float* g, float* q, int32_t cols, int32_t x_col,
+                            int32_t w_col, float d0, float d1, float d2, float d3) {
+#define TFLM_TRAIN_DW4_GROUP(IN, ACC)                                                            \
+  "vldm %[" IN "], {s4-s7}\n\t"                                                                 \
+  "vldm %[" ACC "], {s8-s11}\n\t"                                                               \
+  "vmul.f32 s12, %[d0], s4\n\t" "vmul.f32 s13, %[d1], s5\n\t" "vmul.f32 s14, %[d2], s6\n\t"     \
+  "vmul.f32 s15, %[d3], s7\n\t"                                                                 \
+  "vadd.f32 s8, s8, s12\n\t" "vadd.f32 s9, s9, s13\n\t" "vadd.f32 s10, s10, s14\n\t"            \
+  "vadd.f32 s11, s11, s15\n\t"                                                                  \
+  "vstm %[" ACC "], {s8-s11}\n\t"
+  __asm__ volatile(
+      "1:\n\t"
+      TFLM_TRAIN_DW4_GROUP("u", "g")
+      TFLM_TRAIN_DW4_GROUP("v", "q")
+      "add %[u], %[u], %[xc]\n\t"
+      "add %[q], %[q], %[xc]\n\t"
+      "add %[v], %[v], %[wc]\n\t"
+      "add %[g], %[g], %[wc]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [n] "+r"(cols)
+      : [xc] "r"(x_col), [wc] "r"(w_col), [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
+      : "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory");
+#undef TFLM_TRAIN_DW4_GROUP
+}
+#endif
+
+// Multiplier 1: the gradients of four kept elements at one pixel whose output
+// channels c .. c + 3 come in a row (errors d[0 .. 4)), tap by tap: each tap's
+// four channels are adjacent in x, dx, w and grad_w. Zero errors among them are
+// added as the reference adds them. The pointers are at the window's first
+// inside tap, channel c; g and q (grad_w's and dx's) may be null.
+void Backward4Channels(const float* x_pix, const float* w_pix, float* g_pix, float* dx_pix, int32_t rows,
+                       int32_t cols, int32_t x_col, int32_t x_row, int32_t w_row, int32_t C, const float* d) {
+  const float d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
+#if TFLM_TRAIN_VFP_ASM
+  if (g_pix != nullptr && dx_pix != nullptr && cols > 0) {
+    const int32_t f = static_cast<int32_t>(sizeof(float));
+    for (int32_t r = 0; r < rows; ++r) {
+      Backward4RowVfp(x_pix + r * x_row, w_pix + r * w_row, g_pix + r * w_row, dx_pix + r * x_row, cols, x_col * f,
+                      C * f, d0, d1, d2, d3);
+    }
+    return;
+  }
+#endif
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int32_t k = 0; k < cols; ++k) {
+      const int32_t xo = r * x_row + k * x_col, wo = r * w_row + k * C;
+      if (g_pix != nullptr) {
+        const float* u = x_pix + xo;
+        float* g = g_pix + wo;
+        g[0] += d0 * u[0];
+        g[1] += d1 * u[1];
+        g[2] += d2 * u[2];
+        g[3] += d3 * u[3];
+      }
+      if (dx_pix != nullptr) {
+        const float* v = w_pix + wo;
+        float* q = dx_pix + xo;
+        q[0] += d0 * v[0];
+        q[1] += d1 * v[1];
+        q[2] += d2 * v[2];
+        q[3] += d3 * v[3];
+      }
+    }
   }
 }
 
@@ -120,10 +194,11 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
   // fast::Conv2DWeightAndInputGrad); pos_end is one past the pixel's last element.
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
   TapWindow v = InsideTaps(s, 0, 0);
+  const int32_t C = s.out_c;
+  const int32_t x_col = s.dilation_w * s.in_c, x_row = s.dilation_h * s.in_w * s.in_c;
+  const int32_t w_row = s.filter_w * C;
   for (int32_t r = 0; r < num_kept; ++r) {
     const int32_t e = kept != nullptr ? kept[r] : r;
-    const float d = delta[e];
-    if (d == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
     if (e >= pos_end) {
       while (e >= pos_end) {
         pos_begin = pos_end;
@@ -136,6 +211,24 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
       v = InsideTaps(s, oy, ox);
     }
     const int32_t oc = e - pos_begin;
+    // Multiplier 1 and the next three kept elements the next three channels of
+    // this pixel: the four together.
+    if (m == 1 && oc + 4 <= C && r + 4 <= num_kept &&
+        (kept == nullptr || (kept[r + 1] == e + 1 && kept[r + 2] == e + 2 && kept[r + 3] == e + 3))) {
+      const float* d4 = delta + e;
+      r += 3;
+      // All four zero: adds nothing (kernels/fast/zero.h).
+      if (d4[0] == 0.0f && d4[1] == 0.0f && d4[2] == 0.0f && d4[3] == 0.0f) continue;
+      if (v.ky1 <= v.ky0 || v.kx1 <= v.kx0) continue;
+      const int32_t x_first = (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c + oc;
+      const int32_t w_off = (v.ky0 * s.filter_w + v.kx0) * C + oc;
+      Backward4Channels(x + x_first, w + w_off, grad_w != nullptr ? grad_w + w_off : nullptr,
+                        dx != nullptr ? dx + x_first : nullptr, v.ky1 - v.ky0, v.kx1 - v.kx0, x_col, x_row, w_row, C,
+                        d4);
+      continue;
+    }
+    const float d = delta[e];
+    if (d == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
     const int32_t ic = m == 1 ? oc : oc / m;
     for (int32_t ky = v.ky0; ky < v.ky1; ++ky) {
       const int32_t iy = InputRow(s, oy, ky);
