@@ -1,7 +1,10 @@
 #include "kernels/fast/depthwise_conv_2d.h"
 
+#include <stddef.h>
+
 #include "kernels/fast/platform.h"
 #include "kernels/fast/window.h"
+#include "kernels/fast/zero.h"
 
 namespace tflm_train {
 namespace kernels {
@@ -17,12 +20,45 @@ inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, fl
 }
 
 
+// A pixel's inside taps for Backward4Channels: `rows` filter rows of `cols`
+// taps; offsets of the first at channel 0 in x (and dx) and in w (and grad_w);
+// steps between taps and rows in floats, and in bytes from one row's last tap + 1
+// to the next row's first.
+struct DwTaps {
+  int32_t rows, cols;
+  int32_t x_first, w_first;
+  int32_t x_col, x_row, w_col, w_row;
+  int32_t x_skip_bytes, w_skip_bytes;
+};
+
+DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
+  const TapWindow v = InsideTaps(s, oy, ox);
+  DwTaps p;
+  p.rows = v.ky1 - v.ky0;
+  p.cols = v.kx1 - v.kx0;
+  if (p.rows <= 0 || p.cols <= 0) p.rows = p.cols = 0;
+  p.x_first = p.rows > 0 ? (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c : 0;
+  p.w_first = (v.ky0 * s.filter_w + v.kx0) * s.out_c;
+  p.x_col = s.dilation_w * s.in_c;
+  p.x_row = s.dilation_h * s.in_w * s.in_c;
+  p.w_col = s.out_c;
+  p.w_row = s.filter_w * s.out_c;
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  p.x_skip_bytes = (p.x_row - p.cols * p.x_col) * f;
+  p.w_skip_bytes = (p.w_row - p.cols * p.w_col) * f;
+  return p;
+}
+
 #if TFLM_TRAIN_VFP_ASM
-// One filter row of Backward4Channels with both gradients on a Cortex-M4F, cols
-// taps (x_col and w_col bytes apart in x/dx and in w/grad_w): per tap one VLDM/
-// VSTM of each four-float group and the reference's VMUL and VADD per element.
-inline void Backward4RowVfp(const float* u, const float* v, float* g, float* q, int32_t cols, int32_t x_col,
-                            int32_t w_col, float d0, float d1, float d2, float d3) {
+// Backward4Channels with both gradients on a Cortex-M4F: the four errors stay in
+// VFP registers; per tap one VLDM/VSTM of each four-float group (x and grad_w,
+// w and dx) and the reference's VMUL and VADD per element.
+void Backward4Vfp(const float* u, const float* v, float* g, float* q, const DwTaps& p, float d0, float d1,
+                  float d2, float d3) {
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  const int32_t x_col = p.x_col * f, w_col = p.w_col * f;
+  int32_t rows = p.rows;
+  int32_t n;
 #define TFLM_TRAIN_DW4_GROUP(IN, ACC)                                                            \
   "vldm %[" IN "], {s4-s7}\n\t"                                                                 \
   "vldm %[" ACC "], {s8-s11}\n\t"                                                               \
@@ -33,6 +69,8 @@ inline void Backward4RowVfp(const float* u, const float* v, float* g, float* q, 
   "vstm %[" ACC "], {s8-s11}\n\t"
   __asm__ volatile(
       "1:\n\t"
+      "ldr %[n], [%[p], %[cols_at]]\n\t"
+      "2:\n\t"
       TFLM_TRAIN_DW4_GROUP("u", "g")
       TFLM_TRAIN_DW4_GROUP("v", "q")
       "add %[u], %[u], %[xc]\n\t"
@@ -40,53 +78,62 @@ inline void Backward4RowVfp(const float* u, const float* v, float* g, float* q, 
       "add %[v], %[v], %[wc]\n\t"
       "add %[g], %[g], %[wc]\n\t"
       "subs %[n], %[n], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[n], [%[p], %[xs_at]]\n\t"
+      "add %[u], %[u], %[n]\n\t"
+      "add %[q], %[q], %[n]\n\t"
+      "ldr %[n], [%[p], %[ws_at]]\n\t"
+      "add %[v], %[v], %[n]\n\t"
+      "add %[g], %[g], %[n]\n\t"
+      "subs %[rows], %[rows], #1\n\t"
       "bne 1b\n\t"
-      : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [n] "+r"(cols)
-      : [xc] "r"(x_col), [wc] "r"(w_col), [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
+      : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [rows] "+r"(rows), [n] "=&r"(n)
+      : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3),
+        [cols_at] "I"(offsetof(DwTaps, cols)), [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)),
+        [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
       : "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory");
 #undef TFLM_TRAIN_DW4_GROUP
 }
 #endif
 
-// Multiplier 1: the gradients of four kept elements at one pixel whose output
-// channels c .. c + 3 come in a row (errors d[0 .. 4)), tap by tap: each tap's
-// four channels are adjacent in x, dx, w and grad_w. Zero errors among them are
-// added as the reference adds them. The pointers are at the window's first
-// inside tap, channel c; g and q (grad_w's and dx's) may be null.
-void Backward4Channels(const float* x_pix, const float* w_pix, float* g_pix, float* dx_pix, int32_t rows,
-                       int32_t cols, int32_t x_col, int32_t x_row, int32_t w_row, int32_t C, const float* d) {
+// Multiplier 1: the gradients of four kept elements at one pixel (taps p) whose
+// output channels c .. c + 3 come in a row (errors d[0 .. 4)), tap by tap: each
+// tap's four channels are adjacent in x, dx, w and grad_w. Zero errors among
+// them are added as the reference adds them. grad_w or dx may be null.
+void Backward4Channels(const float* x, const float* w, float* grad_w, float* dx, const DwTaps& p, int32_t c,
+                       const float* d) {
   const float d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
+  const int32_t xc = p.x_first + c, wc = p.w_first + c;
 #if TFLM_TRAIN_VFP_ASM
-  if (g_pix != nullptr && dx_pix != nullptr && cols > 0) {
-    const int32_t f = static_cast<int32_t>(sizeof(float));
-    for (int32_t r = 0; r < rows; ++r) {
-      Backward4RowVfp(x_pix + r * x_row, w_pix + r * w_row, g_pix + r * w_row, dx_pix + r * x_row, cols, x_col * f,
-                      C * f, d0, d1, d2, d3);
-    }
+  if (grad_w != nullptr && dx != nullptr) {
+    Backward4Vfp(x + xc, w + wc, grad_w + wc, dx + xc, p, d0, d1, d2, d3);
     return;
   }
 #endif
-  for (int32_t r = 0; r < rows; ++r) {
-    for (int32_t k = 0; k < cols; ++k) {
-      const int32_t xo = r * x_row + k * x_col, wo = r * w_row + k * C;
-      if (g_pix != nullptr) {
-        const float* u = x_pix + xo;
-        float* g = g_pix + wo;
-        g[0] += d0 * u[0];
-        g[1] += d1 * u[1];
-        g[2] += d2 * u[2];
-        g[3] += d3 * u[3];
+  for (int32_t r = 0; r < p.rows; ++r) {
+    for (int32_t k = 0; k < p.cols; ++k) {
+      const int32_t xo = xc + r * p.x_row + k * p.x_col, wo = wc + r * p.w_row + k * p.w_col;
+      if (grad_w != nullptr) {
+        float* g = grad_w + wo;
+        g[0] += d0 * x[xo];
+        g[1] += d1 * x[xo + 1];
+        g[2] += d2 * x[xo + 2];
+        g[3] += d3 * x[xo + 3];
       }
-      if (dx_pix != nullptr) {
-        const float* v = w_pix + wo;
-        float* q = dx_pix + xo;
-        q[0] += d0 * v[0];
-        q[1] += d1 * v[1];
-        q[2] += d2 * v[2];
-        q[3] += d3 * v[3];
+      if (dx != nullptr) {
+        float* q = dx + xo;
+        q[0] += d0 * w[wo];
+        q[1] += d1 * w[wo + 1];
+        q[2] += d2 * w[wo + 2];
+        q[3] += d3 * w[wo + 3];
       }
     }
   }
+}
+
+// True when d[0 .. 4) are all +-0.
+inline bool FourZeros(const float* d) {
+  return ((FloatBits(d[0]) | FloatBits(d[1]) | FloatBits(d[2]) | FloatBits(d[3])) << 1) == 0;
 }
 
 }  // namespace
@@ -193,10 +240,7 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
   // The kept list is ascending: its elements come pixel by pixel (as in
   // fast::Conv2DWeightAndInputGrad); pos_end is one past the pixel's last element.
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
-  TapWindow v = InsideTaps(s, 0, 0);
-  const int32_t C = s.out_c;
-  const int32_t x_col = s.dilation_w * s.in_c, x_row = s.dilation_h * s.in_w * s.in_c;
-  const int32_t w_row = s.filter_w * C;
+  DwTaps p = DepthwiseTaps(s, 0, 0);
   for (int32_t r = 0; r < num_kept; ++r) {
     const int32_t e = kept != nullptr ? kept[r] : r;
     if (e >= pos_end) {
@@ -208,33 +252,25 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
           ++oy;
         }
       }
-      v = InsideTaps(s, oy, ox);
+      p = DepthwiseTaps(s, oy, ox);
     }
     const int32_t oc = e - pos_begin;
     // Multiplier 1 and the next three kept elements the next three channels of
     // this pixel: the four together.
-    if (m == 1 && oc + 4 <= C && r + 4 <= num_kept &&
+    if (m == 1 && oc + 4 <= s.out_c && r + 4 <= num_kept &&
         (kept == nullptr || (kept[r + 1] == e + 1 && kept[r + 2] == e + 2 && kept[r + 3] == e + 3))) {
-      const float* d4 = delta + e;
       r += 3;
       // All four zero: adds nothing (kernels/fast/zero.h).
-      if (d4[0] == 0.0f && d4[1] == 0.0f && d4[2] == 0.0f && d4[3] == 0.0f) continue;
-      if (v.ky1 <= v.ky0 || v.kx1 <= v.kx0) continue;
-      const int32_t x_first = (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c + oc;
-      const int32_t w_off = (v.ky0 * s.filter_w + v.kx0) * C + oc;
-      Backward4Channels(x + x_first, w + w_off, grad_w != nullptr ? grad_w + w_off : nullptr,
-                        dx != nullptr ? dx + x_first : nullptr, v.ky1 - v.ky0, v.kx1 - v.kx0, x_col, x_row, w_row, C,
-                        d4);
+      if (p.rows > 0 && !FourZeros(delta + e)) Backward4Channels(x, w, grad_w, dx, p, oc, delta + e);
       continue;
     }
     const float d = delta[e];
     if (d == 0.0f) continue;  // adds nothing (kernels/fast/zero.h)
     const int32_t ic = m == 1 ? oc : oc / m;
-    for (int32_t ky = v.ky0; ky < v.ky1; ++ky) {
-      const int32_t iy = InputRow(s, oy, ky);
-      for (int32_t kx = v.kx0; kx < v.kx1; ++kx) {
-        const int32_t x_at = (iy * s.in_w + InputCol(s, ox, kx)) * s.in_c + ic;
-        const int32_t w_at = (ky * s.filter_w + kx) * s.out_c + oc;
+    for (int32_t ky = 0; ky < p.rows; ++ky) {
+      for (int32_t kx = 0; kx < p.cols; ++kx) {
+        const int32_t x_at = p.x_first + ky * p.x_row + kx * p.x_col + ic;
+        const int32_t w_at = p.w_first + ky * p.w_row + kx * p.w_col + oc;
         if (grad_w != nullptr) grad_w[w_at] += d * x[x_at];
         if (dx != nullptr) dx[x_at] += d * w[w_at];
       }
