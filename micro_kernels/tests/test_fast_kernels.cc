@@ -276,12 +276,13 @@ static std::vector<int32_t> RandomKeptPixels(Lcg& rng, int pixels, int channels)
   return kept;
 }
 
-// The weight gradient alone (the first layer, dx null) on those shapes: zero and
-// -0 errors among the kept ones (skipped), now and then an infinite error, from
-// +0 or random starting gradients, with null kept lists (also cut short).
-TEST(Conv2DWeightGradFirstLayerBitIdentical) {
+// The weight gradient alone (the first layer, dx null) or both gradients on
+// those shapes: zero and -0 errors among the kept ones (skipped), now and then
+// an infinite error, from +0 or random starting gradients, with null kept lists
+// (also cut short).
+TEST(Conv2DGradientsFirstLayerBitIdentical) {
   Lcg rng(19);
-  for (int trial = 0; trial < 1500; ++trial) {
+  for (int trial = 0; trial < 2500; ++trial) {
     const kernels::ConvShape s = RandomFirstLayerShape(rng);
     const int pixels = s.out_h * s.out_w, n_out = pixels * s.out_c;
     const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
@@ -297,12 +298,17 @@ TEST(Conv2DWeightGradFirstLayerBitIdentical) {
     const bool all = rng.Int(0, 2) == 0;
     const int32_t* kp = all ? nullptr : kept.data();
     const int32_t num = all ? (rng.Coin() ? n_out : rng.Int(0, n_out)) : static_cast<int32_t>(kept.size());
-    std::vector<float> gw_ref = gw0, gw_got = gw0;
-    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_ref.data(), nullptr);
-    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_got.data(), nullptr);
-    CHECK_MSG(Same(gw_ref, gw_got), "trial %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d",
-              trial, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h,
-              s.stride_w, s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, all ? -1 : num);
+    const bool with_dx = rng.Coin();
+    const auto dx0 = rng.Coin() ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
+    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_ref.data(),
+                                      with_dx ? dx_ref.data() : nullptr);
+    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_got.data(),
+                                   with_dx ? dx_got.data() : nullptr);
+    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got),
+              "trial %d dx %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d", trial, with_dx,
+              s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h, s.stride_w,
+              s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, all ? -1 : num);
   }
 }
 

@@ -537,6 +537,56 @@ void GradW16ListVfp(const float* u, const float* d, float* const* g, int32_t n) 
       : [u] "r"(u)
       : TFLM_TRAIN_GW16_CLOBBERS);
 }
+// Both gradients of every output channel of a pixel with nine taps (as
+// GradW9AllVfp, x_row floats between the rows of x and of dx): the taps in s0-s8,
+// the pixel's nine dx elements in s9-s17 for all its channels (each gets the
+// channels' additions in ascending order, as in the reference), the error in
+// s18, a channel's gradients and then its weights in s19-s27, products in
+// s28-s31. w: the first channel's filter; +-0 errors skipped.
+void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float* g, const float* w, int32_t n) {
+  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
+#define TFLM_TRAIN_B9_TAP(T, X, A) "vmul.f32 " T ", s18, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  __asm__ volatile(
+      TFLM_TRAIN_GW9_LOAD_X
+      "mov %[u], %[q]\n\t"
+      "vldm %[u], {s9-s11}\n\t" "add %[u], %[u], %[xr]\n\t"
+      "vldm %[u], {s12-s14}\n\t" "add %[u], %[u], %[xr]\n\t" "vldm %[u], {s15-s17}\n\t"
+      "1:\n\t"
+      "vldmia %[d]!, {s18}\n\t"
+      "vcmp.f32 s18, #0.0\n\t"
+      "vmrs APSR_nzcv, fpscr\n\t"
+      "beq 2f\n\t"
+      "vldm %[g], {s19-s27}\n\t"
+      TFLM_TRAIN_B9_TAP("s28", "s0", "s19") TFLM_TRAIN_B9_TAP("s29", "s1", "s20")
+      TFLM_TRAIN_B9_TAP("s30", "s2", "s21") TFLM_TRAIN_B9_TAP("s31", "s3", "s22")
+      TFLM_TRAIN_B9_TAP("s28", "s4", "s23") TFLM_TRAIN_B9_TAP("s29", "s5", "s24")
+      TFLM_TRAIN_B9_TAP("s30", "s6", "s25") TFLM_TRAIN_B9_TAP("s31", "s7", "s26")
+      TFLM_TRAIN_B9_TAP("s28", "s8", "s27")
+      "vstmia %[g]!, {s19-s27}\n\t"
+      "vldmia %[w]!, {s19-s27}\n\t"
+      TFLM_TRAIN_B9_TAP("s28", "s19", "s9") TFLM_TRAIN_B9_TAP("s29", "s20", "s10")
+      TFLM_TRAIN_B9_TAP("s30", "s21", "s11") TFLM_TRAIN_B9_TAP("s31", "s22", "s12")
+      TFLM_TRAIN_B9_TAP("s28", "s23", "s13") TFLM_TRAIN_B9_TAP("s29", "s24", "s14")
+      TFLM_TRAIN_B9_TAP("s30", "s25", "s15") TFLM_TRAIN_B9_TAP("s31", "s26", "s16")
+      TFLM_TRAIN_B9_TAP("s28", "s27", "s17")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "b 3f\n\t"
+      "2:\n\t"
+      "add %[g], %[g], #36\n\t"
+      "add %[w], %[w], #36\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      "3:\n\t"
+      "vstm %[q], {s9-s11}\n\t" "add %[q], %[q], %[xr]\n\t"
+      "vstm %[q], {s12-s14}\n\t" "add %[q], %[q], %[xr]\n\t" "vstm %[q], {s15-s17}\n\t"
+      : [u] "+r"(u), [q] "+r"(q), [d] "+r"(d), [g] "+r"(g), [w] "+r"(w), [n] "+r"(n)
+      : [xr] "r"(row_bytes)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+        "s31", "cc", "memory");
+#undef TFLM_TRAIN_B9_TAP
+}
 #undef TFLM_TRAIN_GW9_LOAD_X
 #undef TFLM_TRAIN_GW9_TAP
 #undef TFLM_TRAIN_GW9_CHANNEL
@@ -700,6 +750,80 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
   }
 }
 
+#if TFLM_TRAIN_VFP_ASM
+// Both gradients alone for one kept element: grad_w (g at the window's first
+// tap in the element's filter gradient) += d * its taps, dx += d * its weights
+// (w likewise), tap by tap as the reference.
+void AddBothTaps(const float* x0, float* dx0, const float* w, float* g, float d, const PixelTaps& p,
+                 const TapSteps& t) {
+  for (int32_t r = 0; r < p.rows; ++r) {
+    const int32_t xr = r * t.x_row, wr = r * t.w_row;
+    for (int32_t seg = 0; seg < p.segs; ++seg) {
+      const int32_t xo = xr + seg * t.x_seg, wo = wr + seg * t.w_seg;
+      for (int32_t j = 0; j < p.len; ++j) {
+        g[wo + j] += d * x0[xo + j];
+        dx0[xo + j] += d * w[wo + j];
+      }
+    }
+  }
+}
+
+// Whether Conv2DBothGrads has a loop for the full windows of s: nine taps, three
+// filter rows of three floats.
+bool BothGradsShape(const ConvShape& s) {
+  return s.filter_h == 3 && s.filter_w * s.in_c == 3 && (s.dilation_w == 1 || s.filter_w == 1);
+}
+
+// Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
+// BothGradsShape(s) (a first layer asked for dx too): along a row while the windows are full and every
+// channel is kept, each pixel's taps and dx elements stay in registers for all
+// its channels (Both9AllVfp); other pixels' kept elements one by one.
+// Not inlined, for the same reason as Conv2DWeightGrad.
+__attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, const ConvShape& s,
+                                               const float* delta, const int32_t* kept, int32_t num_kept,
+                                               float* grad_w, float* dx) {
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
+  int32_t r = 0;
+  while (r < num_kept) {
+    int32_t e = kept != nullptr ? kept[r] : r;
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    PixelTaps p = ConvPixelTaps(s, oy, ox);
+    if (FullWindow(p, K) && WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
+      int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
+      for (;;) {
+        Both9AllVfp(x + p.x_first, dx + p.x_first, t.x_row, delta + pos_begin, grad_w, w, s.out_c);
+        r += s.out_c;
+        ix_last += s.stride_w;
+        if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
+        ++ox;
+        pos_begin = pos_end;
+        pos_end += s.out_c;
+        p.x_first += s.stride_w * s.in_c;
+      }
+      continue;
+    }
+    for (; r < num_kept; ++r) {
+      e = kept != nullptr ? kept[r] : r;
+      if (e >= pos_end) break;
+      const float de = delta[e];
+      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+      const int32_t w_at = (e - pos_begin) * K + p.w_first;
+      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
+    }
+  }
+}
+
+#endif
+
 }  // namespace
 
 // y0[px * out_c + oc + i] = Finish(acc[4 i + px], bias, oc + i, act) for a 4x4
@@ -842,6 +966,12 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
     Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
     return;
   }
+#if TFLM_TRAIN_VFP_ASM
+  if (grad_w != nullptr && dx != nullptr && BothGradsShape(s)) {
+    Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    return;
+  }
+#endif
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   // The kept list is ascending, so its elements come pixel by pixel: the pixel is
