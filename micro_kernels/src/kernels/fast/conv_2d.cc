@@ -775,9 +775,10 @@ bool BothGradsShape(const ConvShape& s) {
 }
 
 // Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
-// BothGradsShape(s) (a first layer asked for dx too): along a row while the windows are full and every
-// channel is kept, each pixel's taps and dx elements stay in registers for all
-// its channels (Both9AllVfp); other pixels' kept elements one by one.
+// BothGradsShape(s) (a first layer asked for dx too): along a row while the
+// windows are full and every channel is kept, each pixel's taps and dx elements
+// stay in registers for all its channels (Both9AllVfp); other pixels' kept
+// elements one by one.
 // Not inlined, for the same reason as Conv2DWeightGrad.
 __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, const ConvShape& s,
                                                const float* delta, const int32_t* kept, int32_t num_kept,

@@ -4,7 +4,10 @@
 // results are bit-identical; what changes is that four output channels and two
 // pixels share each load, a filter row's taps run as one contiguous span, the
 // window bounds are found once per pixel, the kept list is walked without
-// division, and zero errors are skipped (exact: kernels/fast/zero.h).
+// division, and zero errors are skipped (exact: kernels/fast/zero.h). For the
+// weight gradient alone (a first layer), and on a Cortex-M4F for both gradients
+// of nine-tap windows, each pixel's taps are read once for all its kept
+// channels; each gradient element still gets its additions in pixel order.
 #ifndef TFLM_TRAIN_KERNELS_FAST_CONV_2D_H_
 #define TFLM_TRAIN_KERNELS_FAST_CONV_2D_H_
 

@@ -19,7 +19,6 @@ inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, fl
   }
 }
 
-
 // A pixel's inside taps for Backward4Channels: `rows` filter rows of `cols`
 // taps; offsets of the first at channel 0 in x (and dx) and in w (and grad_w);
 // steps between taps and rows in floats, and in bytes from one row's last tap + 1
@@ -52,7 +51,7 @@ DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
 #if TFLM_TRAIN_VFP_ASM
 // Backward4Channels with both gradients on a Cortex-M4F: the four errors stay in
 // VFP registers; per tap one VLDM/VSTM of each four-float group (x and grad_w,
-// w and dx) and the reference's VMUL and VADD per element.
+// w and dx) and the reference's VMUL and VADD per element. p.rows > 0.
 void Backward4Vfp(const float* u, const float* v, float* g, float* q, const DwTaps& p, float d0, float d1,
                   float d2, float d3) {
   const int32_t f = static_cast<int32_t>(sizeof(float));

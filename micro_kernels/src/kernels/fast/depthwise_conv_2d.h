@@ -5,7 +5,10 @@
 // channels are the inner loop (contiguous in x, the weights and y, the output
 // row holding the running sums), nothing is divided per element, and the
 // gradients step through the kept list pixel by pixel and skip zero errors (exact:
-// kernels/fast/zero.h).
+// kernels/fast/zero.h). With multiplier 1, four kept channels in a row of one
+// pixel go together tap by tap (each element still gets the reference's
+// additions in its order; their zero errors are added, as the reference does,
+// unless all four are zero).
 #ifndef TFLM_TRAIN_KERNELS_FAST_DEPTHWISE_CONV_2D_H_
 #define TFLM_TRAIN_KERNELS_FAST_DEPTHWISE_CONV_2D_H_
 
