@@ -825,6 +825,26 @@ __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, c
 
 #endif
 
+// The first layer's cases above: Conv2DWeightGrad or Conv2DBothGrads when they
+// have loops for s (false otherwise: nothing done). Not inlined either.
+__attribute__((noinline)) bool FirstLayerGrads(const float* x, const float* w, const ConvShape& s,
+                                               const float* delta, const int32_t* kept, int32_t num_kept,
+                                               float* grad_w, float* dx) {
+  if (dx == nullptr && GradWShape(s)) {
+    Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
+    return true;
+  }
+#if TFLM_TRAIN_VFP_ASM
+  if (grad_w != nullptr && dx != nullptr && BothGradsShape(s)) {
+    Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    return true;
+  }
+#else
+  (void)w;
+#endif
+  return false;
+}
+
 }  // namespace
 
 // y0[px * out_c + oc + i] = Finish(acc[4 i + px], bias, oc + i, act) for a 4x4
@@ -963,16 +983,7 @@ void Conv2D(const float* x, const ConvShape& s, const float* w, const float* bia
 void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s, const float* delta,
                               const int32_t* kept, int32_t num_kept, float* grad_w, float* dx) {
   if (grad_w == nullptr && dx == nullptr) return;
-  if (dx == nullptr && GradWShape(s)) {
-    Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
-    return;
-  }
-#if TFLM_TRAIN_VFP_ASM
-  if (grad_w != nullptr && dx != nullptr && BothGradsShape(s)) {
-    Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
-    return;
-  }
-#endif
+  if (FirstLayerGrads(x, w, s, delta, kept, num_kept, grad_w, dx)) return;
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   // The kept list is ascending, so its elements come pixel by pixel: the pixel is
