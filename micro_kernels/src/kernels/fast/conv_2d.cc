@@ -606,16 +606,32 @@ bool GradWLayout(const PixelTaps& p) {
 #endif
 }
 
-// Whether the full windows of s have a GradWLayout (then Conv2DWeightGrad does
-// the weight gradient alone).
-bool GradWShape(const ConvShape& s) {
+// The taps of a full window of s, as ConvPixelTaps finds them (x_first 0).
+PixelTaps FullTaps(const ConvShape& s) {
   PixelTaps full;
   full.rows = s.filter_h;
-  full.segs = s.dilation_w == 1 ? 1 : s.filter_w;
+  full.segs = s.dilation_w == 1 || s.filter_w == 1 ? 1 : s.filter_w;
   full.len = s.dilation_w == 1 ? s.filter_w * s.in_c : s.in_c;
-  if (s.filter_w == 1) full.segs = 1;  // as ConvPixelTaps: one span
-  return GradWLayout(full);
+  full.x_first = 0;
+  full.w_first = 0;
+  return full;
 }
+
+// ConvPixelTaps(s, oy, ox), given full = FullTaps(s): the window's ends are
+// tested first, as most windows are full.
+inline PixelTaps PixelTapsAt(const ConvShape& s, const PixelTaps& full, int32_t oy, int32_t ox) {
+  const int32_t iy = InputRow(s, oy, 0), ix = InputCol(s, ox, 0);
+  if (iy < 0 || ix < 0 || InputRow(s, oy, s.filter_h - 1) >= s.in_h || InputCol(s, ox, s.filter_w - 1) >= s.in_w) {
+    return ConvPixelTaps(s, oy, ox);
+  }
+  PixelTaps p = full;
+  p.x_first = (iy * s.in_w + ix) * s.in_c;
+  return p;
+}
+
+// Whether the full windows of s have a GradWLayout (then Conv2DWeightGrad does
+// the weight gradient alone).
+bool GradWShape(const ConvShape& s) { return GradWLayout(FullTaps(s)); }
 
 // g += d * the taps of a window at x0 (g at the window's first tap in one output
 // channel's gradient): the reference's additions for one kept element.
@@ -653,11 +669,11 @@ void GradWAll(const float* x0, const float* d, float* gw, int32_t out_c, int32_t
 }
 
 // The same for n listed channels of any pixel: g[i] += d[i] * the taps (g[i] at
-// the window's first tap).
-void GradWList(const float* x0, const float* d, float* const* g, int32_t n, int32_t K, const PixelTaps& p,
-               const TapSteps& t) {
+// the window's first tap). vfp: the window is full and has a GradWLayout.
+inline void GradWList(const float* x0, const float* d, float* const* g, int32_t n, bool vfp, const PixelTaps& p,
+                      const TapSteps& t) {
 #if TFLM_TRAIN_VFP_ASM
-  if (FullWindow(p, K) && GradWLayout(p)) {
+  if (vfp) {
     if (p.rows == 3) {
       GradW9ListVfp(x0, t.x_row, d, g, n);
     } else {
@@ -666,7 +682,7 @@ void GradWList(const float* x0, const float* d, float* const* g, int32_t n, int3
     return;
   }
 #else
-  (void)K;
+  (void)vfp;
 #endif
   for (int32_t i = 0; i < n; ++i) AddTaps(x0, d[i], p, t, g[i]);
 }
@@ -690,6 +706,7 @@ int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32
                   float* grad_w) {
   constexpr int32_t kList = 16;
   const float* x0 = x + p.x_first;
+  const bool vfp = FullWindow(p, K) && GradWLayout(p);
   float* g[kList];
   float d[kList];
   int32_t m = 0;
@@ -701,11 +718,11 @@ int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32
     g[m] = grad_w + (e - pos_begin) * K + p.w_first;
     d[m] = de;
     if (++m == kList) {
-      GradWList(x0, d, g, m, K, p, t);
+      GradWList(x0, d, g, m, vfp, p, t);
       m = 0;
     }
   }
-  if (m > 0) GradWList(x0, d, g, m, K, p, t);
+  if (m > 0) GradWList(x0, d, g, m, vfp, p, t);
   return r;
 }
 
@@ -719,6 +736,7 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
                                                 const int32_t* kept, int32_t num_kept, float* grad_w) {
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  const PixelTaps full = FullTaps(s);
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
   int32_t r = 0;
   while (r < num_kept) {
@@ -731,7 +749,7 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
         ++oy;
       }
     }
-    PixelTaps p = ConvPixelTaps(s, oy, ox);
+    PixelTaps p = PixelTapsAt(s, full, oy, ox);
     if (!FullWindow(p, K) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
       r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
       continue;
