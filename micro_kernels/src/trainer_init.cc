@@ -44,9 +44,14 @@ static_assert(static_cast<int>(kernels::LossKind::kSparseCategoricalCrossentropy
                       static_cast<int>(plan::LossKind::BinaryCrossentropy),
               "the loss kernel's LossKind must equal the plan schema's (the step casts between them)");
 
-PolicyParams PolicyFromPlan(const plan::Policy& p) {
-  PolicyParams out;
-  if (!p.present()) return out;
+// Into *params, not returned by value: a PolicyParams holds SparseUpdate's
+// per-layer ratios (a few hundred bytes), and a returned temporary doubled the
+// caller's stack frame.
+void PolicyFromPlan(const plan::Policy& p, PolicyParams* params) {
+  static const PolicyParams kDefaults;  // copied from here: no temporary on the stack
+  PolicyParams& out = *params;
+  out = kDefaults;
+  if (!p.present()) return;
   out.kind = static_cast<PolicyKind>(p.kind());
   out.ratio = p.ratio();
   out.s_min = p.s_min();
@@ -70,7 +75,6 @@ PolicyParams PolicyFromPlan(const plan::Policy& p) {
   out.samples = p.samples();
   out.mac_budget = p.mac_budget();
   out.memory_budget = p.memory_budget();
-  return out;
 }
 
 bool IsFloat(const ModelView& view, int tensor) {
@@ -360,7 +364,11 @@ Status Trainer::ReadSettings(const ModelView& view, const TrainerOptions& option
     return Status::kInvalidPlan;
   }
   override_policy_ = options.override_policy;
-  policy_ = options.override_policy ? options.policy : PolicyFromPlan(p.policy());
+  if (options.override_policy) {
+    policy_ = options.policy;
+  } else {
+    PolicyFromPlan(p.policy(), &policy_);
+  }
   if (const char* problem = CheckPolicy(policy_)) {
     m.Add(problem);
     return options.override_policy ? Status::kInvalidArgument : Status::kInvalidPlan;

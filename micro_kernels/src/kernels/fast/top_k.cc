@@ -2,6 +2,7 @@
 
 #include "kernels/fast/zero.h"
 
+
 namespace tflm_train {
 namespace kernels {
 namespace fast {
@@ -33,16 +34,20 @@ inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TFLM_TRAIN_TOP_K_ASM 1
 
-// Step 2 for rows [0, n4), n4 a positive multiple of 4, as List does it: two
-// LDRDs per four rows; a row below lo costs a compare and a taken branch, a row
-// above hi four more instructions, a candidate (out of line) a few more.
-void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
+// Step 2 for rows [0, n8), n8 a positive multiple of 8, as List does it: an
+// LDM of four rows twice per eight (its registers are named so that the list
+// ascends); a row below lo costs a compare and a taken branch, a row above hi
+// four more instructions, a candidate (out of line) a few more.
+void ListBlocks(const float* values, int n8, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
   const float* p = values;
-  const float* const end = values + n4;
+  const float* const end = values + n8;
   int32_t* o = *out;
   uint32_t* c = *cand;
   int32_t i = 0;
-  uint32_t v0, v1, v2, v3;
+  register uint32_t v0 __asm__("r4");
+  register uint32_t v1 __asm__("r5");
+  register uint32_t v2 __asm__("r6");
+  register uint32_t v3 __asm__("r8");
 #define TFLM_TRAIN_LIST_ROW(V, J, INDEX)          \
   "cmp %[lo2], %[" V "], lsl #1\n\t"             \
   "bhi 1" J "1f\n\t"                              \
@@ -65,13 +70,17 @@ void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t
 #define TFLM_TRAIN_LIST_MARK0 "mvn %[v0], %[i]\n\t"
   __asm__ volatile(
       "0:\n\t"
-      "ldrd %[v0], %[v1], [%[p]], #8\n\t"
-      "ldrd %[v2], %[v3], [%[p]], #8\n\t"
+      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
       TFLM_TRAIN_LIST_ROW("v0", "0", TFLM_TRAIN_LIST_KEEP0)
       TFLM_TRAIN_LIST_ROW("v1", "1", TFLM_TRAIN_LIST_KEEP("v1", "1"))
       TFLM_TRAIN_LIST_ROW("v2", "2", TFLM_TRAIN_LIST_KEEP("v2", "2"))
       TFLM_TRAIN_LIST_ROW("v3", "3", TFLM_TRAIN_LIST_KEEP("v3", "3"))
-      "adds %[i], %[i], #4\n\t"
+      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
+      TFLM_TRAIN_LIST_ROW("v0", "4", TFLM_TRAIN_LIST_KEEP("v0", "4"))
+      TFLM_TRAIN_LIST_ROW("v1", "5", TFLM_TRAIN_LIST_KEEP("v1", "5"))
+      TFLM_TRAIN_LIST_ROW("v2", "6", TFLM_TRAIN_LIST_KEEP("v2", "6"))
+      TFLM_TRAIN_LIST_ROW("v3", "7", TFLM_TRAIN_LIST_KEEP("v3", "7"))
+      "adds %[i], %[i], #8\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
       "b 9f\n\t"
@@ -79,6 +88,10 @@ void ListBlocks(const float* values, int n4, uint32_t lo2, uint32_t hi2, int32_t
       TFLM_TRAIN_LIST_CANDIDATE("v1", "1", TFLM_TRAIN_LIST_MARK("v1", "1"))
       TFLM_TRAIN_LIST_CANDIDATE("v2", "2", TFLM_TRAIN_LIST_MARK("v2", "2"))
       TFLM_TRAIN_LIST_CANDIDATE("v3", "3", TFLM_TRAIN_LIST_MARK("v3", "3"))
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "4", TFLM_TRAIN_LIST_MARK("v0", "4"))
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "5", TFLM_TRAIN_LIST_MARK("v1", "5"))
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "6", TFLM_TRAIN_LIST_MARK("v2", "6"))
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "7", TFLM_TRAIN_LIST_MARK("v3", "7"))
       "9:\n\t"
       : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
@@ -149,19 +162,24 @@ constexpr int kMinBracketed = 512;
 // before it is >= it and every key after it <= it. Equal keys split evenly, so
 // many ties (ReLU-zeroed errors) cost no more than distinct values. Adds the
 // keys partitioned to *comparisons.
+// The median of key[lo], key[mid], key[hi], moved to lo (its slot gets key[lo]):
+// Hoare's scans then stop at lo at the latest, so each round shrinks the range.
+uint32_t MedianToFront(uint32_t* key, int lo, int hi) {
+  const int mid = lo + (hi - lo) / 2;
+  uint32_t a = key[lo], b = key[mid], c = key[hi];
+  if (a < b) { const uint32_t s = a; a = b; b = s; }
+  if (b < c) { const uint32_t s = b; b = c; c = s; }
+  if (a < b) { const uint32_t s = a; a = b; b = s; }
+  const int at = key[mid] == b ? mid : (key[hi] == b ? hi : lo);
+  key[at] = key[lo];
+  key[lo] = b;
+  return b;
+}
+
 uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
-    const int mid = lo + (hi - lo) / 2;
-    uint32_t a = key[lo], b = key[mid], c = key[hi];
-    if (a < b) { const uint32_t s = a; a = b; b = s; }
-    if (b < c) { const uint32_t s = b; b = c; c = s; }
-    if (a < b) { const uint32_t s = a; a = b; b = s; }
-    // b is the median; put it at lo with its slot's old value where b was.
-    const int at = key[mid] == b ? mid : (key[hi] == b ? hi : lo);
-    key[at] = key[lo];
-    key[lo] = b;
-    const uint32_t pivot = b;
+    const uint32_t pivot = MedianToFront(key, lo, hi);
     *comparisons += static_cast<uint64_t>(hi - lo + 1);
     // Pointers, not indices: each scan step is then a load with writeback, a
     // compare and a branch.
@@ -221,31 +239,17 @@ __attribute__((noinline)) void AllRows(int n, int32_t* rows) {
   } while (p != end);
 }
 
-// The integer square root of a small v (v <= 64 here).
+// The integer square root of a small v (v <= 1024 here).
 int SmallSqrt(int v) {
   int r = 0;
   while ((r + 1) * (r + 1) <= v) ++r;
   return r;
 }
 
-}  // namespace
-
-uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
-  (void)mask;
-  if (k >= n) {
-    if (n > 0) AllRows(n, rows);
-    return 0;
-  }
-  uint32_t* key = reinterpret_cast<uint32_t*>(index);  // the scratch holds keys, not indices
-  if (n < kMinBracketed) return SelectByQuickselect(values, n, k, key, rows);
-
-  // 1. A bracket [lo, hi] that holds the k-th largest key T with high
-  // probability, from a sample of s keys (one per stratum of n / s, at a fixed
-  // pseudo-random offset so strided layouts such as NHWC channels do not bias
-  // it). T ranks about r = k s / n in the sample, give or take 3 standard
-  // deviations of that binomial count.
-  int s = n / 16;
-  if (s > 256) s = 256;
+// Fills key[0..s) with a sample of the keys of values[0..n): one per stratum of
+// n / s, at a fixed pseudo-random offset so strided layouts such as NHWC
+// channels do not bias it. Deterministic: the same sample every call.
+void TakeSample(const float* values, int n, int s, uint32_t* key) {
   const int stride = n / s;
   uint32_t lcg = 12345u;
   for (int j = 0; j < s; ++j) {
@@ -253,36 +257,37 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
     const int offset = static_cast<int>((static_cast<uint64_t>(lcg) * static_cast<uint32_t>(stride)) >> 32);
     key[j] = Key(values[j * stride + offset]);
   }
-  // (32-bit divisions when the products fit, as they do below 2^23 values:
-  // the same quotients without a call to a 64-bit division routine.)
-  int r, var;
-  if (n < (1 << 23)) {
-    r = k * s / n;
-    var = r * (n - k) / n;
-  } else {
-    r = static_cast<int>(static_cast<int64_t>(k) * s / n);
-    var = static_cast<int>(static_cast<int64_t>(r) * (n - k) / n);
-  }
-  const int spread = 3 * SmallSqrt(var) + 2;
-  uint64_t comparisons = 0;
-  uint32_t lo = 0, hi = 0xFFFFFFFFu;
-  const int b = r + spread, a = r - spread - 1;
-  if (b < s) lo = SelectKth(key, s, b, &comparisons);
-  if (a >= 0) hi = SelectKth(key, b < s ? b : s, a, &comparisons);
-  // Zeros are never listed: below, T = 0 has a pass of its own.
-  if (lo < kSmallestNonzeroKey) lo = kSmallestNonzeroKey;
+}
 
+// The key of sample rank `rank` (0 = largest) of key[0..s), with the edges for
+// ranks past the sample: above the largest every key (kMaxKey), below the
+// smallest the smallest nonzero (zeros are never listed).
+constexpr uint32_t kMaxKey = 0xFFFFFFFEu;
+uint32_t SampleKey(uint32_t* key, int s, int rank, uint64_t* comparisons) {
+  if (rank < 0) return kMaxKey;
+  if (rank >= s) return kSmallestNonzeroKey;
+  const uint32_t v = SelectKth(key, s, rank, comparisons);
+  return v < kSmallestNonzeroKey ? kSmallestNonzeroKey : v;
+}
+
+// What one listing found: the k rows, or on which side of its bracket T lies.
+enum class Listed { kDone, kBelowBracket, kAboveBracket };
+
+// Steps 2 to 4 for the bracket [lo, hi] (lo >= 1): lists the rows, ranks the
+// candidates and drops those below T. On a miss, rows and key hold scraps.
+Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uint32_t* key, int32_t* rows,
+                uint64_t* comparisons) {
   // 2. One pass lists, in index order, every row whose key is >= lo: rows above
   // hi are kept whatever T is; the candidates in [lo, hi] go in as ~row (< 0)
   // and their keys to the scratch. Most rows are below lo: List costs them a
-  // load, a compare and a branch (the loop unrolled by 4 for that).
+  // load, a compare and a branch (the loop unrolled for that).
   const uint32_t lo2 = lo << 1;
   int32_t* out = rows;
   uint32_t* cand = key;
   int i = 0;
 #if TFLM_TRAIN_TOP_K_ASM
-  i = n & ~3;
-  ListBlocks(values, i, lo2, hi << 1, &out, &cand);
+  i = n & ~7;
+  if (i > 0) ListBlocks(values, i, lo2, hi << 1, &out, &cand);
 #endif
   for (; i + 4 <= n; i += 4) {
     List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
@@ -293,20 +298,20 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
   for (; i < n; ++i) List(FloatBits(values[i]), i, lo2, hi, &out, &cand);
   const int listed = static_cast<int>(out - rows);
   const int candidates = static_cast<int>(cand - key);
-  comparisons += static_cast<uint64_t>(n);
+  *comparisons += static_cast<uint64_t>(n);
   const int above_hi = listed - candidates;
   if (listed < k) {
-    if (lo != kSmallestNonzeroKey) return comparisons + SelectByQuickselect(values, n, k, key, rows);
+    if (lo != kSmallestNonzeroKey) return Listed::kBelowBracket;
     // T = 0: every nonzero is kept, and the lowest-index zeros fill up to k.
     WriteRows(values, n, 0, k - listed, rows);
-    return comparisons;
+    return Listed::kDone;
   }
-  if (above_hi >= k) return comparisons + SelectByQuickselect(values, n, k, key, rows);
+  if (above_hi >= k) return Listed::kAboveBracket;
 
   // 3. T is the (k - above_hi)-th largest candidate; candidates above it are
   // kept, and of those equal to it the lowest-index ones up to k.
   const int rank = k - above_hi - 1;
-  const uint32_t t = SelectKth(key, candidates, rank, &comparisons);
+  const uint32_t t = SelectKth(key, candidates, rank, comparisons);
   int above = above_hi;
   for (int j = 0; j < rank; ++j) above += key[j] > t ? 1 : 0;
   int ties = k - above;
@@ -329,18 +334,18 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
       }
       *w++ = e;
     }
-    return comparisons;
+    return Listed::kDone;
   }
   *end = INT32_MIN;
 #if TFLM_TRAIN_TOP_K_ASM
   if (listed < n - 1) {  // rows[listed + 1] readable
     DropCandidatesAsm(values, t << 1, ties, rows);
-    return comparisons;
+    return Listed::kDone;
   }
 #endif
   for (;;) {
     while (*p >= 0) ++p;
-    if (p == end) return comparisons;
+    if (p == end) return Listed::kDone;
     const int32_t e = ~*p;
     const uint32_t m = Key(values[e]);
     if (!(m > t || (m == t && ties-- > 0))) break;
@@ -357,7 +362,57 @@ uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8
     }
     *w++ = e;
   }
-  return comparisons;
+  return Listed::kDone;
+}
+
+}  // namespace
+
+uint64_t SelectTopKRows(const float* values, int n, int k, int32_t* index, uint8_t* mask, int32_t* rows) {
+  (void)mask;
+  if (k >= n) {
+    if (n > 0) AllRows(n, rows);
+    return 0;
+  }
+  uint32_t* key = reinterpret_cast<uint32_t*>(index);  // the scratch holds keys, not indices
+  if (n < kMinBracketed) return SelectByQuickselect(values, n, k, key, rows);
+
+  // 1. A bracket [lo, hi] that holds the k-th largest key T, from a sample of
+  // s keys. T ranks about r = k s / n in the sample, give or take `spread`:
+  // 1.25 standard deviations of that binomial count, plus one. A narrow
+  // bracket leaves few candidates to rank and drop; T misses it on some calls
+  // (kernel_bench: 2 of 35 and 4 of 32), and the next bracket, on T's side,
+  // then costs one more listing; that narrowness measured cheapest on average
+  // (kernel_bench's mean_of_32 lines: 1 to 3 standard deviations tried).
+  int s = n / 12;
+  if (s > 256) s = 256;
+  TakeSample(values, n, s, key);
+  // (32-bit divisions when the products fit, as they do below 2^23 values:
+  // the same quotients without a call to a 64-bit division routine.)
+  int r, var;
+  if (n < (1 << 23)) {
+    r = k * s / n;
+    var = r * (n - k) / n;
+  } else {
+    r = static_cast<int>(static_cast<int64_t>(k) * s / n);
+    var = static_cast<int>(static_cast<int64_t>(r) * (n - k) / n);
+  }
+  const int spread = 5 * SmallSqrt(16 * var) / 16 + 1;  // SmallSqrt(16 var) = 4 sigma
+  uint64_t comparisons = 0;
+  const int b = r + spread, a = r - spread - 1;
+  // Rank b, then rank a among the b larger keys.
+  const uint32_t lo = SampleKey(key, s, b, &comparisons);
+  const uint32_t hi = a >= 0 ? SelectKth(key, b < s ? b : s, a, &comparisons) : kMaxKey;
+  const Listed listed = ListRows(values, n, k, lo, hi, key, rows, &comparisons);
+  if (listed == Listed::kDone) return comparisons;
+
+  // 5. T missed the bracket: list again with the next bracket on its side
+  // (the listing overwrote the sample: take it again).
+  TakeSample(values, n, s, key);
+  const bool below = listed == Listed::kBelowBracket;
+  const uint32_t lo2 = below ? SampleKey(key, s, b + 2 * spread, &comparisons) : hi;
+  const uint32_t hi2 = below ? lo : SampleKey(key, s, a - 2 * spread, &comparisons);
+  if (ListRows(values, n, k, lo2, hi2, key, rows, &comparisons) == Listed::kDone) return comparisons;
+  return comparisons + SelectByQuickselect(values, n, k, key, rows);
 }
 
 }  // namespace fast

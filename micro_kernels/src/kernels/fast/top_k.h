@@ -3,8 +3,9 @@
 // by selecting the k-th largest magnitude T as an integer key instead of ranking
 // (value, index) pairs, so ties cost nothing extra. From 512 values on, T is
 // first bracketed from a sample; one pass then lists the rows at or above the
-// bracket, and only the candidates inside it are ranked exactly (a bracket that
-// misses falls back to quickselect over all keys: same result, more work).
+// bracket, and only the candidates inside it are ranked exactly. A bracket that
+// misses T is followed by a wider one on T's side, and if that misses too by
+// quickselect over all keys: the same result, more work.
 #ifndef TFLM_TRAIN_KERNELS_FAST_TOP_K_H_
 #define TFLM_TRAIN_KERNELS_FAST_TOP_K_H_
 
