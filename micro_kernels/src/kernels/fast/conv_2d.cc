@@ -587,13 +587,6 @@ void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float*
         "s31", "cc", "memory");
 #undef TFLM_TRAIN_B9_TAP
 }
-#undef TFLM_TRAIN_GW9_LOAD_X
-#undef TFLM_TRAIN_GW9_TAP
-#undef TFLM_TRAIN_GW9_CHANNEL
-#undef TFLM_TRAIN_GW9_CLOBBERS
-#undef TFLM_TRAIN_GW16_TAP
-#undef TFLM_TRAIN_GW16_CHANNEL
-#undef TFLM_TRAIN_GW16_CLOBBERS
 #endif
 
 // Whether GradWAll and GradWList have a loop for a full window with the taps p.
@@ -726,6 +719,194 @@ int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32
   return r;
 }
 
+// The output columns [*lo, *hi] (or rows) whose windows lie wholly inside the
+// input along that axis (empty when *lo > *hi): the first tap moves up with the
+// pixel and so does the last, so they are one range.
+void InsideRange(int32_t out, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t pad,
+                 int32_t* lo, int32_t* hi) {
+  const int32_t reach = (filter - 1) * dilation;
+  int32_t a = 0;
+  while (a < out && a * stride - pad < 0) ++a;
+  int32_t b = out - 1;
+  while (b >= a && b * stride - pad + reach >= in) --b;
+  *lo = a;
+  *hi = b;
+}
+
+// A sparse kept list (ascending, not null, num_kept > 0) walked pixel by pixel
+// without division: each row's run of pixels whose windows are full goes to
+// span(oy, ox, pos_begin, pos_end, span_end, r) in one call (its first pixel's
+// position, the run's end position, kept[r] the run's first element; it returns
+// the index of the first element at or past span_end), every other pixel with a
+// kept element to pixel(oy, ox, pos_begin, pos_end, r) (returning the index of
+// the first element past the pixel). A run stops before the last kept element's
+// pixel, so an element past it is always listed: a span loop reads the list up
+// to the first element at or past span_end without counting.
+template <typename SpanFn, typename PixelFn>
+inline void WalkKept(const ConvShape& s, const int32_t* kept, int32_t num_kept, SpanFn span, PixelFn pixel) {
+  int32_t ox_lo, ox_hi, oy_lo, oy_hi;
+  InsideRange(s.out_w, s.in_w, s.filter_w, s.stride_w, s.dilation_w, s.pad_left, &ox_lo, &ox_hi);
+  InsideRange(s.out_h, s.in_h, s.filter_h, s.stride_h, s.dilation_h, s.pad_top, &oy_lo, &oy_hi);
+  const int32_t last_pos = kept[num_kept - 1] / s.out_c;  // once per call
+  const int32_t last_begin = last_pos * s.out_c;
+  const int32_t last_oy = last_pos / s.out_w, last_ox = last_pos - last_oy * s.out_w;
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
+  int32_t r = 0;
+  while (r < num_kept) {
+    const int32_t e = kept[r];
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    if (ox >= ox_lo && ox <= ox_hi && oy >= oy_lo && oy <= oy_hi) {
+      int32_t span_end = pos_begin + (ox_hi + 1 - ox) * s.out_c;
+      const bool to_last = span_end > last_begin;
+      if (to_last) span_end = last_begin;
+      if (pos_end <= span_end) {
+        r = span(oy, ox, pos_begin, pos_end, span_end, r);
+        if (to_last) {
+          oy = last_oy;
+          ox = last_ox;
+          pos_begin = last_begin;
+        } else {
+          pos_begin = span_end;
+          if (ox_hi + 1 == s.out_w) {
+            ox = 0;
+            ++oy;
+          } else {
+            ox = ox_hi + 1;
+          }
+        }
+        pos_end = pos_begin + s.out_c;
+        continue;
+      }
+    }
+    r = pixel(oy, ox, pos_begin, pos_end, r);
+  }
+}
+
+#if TFLM_TRAIN_VFP_ASM
+// What the span loops read from memory at each new pixel (byte offsets fixed:
+// the assembly loads them).
+struct SpanSteps {
+  int32_t out_c;     // #0: elements per pixel
+  int32_t x_step;    // #4: bytes from one pixel's taps to the next's (stride_w * in_c floats)
+  int32_t g_step;    // #8: out_c * K floats, in bytes
+  int32_t span_end;  // #12
+  int32_t x_row;     // #16: bytes between filter rows in x
+};
+
+// The weight gradient over a run of full nine-tap windows (GradW9 layout) on a
+// Cortex-M4F: kp at the run's first kept element, pos_end the end of its pixel,
+// u that pixel's first tap, g_base = grad_w - pos_begin * 9 floats (an address,
+// as an integer). Per pixel the taps are loaded once (s0-s8); per kept element
+// e its error's bits are loaded and +-0 skipped (kernels/fast/zero.h), else its
+// nine gradients (at g_base + e * 9 floats) get the reference's VMUL and VADD.
+// Returns the first element at or past span_end.
+const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end, const float* delta,
+                             uintptr_t g_base, const SpanSteps* c) {
+  int32_t e, tmp;
+  __asm__ volatile(
+      "ldr %[e], [%[kp]]\n\t"
+      "b 2f\n\t"
+      "3:\n\t"  // e >= pos_end: next pixel
+      "ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"
+      "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t"
+      "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t"
+      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
+      "2:\n\t"
+      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
+      "ldr %[t], [%[c], #16]\n\t"
+      "vldm %[u], {s0-s2}\n\t" "add %[u], %[u], %[t]\n\t"
+      "vldm %[u], {s3-s5}\n\t" "add %[u], %[u], %[t]\n\t"
+      "vldm %[u], {s6-s8}\n\t" "sub %[u], %[u], %[t]\n\t" "sub %[u], %[u], %[t]\n\t"
+      "1:\n\t"  // kept element e of this pixel
+      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
+      "add %[kp], %[kp], #4\n\t"
+      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
+      "beq 5f\n\t"
+      "vmov s9, %[t]\n\t"
+      "add %[t], %[e], %[e], lsl #3\n\t"
+      "add %[t], %[gb], %[t], lsl #2\n\t"
+      TFLM_TRAIN_GW9_CHANNEL("%[t]", "vstm %[t]")
+      "5:\n\t"
+      "ldr %[e], [%[kp]]\n\t"
+      "cmp %[e], %[pe]\n\t"
+      "blt 1b\n\t"
+      "b 3b\n\t"
+      "9:\n\t"
+      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e), [t] "=&r"(tmp)
+      : [dl] "r"(delta), [c] "r"(c)
+      : TFLM_TRAIN_GW9_CLOBBERS);
+  return kp;
+}
+#undef TFLM_TRAIN_GW9_LOAD_X
+#undef TFLM_TRAIN_GW9_TAP
+#undef TFLM_TRAIN_GW9_CHANNEL
+#undef TFLM_TRAIN_GW9_CLOBBERS
+#undef TFLM_TRAIN_GW16_TAP
+#undef TFLM_TRAIN_GW16_CHANNEL
+#undef TFLM_TRAIN_GW16_CLOBBERS
+#endif
+
+// The weight gradient alone over a sparse kept list (kept not null) when
+// GradWShape(s): runs of full windows by a span loop that loads each pixel's taps
+// once for all its kept channels (on a Cortex-M4F for the nine-tap layout; the
+// same in C elsewhere), other pixels as Conv2DWeightGrad does.
+__attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvShape& s, const float* delta,
+                                                    const int32_t* kept, int32_t num_kept, float* grad_w) {
+  if (num_kept <= 0) return;
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  const PixelTaps full = FullTaps(s);
+#if TFLM_TRAIN_VFP_ASM
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
+  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
+  c.span_end = 0;
+  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+#endif
+  auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
+    const float* u = x + (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
+#if TFLM_TRAIN_VFP_ASM
+    if (full.rows == 3) {
+      c.span_end = span_end;
+      const uintptr_t g_base = reinterpret_cast<uintptr_t>(grad_w) -
+                               static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
+      return static_cast<int32_t>(GradW9SpanVfp(u, kept + r, pos_end, delta, g_base, &c) - kept);
+    }
+#endif
+    // The same loop in C: per pixel, its kept elements; e's gradient at (e - pos_begin) * K.
+    for (;;) {
+      const int32_t e = kept[r];
+      if (e >= pos_end) {
+        pos_begin = pos_end;
+        pos_end += s.out_c;
+        u += s.stride_w * s.in_c;
+        if (pos_begin >= span_end) return r;
+        continue;
+      }
+      const float de = delta[e];
+      if (de != 0.0f) {  // else adds nothing (kernels/fast/zero.h)
+        PixelTaps p = full;
+        p.x_first = 0;
+        float* g = grad_w + (e - pos_begin) * K;
+        GradWList(u, &de, &g, 1, GradWLayout(full), p, t);
+      }
+      ++r;
+    }
+  };
+  auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w);
+  };
+  WalkKept(s, kept, num_kept, span, pixel);
+}
+
 // Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s). Each
 // pixel's taps are read once for all its kept channels: along a row while the
 // windows are full and every channel is kept (the window moves by stride_w
@@ -849,7 +1030,11 @@ __attribute__((noinline)) bool FirstLayerGrads(const float* x, const float* w, c
                                                const float* delta, const int32_t* kept, int32_t num_kept,
                                                float* grad_w, float* dx) {
   if (dx == nullptr && GradWShape(s)) {
-    Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
+    if (kept != nullptr) {
+      Conv2DWeightGradKept(x, s, delta, kept, num_kept, grad_w);
+    } else {
+      Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
+    }
     return true;
   }
 #if TFLM_TRAIN_VFP_ASM
