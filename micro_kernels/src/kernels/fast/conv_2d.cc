@@ -974,6 +974,115 @@ bool BothGradsShape(const ConvShape& s) {
   return s.filter_h == 3 && s.filter_w * s.in_c == 3 && (s.dilation_w == 1 || s.filter_w == 1);
 }
 
+// Both gradients over a run of full nine-tap windows (BothGradsShape) on a
+// Cortex-M4F, as GradW9SpanVfp for the weight gradient: per pixel its taps
+// (s0-s8) and its nine dx elements (s9-s17, at q) are loaded once for all its
+// kept channels and the dx elements stored back when the pixel is left; per
+// nonzero error (s18) its gradients (at g_base + e * 9 floats) get error times
+// tap, and its weights (at w_base + e * 9 floats, w_base = w - pos_begin * 9
+// floats) times the error are added to the dx elements, in ascending channel
+// order. Loaded values in s19-s27, products in s28-s31.
+const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t pos_end, const float* delta,
+                            uintptr_t g_base, uintptr_t w_base, const SpanSteps* c) {
+  int32_t e, tmp, tmp2;
+#define TFLM_TRAIN_B9S_TAP(T, X, A) "vmul.f32 " T ", s18, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  __asm__ volatile(
+      "ldr %[e], [%[kp]]\n\t"
+      "b 2f\n\t"
+      "3:\n\t"  // e >= pos_end: next pixel
+      "ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"
+      "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t" "add %[q], %[q], %[t]\n\t"
+      "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t" "sub %[wb], %[wb], %[t]\n\t"
+      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
+      "2:\n\t"
+      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
+      "ldr %[t2], [%[c], #16]\n\t"
+      "mov %[t], %[u]\n\t"
+      "vldm %[t], {s0-s2}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vldm %[t], {s3-s5}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s6-s8}\n\t"
+      "mov %[t], %[q]\n\t"
+      "vldm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vldm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s15-s17}\n\t"
+      "1:\n\t"  // kept element e of this pixel
+      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
+      "add %[kp], %[kp], #4\n\t"
+      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
+      "beq 5f\n\t"
+      "vmov s18, %[t]\n\t"
+      "add %[t], %[e], %[e], lsl #3\n\t"
+      "add %[t2], %[gb], %[t], lsl #2\n\t"
+      "vldm %[t2], {s19-s27}\n\t"
+      TFLM_TRAIN_B9S_TAP("s28", "s0", "s19") TFLM_TRAIN_B9S_TAP("s29", "s1", "s20")
+      TFLM_TRAIN_B9S_TAP("s30", "s2", "s21") TFLM_TRAIN_B9S_TAP("s31", "s3", "s22")
+      TFLM_TRAIN_B9S_TAP("s28", "s4", "s23") TFLM_TRAIN_B9S_TAP("s29", "s5", "s24")
+      TFLM_TRAIN_B9S_TAP("s30", "s6", "s25") TFLM_TRAIN_B9S_TAP("s31", "s7", "s26")
+      TFLM_TRAIN_B9S_TAP("s28", "s8", "s27")
+      "vstm %[t2], {s19-s27}\n\t"
+      "add %[t], %[wb], %[t], lsl #2\n\t"
+      "vldm %[t], {s19-s27}\n\t"
+      TFLM_TRAIN_B9S_TAP("s28", "s19", "s9") TFLM_TRAIN_B9S_TAP("s29", "s20", "s10")
+      TFLM_TRAIN_B9S_TAP("s30", "s21", "s11") TFLM_TRAIN_B9S_TAP("s31", "s22", "s12")
+      TFLM_TRAIN_B9S_TAP("s28", "s23", "s13") TFLM_TRAIN_B9S_TAP("s29", "s24", "s14")
+      TFLM_TRAIN_B9S_TAP("s30", "s25", "s15") TFLM_TRAIN_B9S_TAP("s31", "s26", "s16")
+      TFLM_TRAIN_B9S_TAP("s28", "s27", "s17")
+      "5:\n\t"
+      "ldr %[e], [%[kp]]\n\t"
+      "cmp %[e], %[pe]\n\t"
+      "blt 1b\n\t"
+      "ldr %[t2], [%[c], #16]\n\t"  // leaving the pixel: its dx elements back
+      "mov %[t], %[q]\n\t"
+      "vstm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vstm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vstm %[t], {s15-s17}\n\t"
+      "b 3b\n\t"
+      "9:\n\t"
+      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [q] "+r"(q), [gb] "+r"(g_base), [wb] "+r"(w_base),
+        [e] "=&r"(e), [t] "=&r"(tmp), [t2] "=&r"(tmp2)
+      : [dl] "r"(delta), [c] "r"(c)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+        "s31", "cc", "memory");
+#undef TFLM_TRAIN_B9S_TAP
+  return kp;
+}
+
+// Conv2DBothGrads over a sparse kept list (kept not null): runs of full windows
+// by Both9SpanVfp, other pixels element by element.
+__attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* w, const ConvShape& s,
+                                                   const float* delta, const int32_t* kept, int32_t num_kept,
+                                                   float* grad_w, float* dx) {
+  if (num_kept <= 0) return;
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
+  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
+  c.span_end = 0;
+  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
+    const int32_t x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
+    const uintptr_t back = static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
+    c.span_end = span_end;
+    return static_cast<int32_t>(Both9SpanVfp(x + x_first, dx + x_first, kept + r, pos_end, delta,
+                                             reinterpret_cast<uintptr_t>(grad_w) - back,
+                                             reinterpret_cast<uintptr_t>(w) - back, &c) -
+                                kept);
+  };
+  auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    const PixelTaps p = ConvPixelTaps(s, oy, ox);
+    for (; r < num_kept; ++r) {
+      const int32_t e = kept[r];
+      if (e >= pos_end) break;
+      const float de = delta[e];
+      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+      const int32_t w_at = (e - pos_begin) * K + p.w_first;
+      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
+    }
+    return r;
+  };
+  WalkKept(s, kept, num_kept, span, pixel);
+}
+
 // Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
 // BothGradsShape(s) (a first layer asked for dx too): along a row while the
 // windows are full and every channel is kept, each pixel's taps and dx elements
@@ -1158,7 +1267,11 @@ __attribute__((noinline)) bool FirstLayerGrads(const float* x, const float* w, c
   }
 #if TFLM_TRAIN_VFP_ASM
   if (grad_w != nullptr && dx != nullptr && BothGradsShape(s)) {
-    Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    if (kept != nullptr) {
+      Conv2DBothGradsKept(x, w, s, delta, kept, num_kept, grad_w, dx);
+    } else {
+      Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    }
     return true;
   }
 #else
