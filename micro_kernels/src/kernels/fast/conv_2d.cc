@@ -1135,10 +1135,10 @@ __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, c
 #endif
 
 #if TFLM_TRAIN_VFP_ASM
-// Both gradients of a pixel's listed channels, eight taps at a time, on a
+// The gradients of a pixel's listed channels, eight taps at a time, on a
 // Cortex-M4F (the window's rows each one span of a multiple of 8 floats). What
-// the loop reads from memory (byte offsets fixed: the assembly loads them):
-struct BothList {
+// the loops read from memory (byte offsets fixed: the assembly loads them):
+struct ChannelList {
   int32_t n;            // #0: channels listed
   int32_t chunks;       // #4: eight-float chunks per row
   int32_t x_skip;       // #8: bytes from a row's end to the next row's start in x and dx
@@ -1153,7 +1153,7 @@ struct BothList {
 // the error and added to the dx elements, each as the reference's VMUL and VADD;
 // the dx elements get the channels in list order (ascending, as the reference).
 // Loaded values in s17-s24, products in s25-s28.
-void BothListVfp(const float* x0, float* dx0, float* gw0, const float* w0, BothList* b) {
+void BothListVfp(const float* x0, float* dx0, float* gw0, const float* w0, ChannelList* b) {
 #define TFLM_TRAIN_BL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
   const int32_t* lp;
   int32_t cnt, ch, off;
@@ -1207,22 +1207,79 @@ void BothListVfp(const float* x0, float* dx0, float* gw0, const float* w0, BothL
 #undef TFLM_TRAIN_BL_TAP
 }
 
-// Whether BothKeptVfp takes a pixel with the taps p: each row one span of a
-// multiple of 8 floats.
-inline bool BothListLayout(const PixelTaps& p) { return p.rows > 0 && p.segs == 1 && (p.len & 7) == 0; }
+// The weight gradient alone of a pixel's listed channels (as BothListVfp
+// without dx): per chunk the eight taps in s0-s7, per channel its error in s16,
+// its gradients in s17-s24, products in s25-s28.
+void GradWListVfp(const float* x0, float* gw0, ChannelList* b) {
+#define TFLM_TRAIN_WL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  const int32_t* lp;
+  int32_t cnt, ch, off;
+  float* g;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[ch], [%[b], #4]\n\t"
+      "2:\n\t"
+      "vldmia %[xp]!, {s0-s7}\n\t"
+      "ldr %[lp], [%[b], #16]\n\t"
+      "ldr %[cnt], [%[b], #0]\n\t"
+      "3:\n\t"
+      "ldr %[off], [%[lp]], #4\n\t"
+      "vldmia %[lp]!, {s16}\n\t"
+      "add %[g], %[gb], %[off]\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_WL_TAP("s25", "s0", "s17") TFLM_TRAIN_WL_TAP("s26", "s1", "s18")
+      TFLM_TRAIN_WL_TAP("s27", "s2", "s19") TFLM_TRAIN_WL_TAP("s28", "s3", "s20")
+      TFLM_TRAIN_WL_TAP("s25", "s4", "s21") TFLM_TRAIN_WL_TAP("s26", "s5", "s22")
+      TFLM_TRAIN_WL_TAP("s27", "s6", "s23") TFLM_TRAIN_WL_TAP("s28", "s7", "s24")
+      "vstm %[g], {s17-s24}\n\t"
+      "subs %[cnt], %[cnt], #1\n\t"
+      "bne 3b\n\t"
+      "add %[gb], %[gb], #32\n\t"
+      "subs %[ch], %[ch], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[off], [%[b], #8]\n\t"
+      "add %[xp], %[xp], %[off]\n\t"
+      "ldr %[off], [%[b], #12]\n\t"
+      "add %[gb], %[gb], %[off]\n\t"
+      "ldr %[off], [%[b], #20]\n\t"
+      "subs %[off], %[off], #1\n\t"
+      "str %[off], [%[b], #20]\n\t"
+      "bne 1b\n\t"
+      : [xp] "+r"(x0), [gb] "+r"(gw0), [lp] "=&r"(lp), [cnt] "=&r"(cnt), [ch] "=&r"(ch), [off] "=&r"(off),
+        [g] "=&r"(g)
+      : [b] "r"(b)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+        "s24", "s25", "s26", "s27", "s28", "cc", "memory");
+#undef TFLM_TRAIN_WL_TAP
+}
 
-// Both gradients of the kept elements kept[r] on of one pixel (elements [pos_begin,
-// pos_end), taps p with BothListLayout): the nonzero errors are listed (+-0 ones
-// skipped, kernels/fast/zero.h), 16 at most at a time, for BothListVfp. Returns
+// Whether ListKeptVfp takes a pixel with the taps p: each row one span of a
+// multiple of 8 floats.
+inline bool ListLayout(const PixelTaps& p) { return p.rows > 0 && p.segs == 1 && (p.len & 7) == 0; }
+
+// BothListVfp, or GradWListVfp when dx is null.
+inline void ListVfp(const float* x, const float* w, float* grad_w, float* dx, const PixelTaps& p,
+                    ChannelList* b) {
+  if (dx != nullptr) {
+    BothListVfp(x + p.x_first, dx + p.x_first, grad_w + p.w_first, w + p.w_first, b);
+  } else {
+    GradWListVfp(x + p.x_first, grad_w + p.w_first, b);
+  }
+}
+
+// The weight gradient (and dx when not null) of the kept elements kept[r] on of
+// one pixel (elements [pos_begin, pos_end), taps p with ListLayout): the nonzero
+// errors are listed (+-0 ones skipped, kernels/fast/zero.h), 16 at most at a
+// time, for ListVfp (in ascending order, so dx gets them as in the reference). Returns
 // the index of the first kept element past the pixel. Not inlined, so that the
 // general loop compiles as before.
-__attribute__((noinline)) int32_t BothKeptVfp(const float* x, const float* w, const float* delta,
+__attribute__((noinline)) int32_t ListKeptVfp(const float* x, const float* w, const float* delta,
                                               const int32_t* kept, int32_t r, int32_t num_kept, int32_t pos_begin,
                                               int32_t pos_end, int32_t K, const PixelTaps& p, const TapSteps& t,
                                               float* grad_w, float* dx) {
   constexpr int32_t kList = 16;
   int32_t list[2 * kList];
-  BothList b;
+  ChannelList b;
   b.chunks = p.len >> 3;
   b.x_skip = (t.x_row - p.len) * static_cast<int32_t>(sizeof(float));
   b.w_skip = (t.w_row - p.len) * static_cast<int32_t>(sizeof(float));
@@ -1239,14 +1296,14 @@ __attribute__((noinline)) int32_t BothKeptVfp(const float* x, const float* w, co
     if (++m == kList) {
       b.n = m;
       b.rows = p.rows;
-      BothListVfp(x + p.x_first, dx + p.x_first, grad_w + p.w_first, w + p.w_first, &b);
+      ListVfp(x, w, grad_w, dx, p, &b);
       m = 0;
     }
   }
   if (m > 0) {
     b.n = m;
     b.rows = p.rows;
-    BothListVfp(x + p.x_first, dx + p.x_first, grad_w + p.w_first, w + p.w_first, &b);
+    ListVfp(x, w, grad_w, dx, p, &b);
   }
   return r;
 }
@@ -1437,8 +1494,8 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
     }
     const PixelTaps p = ConvPixelTaps(s, oy, ox);
 #if TFLM_TRAIN_VFP_ASM
-    if (grad_w != nullptr && dx != nullptr && BothListLayout(p)) {
-      r = BothKeptVfp(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, dx);
+    if (grad_w != nullptr && ListLayout(p)) {
+      r = ListKeptVfp(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, dx);
       continue;
     }
 #endif
