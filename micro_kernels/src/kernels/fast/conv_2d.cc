@@ -855,9 +855,8 @@ const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end,
 #endif
 
 // The weight gradient alone over a sparse kept list (kept not null) when
-// GradWShape(s): runs of full windows by a span loop that loads each pixel's taps
-// once for all its kept channels (on a Cortex-M4F for the nine-tap layout; the
-// same in C elsewhere), other pixels as Conv2DWeightGrad does.
+// GradWShape(s): on a Cortex-M4F, runs of full nine-tap windows by
+// GradW9SpanVfp; other runs and pixels as Conv2DWeightGrad does.
 __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvShape& s, const float* delta,
                                                     const int32_t* kept, int32_t num_kept, float* grad_w) {
   if (num_kept <= 0) return;
@@ -873,34 +872,21 @@ __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvSh
   c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
 #endif
   auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
-    const float* u = x + (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
+    PixelTaps p = full;
+    p.x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
 #if TFLM_TRAIN_VFP_ASM
     if (full.rows == 3) {
       c.span_end = span_end;
       const uintptr_t g_base = reinterpret_cast<uintptr_t>(grad_w) -
                                static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
-      return static_cast<int32_t>(GradW9SpanVfp(u, kept + r, pos_end, delta, g_base, &c) - kept);
+      return static_cast<int32_t>(GradW9SpanVfp(x + p.x_first, kept + r, pos_end, delta, g_base, &c) - kept);
     }
 #endif
-    // The same loop in C: per pixel, its kept elements; e's gradient at (e - pos_begin) * K.
-    for (;;) {
-      const int32_t e = kept[r];
-      if (e >= pos_end) {
-        pos_begin = pos_end;
-        pos_end += s.out_c;
-        u += s.stride_w * s.in_c;
-        if (pos_begin >= span_end) return r;
-        continue;
-      }
-      const float de = delta[e];
-      if (de != 0.0f) {  // else adds nothing (kernels/fast/zero.h)
-        PixelTaps p = full;
-        p.x_first = 0;
-        float* g = grad_w + (e - pos_begin) * K;
-        GradWList(u, &de, &g, 1, GradWLayout(full), p, t);
-      }
-      ++r;
+    // Elsewhere pixel by pixel as Conv2DWeightGrad, the window's shape known.
+    for (; pos_begin < span_end; pos_begin = pos_end, pos_end += s.out_c, p.x_first += s.stride_w * s.in_c) {
+      r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
     }
+    return r;
   };
   auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
     return GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w);
