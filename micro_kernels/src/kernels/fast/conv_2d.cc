@@ -811,23 +811,23 @@ struct SpanSteps {
 const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end, const float* delta,
                              uintptr_t g_base, const SpanSteps* c) {
   int32_t e, tmp;
+  const float* v;
+  const int32_t out_c = c->out_c, x_step = c->x_step, g_step = c->g_step;
   __asm__ volatile(
       "ldr %[e], [%[kp]]\n\t"
       "b 2f\n\t"
       "3:\n\t"  // e >= pos_end: next pixel
-      "ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"
-      "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t"
-      "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t"
+      "add %[pe], %[pe], %[oc]\n\t"
+      "add %[u], %[u], %[xs]\n\t"
+      "sub %[gb], %[gb], %[gs]\n\t"
       "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
       "2:\n\t"
       "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
       "ldr %[t], [%[c], #16]\n\t"
-      "vldm %[u], {s0-s2}\n\t" "add %[u], %[u], %[t]\n\t"
-      "vldm %[u], {s3-s5}\n\t" "add %[u], %[u], %[t]\n\t"
-      "vldm %[u], {s6-s8}\n\t" "sub %[u], %[u], %[t]\n\t" "sub %[u], %[u], %[t]\n\t"
-      "1:\n\t"  // kept element e of this pixel
+      "vldm %[u], {s0-s2}\n\t" "add %[v], %[u], %[t]\n\t"
+      "vldm %[v], {s3-s5}\n\t" "add %[v], %[v], %[t]\n\t" "vldm %[v], {s6-s8}\n\t"
+      "1:\n\t"  // kept element e of this pixel, at kp
       "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
-      "add %[kp], %[kp], #4\n\t"
       "cmn %[t], %[t]\n\t"  // Z: the error is +-0
       "beq 5f\n\t"
       "vmov s9, %[t]\n\t"
@@ -835,13 +835,14 @@ const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end,
       "add %[t], %[gb], %[t], lsl #2\n\t"
       TFLM_TRAIN_GW9_CHANNEL("%[t]", "vstm %[t]")
       "5:\n\t"
-      "ldr %[e], [%[kp]]\n\t"
+      "ldr %[e], [%[kp], #4]!\n\t"
       "cmp %[e], %[pe]\n\t"
       "blt 1b\n\t"
       "b 3b\n\t"
       "9:\n\t"
-      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e), [t] "=&r"(tmp)
-      : [dl] "r"(delta), [c] "r"(c)
+      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e), [t] "=&r"(tmp),
+        [v] "=&r"(v)
+      : [dl] "r"(delta), [c] "r"(c), [oc] "r"(out_c), [xs] "r"(x_step), [gs] "r"(g_step)
       : TFLM_TRAIN_GW9_CLOBBERS);
   return kp;
 }
@@ -991,7 +992,6 @@ const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t
       "vldm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s15-s17}\n\t"
       "1:\n\t"  // kept element e of this pixel
       "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
-      "add %[kp], %[kp], #4\n\t"
       "cmn %[t], %[t]\n\t"  // Z: the error is +-0
       "beq 5f\n\t"
       "vmov s18, %[t]\n\t"
@@ -1012,7 +1012,7 @@ const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t
       TFLM_TRAIN_B9S_TAP("s30", "s25", "s15") TFLM_TRAIN_B9S_TAP("s31", "s26", "s16")
       TFLM_TRAIN_B9S_TAP("s28", "s27", "s17")
       "5:\n\t"
-      "ldr %[e], [%[kp]]\n\t"
+      "ldr %[e], [%[kp], #4]!\n\t"
       "cmp %[e], %[pe]\n\t"
       "blt 1b\n\t"
       "ldr %[t2], [%[c], #16]\n\t"  // leaving the pixel: its dx elements back
