@@ -242,6 +242,32 @@ void TopKMean(const char* name, int n, int k, bool half_zero, int draws) {
   Report(name, r, f, static_cast<uint64_t>(n) * draws, same);
 }
 
+// The conv gradients over a sparse kept list, as TinyProp trains: a deterministic
+// pseudo-random `percent`% of the output elements (ascending NHWC indices, the
+// trainer's format), scattered over pixels and channels. Units: the MACs done,
+// kept elements x taps (x2 with dx), so per-MAC numbers compare with the dense lines.
+void ConvSparse(const char* name, const kernels::ConvShape& s, int percent, bool with_dx) {
+  const int n_x = s.in_h * s.in_w * s.in_c, n_w = s.out_c * s.filter_h * s.filter_w * s.in_c;
+  const int n_y = s.out_h * s.out_w * s.out_c;
+  Fill(g_x, n_x); Fill(g_w, n_w); Fill(g_d, n_y);
+  int32_t num = 0;
+  for (int e = 0; e < n_y; ++e) {
+    g_seed = g_seed * 1664525u + 1013904223u;
+    if ((g_seed >> 8) % 100u < static_cast<uint32_t>(percent)) g_rows[num++] = e;
+  }
+  const uint64_t macs = static_cast<uint64_t>(num) * s.filter_h * s.filter_w * s.in_c * (with_dx ? 2 : 1);
+  memset(g_g, 0, n_w * sizeof(float)); memset(g_g2, 0, n_w * sizeof(float));
+  memset(g_dx, 0, n_x * sizeof(float)); memset(g_dx2, 0, n_x * sizeof(float));
+  float* dx_ref = with_dx ? g_dx : nullptr;
+  float* dx_fast = with_dx ? g_dx2 : nullptr;
+  const uint64_t r = Instructions([&] {
+    kernels::Conv2DWeightAndInputGrad(g_x, g_w, s, g_d, g_rows, num, g_g, dx_ref); }, 1);
+  const uint64_t f = Instructions([&] {
+    fast::Conv2DWeightAndInputGrad(g_x, g_w, s, g_d, g_rows, num, g_g2, dx_fast); }, 1);
+  Report(name, r, f, macs,
+         memcmp(g_g, g_g2, n_w * sizeof(float)) == 0 && memcmp(g_dx, g_dx2, n_x * sizeof(float)) == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -267,6 +293,10 @@ int main() {
   AvgPool("avg_pool_26x26x8", 26, 26, 8);
   TopKMean("top_k_5408_k1622_mean_of_32", 5408, 1622, false, 32);
   TopKMean("top_k_1936_k200_half_zero_mean_of_32", 1936, 200, true, 32);
+  ConvSparse("conv1_28x28x1_3x3x8_weight_grad_kept30", Valid(28, 28, 1, 8, 3), 30, false);
+  ConvSparse("conv1_28x28x1_3x3x8_weight_and_input_grad_kept30", Valid(28, 28, 1, 8, 3), 30, true);
+  ConvSparse("conv2_13x13x8_3x3x16_weight_grad_kept30", Valid(13, 13, 8, 16, 3), 30, false);
+  ConvSparse("conv2_13x13x8_3x3x16_weight_and_input_grad_kept30", Valid(13, 13, 8, 16, 3), 30, true);
   board::Write(g_ok ? "PASS\n" : "FAIL: a fast kernel's bits differ from the reference's\n");
   return g_ok ? 0 : 1;
 }

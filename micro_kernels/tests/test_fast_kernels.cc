@@ -312,6 +312,87 @@ TEST(Conv2DGradientsFirstLayerBitIdentical) {
   }
 }
 
+// A shape whose rows of taps are spans of a multiple of 8 floats (in_c 8 or 16,
+// or 4 with filters two or four columns wide; the both-gradient list loop), any
+// stride, dilation and padding, images up to 10x10.
+static kernels::ConvShape RandomListShape(Lcg& rng) {
+  kernels::ConvShape s{};
+  s.in_h = rng.Int(1, 10);
+  s.in_w = rng.Int(1, 10);
+  s.out_c = rng.Int(1, 20);
+  switch (rng.Int(0, 2)) {
+    case 0: s.in_c = 8; s.filter_w = rng.Int(1, 3); break;
+    case 1: s.in_c = 16; s.filter_w = rng.Int(1, 2); break;
+    default: s.in_c = 4; s.filter_w = rng.Coin() ? 2 : 4; break;
+  }
+  s.filter_h = rng.Int(1, 3);
+  s.stride_h = rng.Int(1, 2);
+  s.stride_w = rng.Int(1, 2);
+  s.dilation_h = rng.Int(0, 3) == 0 ? 2 : 1;
+  s.dilation_w = rng.Int(0, 3) == 0 ? 2 : 1;
+  s.depth_multiplier = 1;
+  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
+  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
+    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
+    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
+    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
+    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
+  } else {
+    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
+    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
+  }
+  return s;
+}
+
+// Kept elements scattered over pixels and channels as TinyProp's top-k leaves
+// them: each element kept with the same chance, from ~3% to all.
+static std::vector<int32_t> RandomKeptScattered(Lcg& rng, int n) {
+  static const int kPercent[] = {3, 10, 30, 30, 60, 95, 100};
+  const int percent = kPercent[rng.Int(0, 6)];
+  std::vector<int32_t> kept;
+  for (int i = 0; i < n; ++i) {
+    if (rng.Int(0, 99) < percent) kept.push_back(i);
+  }
+  return kept;
+}
+
+// The gradients over sparse kept lists (never null; also cut short, which moves
+// the last kept pixel), on first-layer shapes (weight gradient alone, or both)
+// and on the list loop's shapes (both, or one): zero, -0 and infinite errors
+// among the kept ones, inputs with zeros, from +0 or random accumulators.
+TEST(Conv2DGradientsSparseKeptBitIdentical) {
+  Lcg rng(23);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const bool first_layer = rng.Coin();
+    const kernels::ConvShape s = first_layer ? RandomFirstLayerShape(rng) : RandomListShape(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
+    const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
+    auto delta = Random(rng, n_out, rng.Uniform(0.0f, 0.5f));
+    for (auto& d : delta) {
+      const int pick = rng.Int(0, 99);
+      if (pick == 0) d = -0.0f;
+      if (pick == 1) d = rng.Coin() ? INFINITY : -INFINITY;
+    }
+    const std::vector<int32_t> kept = RandomKeptScattered(rng, n_out);
+    const int32_t size = static_cast<int32_t>(kept.size());
+    const int32_t num = rng.Int(0, 3) == 0 ? rng.Int(0, size) : size;
+    const int which = first_layer ? rng.Int(0, 1) : rng.Int(0, 2);  // 0 weights only, 1 both, 2 input only
+    const bool start_zero = rng.Coin();
+    const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
+    const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
+    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
+    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept.data(), num,
+                                      which == 2 ? nullptr : gw_ref.data(), which == 0 ? nullptr : dx_ref.data());
+    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept.data(), num,
+                                   which == 2 ? nullptr : gw_got.data(), which == 0 ? nullptr : dx_got.data());
+    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got),
+              "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d of %d", trial,
+              which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h,
+              s.stride_w, s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, num, n_out);
+  }
+}
+
 // A random DEPTHWISE_CONV_2D geometry: RandomConvShape's with out_c = in_c * m.
 static kernels::ConvShape RandomDepthwiseShape(Lcg& rng) {
   kernels::ConvShape s = RandomConvShape(rng);

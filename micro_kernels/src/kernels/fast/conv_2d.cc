@@ -2,6 +2,7 @@
 
 #include "kernels/fast/platform.h"
 #include "kernels/fast/window.h"
+#include "kernels/fast/zero.h"
 
 namespace tflm_train {
 namespace kernels {
@@ -587,13 +588,6 @@ void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float*
         "s31", "cc", "memory");
 #undef TFLM_TRAIN_B9_TAP
 }
-#undef TFLM_TRAIN_GW9_LOAD_X
-#undef TFLM_TRAIN_GW9_TAP
-#undef TFLM_TRAIN_GW9_CHANNEL
-#undef TFLM_TRAIN_GW9_CLOBBERS
-#undef TFLM_TRAIN_GW16_TAP
-#undef TFLM_TRAIN_GW16_CHANNEL
-#undef TFLM_TRAIN_GW16_CLOBBERS
 #endif
 
 // Whether GradWAll and GradWList have a loop for a full window with the taps p.
@@ -726,6 +720,181 @@ int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32
   return r;
 }
 
+// The output columns [*lo, *hi] (or rows) whose windows lie wholly inside the
+// input along that axis (empty when *lo > *hi): the first tap moves up with the
+// pixel and so does the last, so they are one range.
+void InsideRange(int32_t out, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t pad,
+                 int32_t* lo, int32_t* hi) {
+  const int32_t reach = (filter - 1) * dilation;
+  int32_t a = 0;
+  while (a < out && a * stride - pad < 0) ++a;
+  int32_t b = out - 1;
+  while (b >= a && b * stride - pad + reach >= in) --b;
+  *lo = a;
+  *hi = b;
+}
+
+// A sparse kept list (ascending, not null, num_kept > 0) walked pixel by pixel
+// without division: each row's run of pixels whose windows are full goes to
+// span(oy, ox, pos_begin, pos_end, span_end, r) in one call (its first pixel's
+// position, the run's end position, kept[r] the run's first element; it returns
+// the index of the first element at or past span_end), every other pixel with a
+// kept element to pixel(oy, ox, pos_begin, pos_end, r) (returning the index of
+// the first element past the pixel). A run stops before the last kept element's
+// pixel, so an element past it is always listed: a span loop reads the list up
+// to the first element at or past span_end without counting.
+template <typename SpanFn, typename PixelFn>
+inline void WalkKept(const ConvShape& s, const int32_t* kept, int32_t num_kept, SpanFn span, PixelFn pixel) {
+  int32_t ox_lo, ox_hi, oy_lo, oy_hi;
+  InsideRange(s.out_w, s.in_w, s.filter_w, s.stride_w, s.dilation_w, s.pad_left, &ox_lo, &ox_hi);
+  InsideRange(s.out_h, s.in_h, s.filter_h, s.stride_h, s.dilation_h, s.pad_top, &oy_lo, &oy_hi);
+  const int32_t last_pos = kept[num_kept - 1] / s.out_c;  // once per call
+  const int32_t last_begin = last_pos * s.out_c;
+  const int32_t last_oy = last_pos / s.out_w, last_ox = last_pos - last_oy * s.out_w;
+  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;
+  int32_t r = 0;
+  while (r < num_kept) {
+    const int32_t e = kept[r];
+    while (e >= pos_end) {
+      pos_begin = pos_end;
+      pos_end += s.out_c;
+      if (++ox == s.out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    if (ox >= ox_lo && ox <= ox_hi && oy >= oy_lo && oy <= oy_hi) {
+      int32_t span_end = pos_begin + (ox_hi + 1 - ox) * s.out_c;
+      const bool to_last = span_end > last_begin;
+      if (to_last) span_end = last_begin;
+      if (pos_end <= span_end) {
+        r = span(oy, ox, pos_begin, pos_end, span_end, r);
+        if (to_last) {
+          oy = last_oy;
+          ox = last_ox;
+          pos_begin = last_begin;
+        } else {
+          pos_begin = span_end;
+          if (ox_hi + 1 == s.out_w) {
+            ox = 0;
+            ++oy;
+          } else {
+            ox = ox_hi + 1;
+          }
+        }
+        pos_end = pos_begin + s.out_c;
+        continue;
+      }
+    }
+    r = pixel(oy, ox, pos_begin, pos_end, r);
+  }
+}
+
+#if TFLM_TRAIN_VFP_ASM
+// What the span loops read from memory at each new pixel (byte offsets fixed:
+// the assembly loads them).
+struct SpanSteps {
+  int32_t out_c;     // #0: elements per pixel
+  int32_t x_step;    // #4: bytes from one pixel's taps to the next's (stride_w * in_c floats)
+  int32_t g_step;    // #8: out_c * K floats, in bytes
+  int32_t span_end;  // #12
+  int32_t x_row;     // #16: bytes between filter rows in x
+};
+
+// The weight gradient over a run of full nine-tap windows (GradW9 layout) on a
+// Cortex-M4F: kp at the run's first kept element, pos_end the end of its pixel,
+// u that pixel's first tap, g_base = grad_w - pos_begin * 9 floats (an address,
+// as an integer). Per pixel the taps are loaded once (s0-s8); per kept element
+// e its error's bits are loaded and +-0 skipped (kernels/fast/zero.h), else its
+// nine gradients (at g_base + e * 9 floats) get the reference's VMUL and VADD.
+// Returns the first element at or past span_end.
+const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end, const float* delta,
+                             uintptr_t g_base, const SpanSteps* c) {
+  int32_t e, tmp;
+  const float* v;
+  const int32_t out_c = c->out_c, x_step = c->x_step, g_step = c->g_step;
+  __asm__ volatile(
+      "ldr %[e], [%[kp]]\n\t"
+      "b 2f\n\t"
+      "3:\n\t"  // e >= pos_end: next pixel
+      "add %[pe], %[pe], %[oc]\n\t"
+      "add %[u], %[u], %[xs]\n\t"
+      "sub %[gb], %[gb], %[gs]\n\t"
+      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
+      "2:\n\t"
+      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
+      "ldr %[t], [%[c], #16]\n\t"
+      "vldm %[u], {s0-s2}\n\t" "add %[v], %[u], %[t]\n\t"
+      "vldm %[v], {s3-s5}\n\t" "add %[v], %[v], %[t]\n\t" "vldm %[v], {s6-s8}\n\t"
+      "1:\n\t"  // kept element e of this pixel, at kp
+      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
+      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
+      "beq 5f\n\t"
+      "vmov s9, %[t]\n\t"
+      "add %[t], %[e], %[e], lsl #3\n\t"
+      "add %[t], %[gb], %[t], lsl #2\n\t"
+      TFLM_TRAIN_GW9_CHANNEL("%[t]", "vstm %[t]")
+      "5:\n\t"
+      "ldr %[e], [%[kp], #4]!\n\t"
+      "cmp %[e], %[pe]\n\t"
+      "blt 1b\n\t"
+      "b 3b\n\t"
+      "9:\n\t"
+      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e), [t] "=&r"(tmp),
+        [v] "=&r"(v)
+      : [dl] "r"(delta), [c] "r"(c), [oc] "r"(out_c), [xs] "r"(x_step), [gs] "r"(g_step)
+      : TFLM_TRAIN_GW9_CLOBBERS);
+  return kp;
+}
+#undef TFLM_TRAIN_GW9_LOAD_X
+#undef TFLM_TRAIN_GW9_TAP
+#undef TFLM_TRAIN_GW9_CHANNEL
+#undef TFLM_TRAIN_GW9_CLOBBERS
+#undef TFLM_TRAIN_GW16_TAP
+#undef TFLM_TRAIN_GW16_CHANNEL
+#undef TFLM_TRAIN_GW16_CLOBBERS
+#endif
+
+// The weight gradient alone over a sparse kept list (kept not null) when
+// GradWShape(s): on a Cortex-M4F, runs of full nine-tap windows by
+// GradW9SpanVfp; other runs and pixels as Conv2DWeightGrad does.
+__attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvShape& s, const float* delta,
+                                                    const int32_t* kept, int32_t num_kept, float* grad_w) {
+  if (num_kept <= 0) return;
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  const PixelTaps full = FullTaps(s);
+#if TFLM_TRAIN_VFP_ASM
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
+  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
+  c.span_end = 0;
+  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+#endif
+  auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
+    PixelTaps p = full;
+    p.x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
+#if TFLM_TRAIN_VFP_ASM
+    if (full.rows == 3) {
+      c.span_end = span_end;
+      const uintptr_t g_base = reinterpret_cast<uintptr_t>(grad_w) -
+                               static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
+      return static_cast<int32_t>(GradW9SpanVfp(x + p.x_first, kept + r, pos_end, delta, g_base, &c) - kept);
+    }
+#endif
+    // Elsewhere pixel by pixel as Conv2DWeightGrad, the window's shape known.
+    for (; pos_begin < span_end; pos_begin = pos_end, pos_end += s.out_c, p.x_first += s.stride_w * s.in_c) {
+      r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+    }
+    return r;
+  };
+  auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w);
+  };
+  WalkKept(s, kept, num_kept, span, pixel);
+}
+
 // Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s). Each
 // pixel's taps are read once for all its kept channels: along a row while the
 // windows are full and every channel is kept (the window moves by stride_w
@@ -792,6 +961,114 @@ bool BothGradsShape(const ConvShape& s) {
   return s.filter_h == 3 && s.filter_w * s.in_c == 3 && (s.dilation_w == 1 || s.filter_w == 1);
 }
 
+// Both gradients over a run of full nine-tap windows (BothGradsShape) on a
+// Cortex-M4F, as GradW9SpanVfp for the weight gradient: per pixel its taps
+// (s0-s8) and its nine dx elements (s9-s17, at q) are loaded once for all its
+// kept channels and the dx elements stored back when the pixel is left; per
+// nonzero error (s18) its gradients (at g_base + e * 9 floats) get error times
+// tap, and its weights (at w_base + e * 9 floats, w_base = w - pos_begin * 9
+// floats) times the error are added to the dx elements, in ascending channel
+// order. Loaded values in s19-s27, products in s28-s31.
+const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t pos_end, const float* delta,
+                            uintptr_t g_base, uintptr_t w_base, const SpanSteps* c) {
+  int32_t e, tmp, tmp2;
+#define TFLM_TRAIN_B9S_TAP(T, X, A) "vmul.f32 " T ", s18, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  __asm__ volatile(
+      "ldr %[e], [%[kp]]\n\t"
+      "b 2f\n\t"
+      "3:\n\t"  // e >= pos_end: next pixel
+      "ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"
+      "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t" "add %[q], %[q], %[t]\n\t"
+      "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t" "sub %[wb], %[wb], %[t]\n\t"
+      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
+      "2:\n\t"
+      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
+      "ldr %[t2], [%[c], #16]\n\t"
+      "mov %[t], %[u]\n\t"
+      "vldm %[t], {s0-s2}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vldm %[t], {s3-s5}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s6-s8}\n\t"
+      "mov %[t], %[q]\n\t"
+      "vldm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vldm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s15-s17}\n\t"
+      "1:\n\t"  // kept element e of this pixel
+      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
+      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
+      "beq 5f\n\t"
+      "vmov s18, %[t]\n\t"
+      "add %[t], %[e], %[e], lsl #3\n\t"
+      "add %[t2], %[gb], %[t], lsl #2\n\t"
+      "vldm %[t2], {s19-s27}\n\t"
+      TFLM_TRAIN_B9S_TAP("s28", "s0", "s19") TFLM_TRAIN_B9S_TAP("s29", "s1", "s20")
+      TFLM_TRAIN_B9S_TAP("s30", "s2", "s21") TFLM_TRAIN_B9S_TAP("s31", "s3", "s22")
+      TFLM_TRAIN_B9S_TAP("s28", "s4", "s23") TFLM_TRAIN_B9S_TAP("s29", "s5", "s24")
+      TFLM_TRAIN_B9S_TAP("s30", "s6", "s25") TFLM_TRAIN_B9S_TAP("s31", "s7", "s26")
+      TFLM_TRAIN_B9S_TAP("s28", "s8", "s27")
+      "vstm %[t2], {s19-s27}\n\t"
+      "add %[t], %[wb], %[t], lsl #2\n\t"
+      "vldm %[t], {s19-s27}\n\t"
+      TFLM_TRAIN_B9S_TAP("s28", "s19", "s9") TFLM_TRAIN_B9S_TAP("s29", "s20", "s10")
+      TFLM_TRAIN_B9S_TAP("s30", "s21", "s11") TFLM_TRAIN_B9S_TAP("s31", "s22", "s12")
+      TFLM_TRAIN_B9S_TAP("s28", "s23", "s13") TFLM_TRAIN_B9S_TAP("s29", "s24", "s14")
+      TFLM_TRAIN_B9S_TAP("s30", "s25", "s15") TFLM_TRAIN_B9S_TAP("s31", "s26", "s16")
+      TFLM_TRAIN_B9S_TAP("s28", "s27", "s17")
+      "5:\n\t"
+      "ldr %[e], [%[kp], #4]!\n\t"
+      "cmp %[e], %[pe]\n\t"
+      "blt 1b\n\t"
+      "ldr %[t2], [%[c], #16]\n\t"  // leaving the pixel: its dx elements back
+      "mov %[t], %[q]\n\t"
+      "vstm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
+      "vstm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vstm %[t], {s15-s17}\n\t"
+      "b 3b\n\t"
+      "9:\n\t"
+      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [q] "+r"(q), [gb] "+r"(g_base), [wb] "+r"(w_base),
+        [e] "=&r"(e), [t] "=&r"(tmp), [t2] "=&r"(tmp2)
+      : [dl] "r"(delta), [c] "r"(c)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+        "s31", "cc", "memory");
+#undef TFLM_TRAIN_B9S_TAP
+  return kp;
+}
+
+// Conv2DBothGrads over a sparse kept list (kept not null): runs of full windows
+// by Both9SpanVfp, other pixels element by element.
+__attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* w, const ConvShape& s,
+                                                   const float* delta, const int32_t* kept, int32_t num_kept,
+                                                   float* grad_w, float* dx) {
+  if (num_kept <= 0) return;
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
+  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
+  c.span_end = 0;
+  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
+    const int32_t x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
+    const uintptr_t back = static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
+    c.span_end = span_end;
+    return static_cast<int32_t>(Both9SpanVfp(x + x_first, dx + x_first, kept + r, pos_end, delta,
+                                             reinterpret_cast<uintptr_t>(grad_w) - back,
+                                             reinterpret_cast<uintptr_t>(w) - back, &c) -
+                                kept);
+  };
+  auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    const PixelTaps p = ConvPixelTaps(s, oy, ox);
+    for (; r < num_kept; ++r) {
+      const int32_t e = kept[r];
+      if (e >= pos_end) break;
+      const float de = delta[e];
+      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+      const int32_t w_at = (e - pos_begin) * K + p.w_first;
+      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
+    }
+    return r;
+  };
+  WalkKept(s, kept, num_kept, span, pixel);
+}
+
 // Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
 // BothGradsShape(s) (a first layer asked for dx too): along a row while the
 // windows are full and every channel is kept, each pixel's taps and dx elements
@@ -843,18 +1120,201 @@ __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, c
 
 #endif
 
+#if TFLM_TRAIN_VFP_ASM
+// The gradients of a pixel's listed channels, eight taps at a time, on a
+// Cortex-M4F (the window's rows each one span of a multiple of 8 floats). What
+// the loops read from memory (byte offsets fixed: the assembly loads them):
+struct ChannelList {
+  int32_t n;            // #0: channels listed
+  int32_t chunks;       // #4: eight-float chunks per row
+  int32_t x_skip;       // #8: bytes from a row's end to the next row's start in x and dx
+  int32_t w_skip;       // #12: the same in a filter
+  const int32_t* list;  // #16: per channel, its filter's byte offset then its error's bits
+  int32_t rows;         // #20: rows left (counted down)
+};
+
+// Per chunk the eight taps (s0-s7) and the eight dx elements (s8-s15) are
+// loaded once; per channel its error (s16), then its eight gradients (at gw0 +
+// offset) get error times tap and its weights (at w0 + offset) are multiplied by
+// the error and added to the dx elements, each as the reference's VMUL and VADD;
+// the dx elements get the channels in list order (ascending, as the reference).
+// Loaded values in s17-s24, products in s25-s28.
+void BothListVfp(const float* x0, float* dx0, float* gw0, const float* w0, ChannelList* b) {
+#define TFLM_TRAIN_BL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  const int32_t* lp;
+  int32_t cnt, ch, off;
+  float* g;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[ch], [%[b], #4]\n\t"
+      "2:\n\t"
+      "vldmia %[xp]!, {s0-s7}\n\t"
+      "vldm %[qp], {s8-s15}\n\t"
+      "ldr %[lp], [%[b], #16]\n\t"
+      "ldr %[cnt], [%[b], #0]\n\t"
+      "3:\n\t"
+      "ldr %[off], [%[lp]], #4\n\t"
+      "vldmia %[lp]!, {s16}\n\t"
+      "add %[g], %[gb], %[off]\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_BL_TAP("s25", "s0", "s17") TFLM_TRAIN_BL_TAP("s26", "s1", "s18")
+      TFLM_TRAIN_BL_TAP("s27", "s2", "s19") TFLM_TRAIN_BL_TAP("s28", "s3", "s20")
+      TFLM_TRAIN_BL_TAP("s25", "s4", "s21") TFLM_TRAIN_BL_TAP("s26", "s5", "s22")
+      TFLM_TRAIN_BL_TAP("s27", "s6", "s23") TFLM_TRAIN_BL_TAP("s28", "s7", "s24")
+      "vstm %[g], {s17-s24}\n\t"
+      "add %[g], %[wb], %[off]\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_BL_TAP("s25", "s17", "s8") TFLM_TRAIN_BL_TAP("s26", "s18", "s9")
+      TFLM_TRAIN_BL_TAP("s27", "s19", "s10") TFLM_TRAIN_BL_TAP("s28", "s20", "s11")
+      TFLM_TRAIN_BL_TAP("s25", "s21", "s12") TFLM_TRAIN_BL_TAP("s26", "s22", "s13")
+      TFLM_TRAIN_BL_TAP("s27", "s23", "s14") TFLM_TRAIN_BL_TAP("s28", "s24", "s15")
+      "subs %[cnt], %[cnt], #1\n\t"
+      "bne 3b\n\t"
+      "vstmia %[qp]!, {s8-s15}\n\t"
+      "add %[gb], %[gb], #32\n\t"
+      "add %[wb], %[wb], #32\n\t"
+      "subs %[ch], %[ch], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[off], [%[b], #8]\n\t"
+      "add %[xp], %[xp], %[off]\n\t"
+      "add %[qp], %[qp], %[off]\n\t"
+      "ldr %[off], [%[b], #12]\n\t"
+      "add %[gb], %[gb], %[off]\n\t"
+      "add %[wb], %[wb], %[off]\n\t"
+      "ldr %[off], [%[b], #20]\n\t"
+      "subs %[off], %[off], #1\n\t"
+      "str %[off], [%[b], #20]\n\t"
+      "bne 1b\n\t"
+      : [xp] "+r"(x0), [qp] "+r"(dx0), [gb] "+r"(gw0), [wb] "+r"(w0), [lp] "=&r"(lp), [cnt] "=&r"(cnt),
+        [ch] "=&r"(ch), [off] "=&r"(off), [g] "=&r"(g)
+      : [b] "r"(b)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory");
+#undef TFLM_TRAIN_BL_TAP
+}
+
+// The weight gradient alone of a pixel's listed channels (as BothListVfp
+// without dx): per chunk the eight taps in s0-s7, per channel its error in s16,
+// its gradients in s17-s24, products in s25-s28.
+void GradWListVfp(const float* x0, float* gw0, ChannelList* b) {
+#define TFLM_TRAIN_WL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+  const int32_t* lp;
+  int32_t cnt, ch, off;
+  float* g;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[ch], [%[b], #4]\n\t"
+      "2:\n\t"
+      "vldmia %[xp]!, {s0-s7}\n\t"
+      "ldr %[lp], [%[b], #16]\n\t"
+      "ldr %[cnt], [%[b], #0]\n\t"
+      "3:\n\t"
+      "ldr %[off], [%[lp]], #4\n\t"
+      "vldmia %[lp]!, {s16}\n\t"
+      "add %[g], %[gb], %[off]\n\t"
+      "vldm %[g], {s17-s24}\n\t"
+      TFLM_TRAIN_WL_TAP("s25", "s0", "s17") TFLM_TRAIN_WL_TAP("s26", "s1", "s18")
+      TFLM_TRAIN_WL_TAP("s27", "s2", "s19") TFLM_TRAIN_WL_TAP("s28", "s3", "s20")
+      TFLM_TRAIN_WL_TAP("s25", "s4", "s21") TFLM_TRAIN_WL_TAP("s26", "s5", "s22")
+      TFLM_TRAIN_WL_TAP("s27", "s6", "s23") TFLM_TRAIN_WL_TAP("s28", "s7", "s24")
+      "vstm %[g], {s17-s24}\n\t"
+      "subs %[cnt], %[cnt], #1\n\t"
+      "bne 3b\n\t"
+      "add %[gb], %[gb], #32\n\t"
+      "subs %[ch], %[ch], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[off], [%[b], #8]\n\t"
+      "add %[xp], %[xp], %[off]\n\t"
+      "ldr %[off], [%[b], #12]\n\t"
+      "add %[gb], %[gb], %[off]\n\t"
+      "ldr %[off], [%[b], #20]\n\t"
+      "subs %[off], %[off], #1\n\t"
+      "str %[off], [%[b], #20]\n\t"
+      "bne 1b\n\t"
+      : [xp] "+r"(x0), [gb] "+r"(gw0), [lp] "=&r"(lp), [cnt] "=&r"(cnt), [ch] "=&r"(ch), [off] "=&r"(off),
+        [g] "=&r"(g)
+      : [b] "r"(b)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+        "s24", "s25", "s26", "s27", "s28", "cc", "memory");
+#undef TFLM_TRAIN_WL_TAP
+}
+
+// Whether ListKeptVfp takes a pixel with the taps p: each row one span of a
+// multiple of 8 floats.
+inline bool ListLayout(const PixelTaps& p) { return p.rows > 0 && p.segs == 1 && (p.len & 7) == 0; }
+
+// BothListVfp, or GradWListVfp when dx is null.
+inline void ListVfp(const float* x, const float* w, float* grad_w, float* dx, const PixelTaps& p,
+                    ChannelList* b) {
+  if (dx != nullptr) {
+    BothListVfp(x + p.x_first, dx + p.x_first, grad_w + p.w_first, w + p.w_first, b);
+  } else {
+    GradWListVfp(x + p.x_first, grad_w + p.w_first, b);
+  }
+}
+
+// The weight gradient (and dx when not null) of the kept elements kept[r] on of
+// one pixel (elements [pos_begin, pos_end), taps p with ListLayout): the nonzero
+// errors are listed (+-0 ones skipped, kernels/fast/zero.h), 16 at most at a
+// time, for ListVfp (in ascending order, so dx gets them as in the reference). Returns
+// the index of the first kept element past the pixel. Not inlined, so that the
+// general loop compiles as before.
+__attribute__((noinline)) int32_t ListKeptVfp(const float* x, const float* w, const float* delta,
+                                              const int32_t* kept, int32_t r, int32_t num_kept, int32_t pos_begin,
+                                              int32_t pos_end, int32_t K, const PixelTaps& p, const TapSteps& t,
+                                              float* grad_w, float* dx) {
+  constexpr int32_t kList = 16;
+  int32_t list[2 * kList];
+  ChannelList b;
+  b.chunks = p.len >> 3;
+  b.x_skip = (t.x_row - p.len) * static_cast<int32_t>(sizeof(float));
+  b.w_skip = (t.w_row - p.len) * static_cast<int32_t>(sizeof(float));
+  b.list = list;
+  const int32_t k_bytes = K * static_cast<int32_t>(sizeof(float));
+  int32_t m = 0;
+  for (; r < num_kept; ++r) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    if (e >= pos_end) break;
+    const uint32_t bits = FloatBits(delta[e]);
+    if ((bits << 1) == 0) continue;  // +-0: adds nothing (kernels/fast/zero.h)
+    list[2 * m] = (e - pos_begin) * k_bytes;
+    list[2 * m + 1] = static_cast<int32_t>(bits);
+    if (++m == kList) {
+      b.n = m;
+      b.rows = p.rows;
+      ListVfp(x, w, grad_w, dx, p, &b);
+      m = 0;
+    }
+  }
+  if (m > 0) {
+    b.n = m;
+    b.rows = p.rows;
+    ListVfp(x, w, grad_w, dx, p, &b);
+  }
+  return r;
+}
+#endif
+
 // The first layer's cases above: Conv2DWeightGrad or Conv2DBothGrads when they
 // have loops for s (false otherwise: nothing done). Not inlined either.
 __attribute__((noinline)) bool FirstLayerGrads(const float* x, const float* w, const ConvShape& s,
                                                const float* delta, const int32_t* kept, int32_t num_kept,
                                                float* grad_w, float* dx) {
   if (dx == nullptr && GradWShape(s)) {
-    Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
+    if (kept != nullptr) {
+      Conv2DWeightGradKept(x, s, delta, kept, num_kept, grad_w);
+    } else {
+      Conv2DWeightGrad(x, s, delta, kept, num_kept, grad_w);
+    }
     return true;
   }
 #if TFLM_TRAIN_VFP_ASM
   if (grad_w != nullptr && dx != nullptr && BothGradsShape(s)) {
-    Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    if (kept != nullptr) {
+      Conv2DBothGradsKept(x, w, s, delta, kept, num_kept, grad_w, dx);
+    } else {
+      Conv2DBothGrads(x, w, s, delta, kept, num_kept, grad_w, dx);
+    }
     return true;
   }
 #else
@@ -1019,6 +1479,12 @@ void Conv2DWeightAndInputGrad(const float* x, const float* w, const ConvShape& s
       }
     }
     const PixelTaps p = ConvPixelTaps(s, oy, ox);
+#if TFLM_TRAIN_VFP_ASM
+    if (grad_w != nullptr && ListLayout(p)) {
+      r = ListKeptVfp(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, dx);
+      continue;
+    }
+#endif
     const float* x0 = grad_w != nullptr ? x + p.x_first : nullptr;
     float* dx0 = dx != nullptr ? dx + p.x_first : nullptr;
     int32_t oc[4];

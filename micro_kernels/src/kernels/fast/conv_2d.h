@@ -7,7 +7,12 @@
 // division, and zero errors are skipped (exact: kernels/fast/zero.h). For the
 // weight gradient alone (a first layer), and on a Cortex-M4F for both gradients
 // of nine-tap windows, each pixel's taps are read once for all its kept
-// channels; each gradient element still gets its additions in pixel order.
+// channels; each gradient element still gets its additions in pixel order. Over
+// a sparse kept list those first-layer cases walk each row's run of full windows
+// in one assembly loop (the list decoded in it, per pixel its taps loaded once);
+// elsewhere on a Cortex-M4F a pixel whose rows are spans of a multiple of 8
+// floats lists its kept channels and does them eight taps at a time, the taps
+// (and dx elements) loaded once per chunk for all of them.
 #ifndef TFLM_TRAIN_KERNELS_FAST_CONV_2D_H_
 #define TFLM_TRAIN_KERNELS_FAST_CONV_2D_H_
 
