@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "kernels/average_pool.h"
@@ -66,6 +67,34 @@ TEST(FullyConnectedForwardBitIdentical) {
     fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, again.data());
     CHECK_MSG(Same(ref, got), "trial %d n_in %d n_out %d", trial, n_in, n_out);
     CHECK(Same(got, again));
+  }
+}
+
+// Small layers (the MLP's 32x16 and 16x10 and their like: n_in and n_out below
+// and around multiples of 4, n_in 0 included) whose values are often +0, -0 or
+// a NaN: the sums' starting +0, the tail columns' sum, RELU's v > 0 ? v : +0 (for
+// -0 and NaN) and the missing bias must all come out as the reference's bits.
+TEST(FullyConnectedForwardSmallSignedZerosBitIdentical) {
+  Lcg rng(29);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f};
+  for (int trial = 0; trial < 600; ++trial) {
+    const int n_in = rng.Int(0, 37), n_out = rng.Int(1, 18);
+    const float special_share = rng.Int(0, 2) * 0.4f;  // 0, 0.4 or 0.8 of the values
+    auto pick = [&](size_t n) {
+      std::vector<float> v = Random(rng, n);
+      for (auto& e : v) {
+        if (rng.Uniform(0.0f, 1.0f) < special_share) e = specials[rng.Int(0, trial % 3 == 0 ? 4 : 1)];
+      }
+      return v;
+    };
+    const auto x = pick(n_in), w = pick(static_cast<size_t>(n_in) * n_out), b = pick(n_out);
+    const FusedAct act = RandomAct(rng);
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    std::vector<float> ref(n_out), got(n_out, 7.0f);
+    kernels::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, ref.data());
+    fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, got.data());
+    CHECK_MSG(Same(ref, got), "trial %d n_in %d n_out %d act %d bias %d", trial, n_in, n_out,
+              static_cast<int>(act), bias != nullptr);
   }
 }
 

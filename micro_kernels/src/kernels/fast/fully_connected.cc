@@ -79,40 +79,197 @@ void InputGradRows4(const float* w0, const float* w1, const float* w2, const flo
 }
 
 #if TFLM_TRAIN_VFP_ASM
-// Columns [0, n4) of four rows (n4 a positive multiple of 4) on a Cortex-M4F: per
-// four columns one VLDM of x, and per row one VLDM of its four weights, four VMUL
-// and four VADD into its partial sums (sum j % 4 gets x[j] * w[j], as the
-// reference adds it). The 16 sums (row-major, starting at 0) stay in s12-s27 for
-// the whole loop. (No VMLA: on a Cortex-M4 it takes 3 cycles, a VMUL and a VADD 2.)
-void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const float* w2, const float* w3,
-              float* sums) {
-  int blocks = n4 >> 2;
-#define TFLM_TRAIN_FC_ROW(W, S0, S1, S2, S3)    \
-  "vldmia %[" W "]!, {s4-s7}\n\t"               \
-  "vmul.f32 s8, s0, s4\n\t"                     \
-  "vmul.f32 s9, s1, s5\n\t"                     \
-  "vmul.f32 s10, s2, s6\n\t"                    \
-  "vmul.f32 s11, s3, s7\n\t"                    \
-  "vadd.f32 " S0 ", " S0 ", s8\n\t"             \
-  "vadd.f32 " S1 ", " S1 ", s9\n\t"             \
-  "vadd.f32 " S2 ", " S2 ", s10\n\t"            \
+// FullyConnected on a Cortex-M4F: one inline-assembly block per group of four
+// (or two, or one) output rows does the whole rows: it zeroes the rows' partial
+// sums, runs the blocks of four columns (per block one VLDM of x, per row one
+// VLDM of its four weights, four VMUL and four VADD: sum j % 4 gets x[j] * w[j],
+// as the reference adds it), the last n_in % 4 columns into sum 0, then per row
+// (s0 + s1) + (s2 + s3), + bias (when there is one), RELU (when act is kRelu;
+// kRelu6 is applied afterwards in C), and stores the rows' outputs with one VSTM.
+// Row r's partial sums live in s12 + 4r ... s15 + 4r; s28 holds +0.0 (RELU's
+// result for v <= 0 and NaN, as the reference's v > 0 ? v : 0). No VMLA: on a
+// Cortex-M4 it takes 3 cycles, a VMUL and a VADD 2, and it would not round the
+// same. Pointers advance: w_r past its row, x past n_in, bias and y past the rows.
+alignas(8) const float kZeros[17] = {};
+
+// One row's four weights times x's four (s0-s3), added to the row's sums.
+#define TFLM_TRAIN_FC_ROW(W, S0, S1, S2, S3) \
+  "vldmia %[" W "]!, {s4-s7}\n\t"            \
+  "vmul.f32 s8, s0, s4\n\t"                  \
+  "vmul.f32 s9, s1, s5\n\t"                  \
+  "vmul.f32 s10, s2, s6\n\t"                 \
+  "vmul.f32 s11, s3, s7\n\t"                 \
+  "vadd.f32 " S0 ", " S0 ", s8\n\t"          \
+  "vadd.f32 " S1 ", " S1 ", s9\n\t"          \
+  "vadd.f32 " S2 ", " S2 ", s10\n\t"         \
   "vadd.f32 " S3 ", " S3 ", s11\n\t"
+// One tail column (x's in s0) into a row's sum 0; T is a scratch register.
+#define TFLM_TRAIN_FC_TAIL(W, S0, T) \
+  "vldmia %[" W "]!, {s4}\n\t"       \
+  "vmul.f32 " T ", s0, s4\n\t"       \
+  "vadd.f32 " S0 ", " S0 ", " T "\n\t"
+// A row's total (s0 + s1) + (s2 + s3) into OUT.
+#define TFLM_TRAIN_FC_TOTAL(S0, S1, S2, S3, OUT) \
+  "vadd.f32 s8, " S0 ", " S1 "\n\t"              \
+  "vadd.f32 s9, " S2 ", " S3 "\n\t"              \
+  "vadd.f32 " OUT ", s8, s9\n\t"
+// RELU of one output: v > 0 ? v : +0 (LE also holds for a NaN).
+#define TFLM_TRAIN_FC_RELU(S) \
+  "vcmpe.f32 " S ", #0\n\t"   \
+  "vmrs APSR_nzcv, fpscr\n\t" \
+  "it le\n\t"                 \
+  "vmovle.f32 " S ", s28\n\t"
+// The counter n packs ((n_in / 4 - 1) << 4) | (relu << 2) | n_in % 4 (see
+// FullyConnectedVfp): the column loop subtracts 16 while n stays >= 0, the tail loop
+// then counts down the low two bits, and bit 2 says RELU.
+// Zero the sums; skip the column blocks when n_in < 4.
+#define TFLM_TRAIN_FC_BEGIN            \
+  "vldm %[zeros], {s12-s28}\n\t"       \
+  "cmp %[n], #0\n\t"                   \
+  "blt 2f\n\t"                         \
+  "1:\n\t"                             \
+  "vldmia %[x]!, {s0-s3}\n\t"
+#define TFLM_TRAIN_FC_LOOP_END \
+  "subs %[n], %[n], #16\n\t"   \
+  "bpl 1b\n\t"                 \
+  "2:\n\t"                     \
+  "tst %[n], #3\n\t"           \
+  "beq 4f\n\t"                 \
+  "3:\n\t"                     \
+  "vldmia %[x]!, {s0}\n\t"
+#define TFLM_TRAIN_FC_TAIL_END \
+  "sub %[n], %[n], #1\n\t"     \
+  "tst %[n], #3\n\t"           \
+  "bne 3b\n\t"                 \
+  "4:\n\t"
+#define TFLM_TRAIN_FC_CLOBBERS                                                                               \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", \
+      "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
+
+// Rows w0..w3 (each n_in long) into y[0..3].
+inline void Rows4Vfp(const float* x, int n, const float*& w0, const float* w1, const float* w2, const float*& w3,
+                     const float*& bias, float*& y) {
   __asm__ volatile(
-      "vldm %[sums], {s12-s27}\n\t"
-      "1:\n\t"
-      "vldmia %[x]!, {s0-s3}\n\t"
+      TFLM_TRAIN_FC_BEGIN
       TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
       TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
       TFLM_TRAIN_FC_ROW("w2", "s20", "s21", "s22", "s23")
       TFLM_TRAIN_FC_ROW("w3", "s24", "s25", "s26", "s27")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "vstm %[sums], {s12-s27}\n\t"
-      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
-      : [sums] "r"(sums)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "cc", "memory");
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL("w1", "s16", "s9")
+      TFLM_TRAIN_FC_TAIL("w2", "s20", "s10")
+      TFLM_TRAIN_FC_TAIL("w3", "s24", "s11")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      TFLM_TRAIN_FC_TOTAL("s16", "s17", "s18", "s19", "s1")
+      TFLM_TRAIN_FC_TOTAL("s20", "s21", "s22", "s23", "s2")
+      TFLM_TRAIN_FC_TOTAL("s24", "s25", "s26", "s27", "s3")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4-s7}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "vadd.f32 s1, s1, s5\n\t"
+      "vadd.f32 s2, s2, s6\n\t"
+      "vadd.f32 s3, s3, s7\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      TFLM_TRAIN_FC_RELU("s1")
+      TFLM_TRAIN_FC_RELU("s2")
+      TFLM_TRAIN_FC_RELU("s3")
+      "6:\n\t"
+      "vstmia %[y]!, {s0-s3}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(n),
+        [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
+
+// Rows w0, w1 into y[0..1].
+inline void Rows2Vfp(const float* x, int n, const float*& w0, const float*& w1, const float*& bias, float*& y) {
+  __asm__ volatile(
+      TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL("w1", "s16", "s9")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      TFLM_TRAIN_FC_TOTAL("s16", "s17", "s18", "s19", "s1")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4-s5}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "vadd.f32 s1, s1, s5\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      TFLM_TRAIN_FC_RELU("s1")
+      "6:\n\t"
+      "vstmia %[y]!, {s0-s1}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(n), [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
+
+// Row w0 into y[0].
+inline void Rows1Vfp(const float* x, int n, const float* w0, const float*& bias, float*& y) {
+  __asm__ volatile(
+      TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      "6:\n\t"
+      "vstmia %[y]!, {s0}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [n] "+r"(n), [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
 #undef TFLM_TRAIN_FC_ROW
+#undef TFLM_TRAIN_FC_TAIL
+#undef TFLM_TRAIN_FC_TOTAL
+#undef TFLM_TRAIN_FC_RELU
+#undef TFLM_TRAIN_FC_BEGIN
+#undef TFLM_TRAIN_FC_LOOP_END
+#undef TFLM_TRAIN_FC_TAIL_END
+#undef TFLM_TRAIN_FC_CLOBBERS
+
+void FullyConnectedVfp(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
+                       float* y) {
+  // See TFLM_TRAIN_FC_BEGIN: ((n_in / 4 - 1) << 4) | (relu << 2) | n_in % 4.
+  const int n = ((n_in >> 2) - 1) * 16 + (act == FusedAct::kRelu ? 4 : 0) + (n_in & 3);
+  float* const y_begin = y;
+  const float* w0 = w;
+  for (int g = n_out >> 2; g > 0; --g) {
+    const float* w1 = w0 + n_in;
+    const float* w2 = w1 + n_in;
+    const float* w3 = w2 + n_in;
+    Rows4Vfp(x, n, w0, w1, w2, w3, bias, y);
+    w0 = w3;  // w3 ends where the next group's first row starts
+  }
+  if (n_out & 2) {
+    const float* w1 = w0 + n_in;
+    Rows2Vfp(x, n, w0, w1, bias, y);
+    w0 = w1;
+  }
+  if (n_out & 1) Rows1Vfp(x, n, w0, bias, y);
+  if (act == FusedAct::kRelu6) {
+    for (int o = 0; o < n_out; ++o) y_begin[o] = ApplyFusedAct(act, y_begin[o]);
+  }
 }
 #endif
 
@@ -123,6 +280,9 @@ void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const fl
 // first), so every output is bit-identical to the reference.
 void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
                     float* y) {
+#if TFLM_TRAIN_VFP_ASM
+  FullyConnectedVfp(x, n_in, w, bias, n_out, act, y);
+#else
   const int n4 = n_in & ~3;
   int o = 0;
   for (; o + 4 <= n_out; o += 4) {
@@ -133,12 +293,6 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     // Row r's partial sums: s[4 * r + j] gets the elements i with i % 4 == j.
     float s[16] = {};
     int i = 0;
-#if TFLM_TRAIN_VFP_ASM
-    if (n4 > 0) {
-      Rows4Vfp(x, n4, w0, w1, w2, w3, s);
-      i = n4;
-    }
-#endif
 #if TFLM_TRAIN_SSE
     if (n4 > 0) {
       __m128 a = _mm_setzero_ps(), b = _mm_setzero_ps(), c = _mm_setzero_ps(), e = _mm_setzero_ps();
@@ -186,6 +340,7 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     for (; i < n_in; ++i) s0 = s0 + x[i] * w_row[i];
     y[o] = RowResult(s0, s1, s2, s3, bias, o, act);
   }
+#endif
 }
 
 // Kept rows four at a time, in ascending order; rows whose error is zero are
