@@ -273,6 +273,33 @@ void FullyConnectedVfp(const float* x, int n_in, const float* w, const float* bi
 }
 #endif
 
+#if TFLM_TRAIN_AVX_DISPATCH
+// Columns [0, n4) of eight rows (w0 the first, rows n_in apart; n4 a positive
+// multiple of 4) with AVX: register p holds rows 2p and 2p + 1, four lanes each
+// (lane j: the elements i with i % 4 == j), x's four values in both halves. Row
+// r's four partial sums go to sums[4r .. 4r + 3], as the SSE loop's.
+__attribute__((target("avx"))) void Rows8Avx(const float* x, int n4, const float* w0, int n_in, float* sums) {
+  const float* w[8];
+  for (int r = 0; r < 8; ++r) w[r] = w0 + r * n_in;
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+  for (int i = 0; i < n4; i += 4) {
+    const __m256 xv = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x + i));
+    const __m256 wa = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[0] + i)), _mm_loadu_ps(w[1] + i), 1);
+    const __m256 wb = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[2] + i)), _mm_loadu_ps(w[3] + i), 1);
+    const __m256 wc = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[4] + i)), _mm_loadu_ps(w[5] + i), 1);
+    const __m256 wd = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[6] + i)), _mm_loadu_ps(w[7] + i), 1);
+    a = _mm256_add_ps(a, _mm256_mul_ps(xv, wa));
+    b = _mm256_add_ps(b, _mm256_mul_ps(xv, wb));
+    c = _mm256_add_ps(c, _mm256_mul_ps(xv, wc));
+    d = _mm256_add_ps(d, _mm256_mul_ps(xv, wd));
+  }
+  _mm256_storeu_ps(sums, a);
+  _mm256_storeu_ps(sums + 8, b);
+  _mm256_storeu_ps(sums + 16, c);
+  _mm256_storeu_ps(sums + 24, d);
+}
+#endif
+
 }  // namespace
 
 // Four output rows at a time share each load of x. Each row keeps the reference's
@@ -285,6 +312,19 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
 #else
   const int n4 = n_in & ~3;
   int o = 0;
+#if TFLM_TRAIN_AVX_DISPATCH
+  if (n4 > 0 && n_out >= 8 && HasAvx()) {
+    for (; o + 8 <= n_out; o += 8) {
+      float s[32];
+      Rows8Avx(x, n4, w + o * n_in, n_in, s);
+      for (int r = 0; r < 8; ++r) {
+        const float* w_row = w + (o + r) * n_in;
+        for (int i = n4; i < n_in; ++i) s[4 * r] = s[4 * r] + x[i] * w_row[i];
+        y[o + r] = RowResult(s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3], bias, o + r, act);
+      }
+    }
+  }
+#endif
   for (; o + 4 <= n_out; o += 4) {
     const float* w0 = w + o * n_in;
     const float* w1 = w0 + n_in;
