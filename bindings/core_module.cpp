@@ -342,18 +342,6 @@ class PyTrainer {
   // Many consecutive batches in one call (fit's fast path): per batch, its mean
   // loss, correct count, trained/skipped samples and MACs. Stops at the first
   // failing batch and raises, after the batches before it have trained.
-  // Asks the cache for the next batch's samples while this one trains: a sample
-  // is first read by TrainStep's check, which otherwise waits for it from memory.
-  void PrefetchNextBatch(const FloatArray& x, size_t first, size_t count) {
-#if defined(__GNUC__)
-    const char* begin = reinterpret_cast<const char*>(x.data() + first * trainer_.input_size());
-    const size_t bytes = count * trainer_.input_size() * sizeof(float);
-    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(begin + offset);
-#else
-    (void)x, (void)first, (void)count;
-#endif
-  }
-
   py::dict TrainSteps(const FloatArray& x, const FloatArray& y, uint32_t batch_size) {
     const size_t n = CheckPair(x, y);
     if (batch_size == 0 || batch_size > trainer_.batch_size()) {
@@ -369,7 +357,6 @@ class PyTrainer {
       for (size_t b = 0; b < batches && s == Status::kOk; ++b) {
         const size_t first = b * batch_size;
         const uint32_t count = static_cast<uint32_t>(std::min<size_t>(batch_size, n - first));
-        PrefetchNextBatch(x, first + count, std::min<size_t>(batch_size, n - std::min(n, first + count)));
         tflm_train::StepResult step;
         s = trainer_.TrainStep(x.data() + first * trainer_.input_size(), trainer_.input_size(),
                                y.data() + first * trainer_.target_size(), trainer_.target_size(), count,
