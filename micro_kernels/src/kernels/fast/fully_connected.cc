@@ -8,12 +8,14 @@ namespace kernels {
 namespace fast {
 namespace {
 
+#if !TFLM_TRAIN_VFP_ASM
 // The reference's last steps of one row: (s0 + s1) + (s2 + s3), then the bias.
 inline float RowResult(float s0, float s1, float s2, float s3, const float* bias, int o, FusedAct act) {
   float total = (s0 + s1) + (s2 + s3);
   if (bias != nullptr) total += bias[o];
   return ApplyFusedAct(act, total);
 }
+#endif
 
 // dx[i] = (((dx[i] + w0[i]*d0) + w1[i]*d1) + w2[i]*d2) + w3[i]*d3: four rows in the
 // order the reference adds them, with one load and store of dx instead of four.
