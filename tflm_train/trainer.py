@@ -438,12 +438,16 @@ class MicroTrainer:
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = ProgressBar(batches) if verbose == 1 else None
-            order = epoch_order(self._seed, self.epochs_trained, n) if shuffle else np.arange(n)
+            # Unshuffled, each chunk is a slice of x and y (a view, no copy of the samples).
+            order = epoch_order(self._seed, self.epochs_trained, n) if shuffle else None
             loss_sum = correct = skipped = fwd = bwd = 0.0
             seen = 0
             for first in range(0, batches, chunk):
                 last = min(first + chunk, batches)
-                index = order[first * batch_size:last * batch_size]
+                if order is None:
+                    index = slice(first * batch_size, last * batch_size)
+                else:
+                    index = order[first * batch_size:last * batch_size]
                 if per_batch_hooks:
                     _call(callbacks, "on_train_batch_begin", first, {})
                 r = self._core.train_steps(x[index], y[index], batch_size)

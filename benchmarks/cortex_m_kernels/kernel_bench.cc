@@ -297,6 +297,7 @@ int main() {
   ConvSparse("conv1_28x28x1_3x3x8_weight_and_input_grad_kept30", Valid(28, 28, 1, 8, 3), 30, true);
   ConvSparse("conv2_13x13x8_3x3x16_weight_grad_kept30", Valid(13, 13, 8, 16, 3), 30, false);
   ConvSparse("conv2_13x13x8_3x3x16_weight_and_input_grad_kept30", Valid(13, 13, 8, 16, 3), 30, true);
+  Fc("fc_16x10", 16, 10, 32);  // the MLP's last layer
   board::Write(g_ok ? "PASS\n" : "FAIL: a fast kernel's bits differ from the reference's\n");
   return g_ok ? 0 : 1;
 }

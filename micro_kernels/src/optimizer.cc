@@ -3,7 +3,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/active.h"
+#include "kernels/fast/scan.h"
 #include "kernels/fast/sgd_update.h"
+#include "kernels/scan.h"
 #include "sgd.h"
 
 namespace tflm_train {
@@ -21,14 +24,8 @@ namespace sgd_kernels = ::tflm_train::kernels::fast;
 // cannot round to Inf.
 constexpr float kMaxUpdate = 1e30f;
 
-float MaxAbs(const float* v, int n) {
-  float m = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float a = fabsf(v[i]);
-    if (!(a <= m)) m = a;  // NaN propagates as the maximum
-  }
-  return m;
-}
+// The largest |v[i]|: kernels/scan.h's loop (the spec) or kernels/fast/scan.h's.
+using kernels::active::MaxAbs;
 
 // The gradient step of one tensor is at most lr * max_grad * max_input; with
 // momentum the velocity adds momentum * max|v|. Weight decay shrinks a weight

@@ -9,7 +9,9 @@
 #include "kernels/conv_shape.h"
 #include "kernels/loss.h"
 #include "kernels/active.h"
+#include "kernels/fast/scan.h"
 #include "kernels/fast/top_k.h"
+#include "kernels/scan.h"
 #include "message.h"
 #include "network.h"
 #include "optimizer.h"
@@ -30,10 +32,12 @@ Status Trainer::CheckSample(const float* input, size_t input_len, const float* t
         .Add(static_cast<long long>(input_size_));
     return Status::kInvalidArgument;
   }
-  for (size_t i = 0; i < input_len; ++i) {
-    if (!IsFinite(input[i])) {
-      m.Add("input value ").Add(static_cast<long long>(i)).Add(" is NaN or Inf");
-      return Status::kBadInput;
+  if (!kernels::active::AllFinite(input, input_len)) {  // one scan; the loop only names the value
+    for (size_t i = 0; i < input_len; ++i) {
+      if (!IsFinite(input[i])) {
+        m.Add("input value ").Add(static_cast<long long>(i)).Add(" is NaN or Inf");
+        return Status::kBadInput;
+      }
     }
   }
   if (target == nullptr) return Status::kOk;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "kernels/average_pool.h"
@@ -19,10 +20,12 @@
 #include "kernels/fast/depthwise_conv_2d.h"
 #include "kernels/fast/fully_connected.h"
 #include "kernels/fast/max_pool.h"
+#include "kernels/fast/scan.h"
 #include "kernels/fast/sgd_update.h"
 #include "kernels/fast/top_k.h"
 #include "kernels/fully_connected.h"
 #include "kernels/max_pool.h"
+#include "kernels/scan.h"
 #include "kernels/top_k.h"
 #include "sgd.h"
 #include "test_harness.h"
@@ -67,6 +70,56 @@ TEST(FullyConnectedForwardBitIdentical) {
     fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, again.data());
     CHECK_MSG(Same(ref, got), "trial %d n_in %d n_out %d", trial, n_in, n_out);
     CHECK(Same(got, again));
+  }
+}
+
+// Small layers (the MLP's 32x16 and 16x10 and their like: n_in and n_out below
+// and around multiples of 4, n_in 0 included) whose values are often +0, -0 or
+// a NaN: the sums' starting +0, the tail columns' sum, RELU's v > 0 ? v : +0 (for
+// -0 and NaN) and the missing bias must all come out as the reference's bits.
+TEST(FullyConnectedForwardSmallSignedZerosBitIdentical) {
+  Lcg rng(29);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f};
+  for (int trial = 0; trial < 600; ++trial) {
+    const int n_in = rng.Int(0, 37), n_out = rng.Int(1, 18);
+    const float special_share = rng.Int(0, 2) * 0.4f;  // 0, 0.4 or 0.8 of the values
+    auto pick = [&](size_t n) {
+      std::vector<float> v = Random(rng, n);
+      for (auto& e : v) {
+        if (rng.Uniform(0.0f, 1.0f) < special_share) e = specials[rng.Int(0, trial % 3 == 0 ? 4 : 1)];
+      }
+      return v;
+    };
+    const auto x = pick(n_in), w = pick(static_cast<size_t>(n_in) * n_out), b = pick(n_out);
+    const FusedAct act = RandomAct(rng);
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    std::vector<float> ref(n_out), got(n_out, 7.0f);
+    kernels::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, ref.data());
+    fast::FullyConnected(x.data(), n_in, w.data(), bias, n_out, act, got.data());
+    CHECK_MSG(Same(ref, got), "trial %d n_in %d n_out %d act %d bias %d", trial, n_in, n_out,
+              static_cast<int>(act), bias != nullptr);
+  }
+}
+
+// The trainer's scans: AllFinite's answer and MaxAbs's bits (a NaN anywhere, an
+// Inf, -0, huge and tiny values, lengths around the SSE blocks of eight).
+TEST(ScansSameAsReference) {
+  Lcg rng(31);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), FLT_MAX, -FLT_MAX, FLT_MIN, -1e-40f};
+  const int num_specials = static_cast<int>(sizeof(specials) / sizeof(specials[0]));
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int n = rng.Int(0, 40) + (trial % 5 == 0 ? rng.Int(0, 800) : 0);
+    std::vector<float> v = Random(rng, static_cast<size_t>(n));
+    const float scale = rng.Coin() ? 1.0f : 1e30f;
+    for (auto& e : v) e *= scale;
+    const int num_special = rng.Int(0, 3);
+    for (int s = 0; s < num_special && n > 0; ++s) v[rng.Int(0, n - 1)] = specials[rng.Int(0, num_specials - 1)];
+    CHECK_MSG(kernels::AllFinite(v.data(), v.size()) == fast::AllFinite(v.data(), v.size()), "trial %d n %d",
+              trial, n);
+    const float ref = kernels::MaxAbs(v.data(), n), got = fast::MaxAbs(v.data(), n);
+    CHECK_MSG(memcmp(&ref, &got, sizeof(float)) == 0, "trial %d n %d", trial, n);
   }
 }
 

@@ -3,17 +3,29 @@
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
+// The forward's inline assembly takes up to ten register operands, more than GCC
+// can allocate without optimization (-O0 keeps a frame pointer and reloads each
+// reference operand through a register of its own): unoptimized builds run the C
+// loops below instead, which give the same bits.
+#if TFLM_TRAIN_VFP_ASM && defined(__OPTIMIZE__)
+#define TFLM_TRAIN_FC_FORWARD_ASM 1
+#else
+#define TFLM_TRAIN_FC_FORWARD_ASM 0
+#endif
+
 namespace tflm_train {
 namespace kernels {
 namespace fast {
 namespace {
 
+#if !TFLM_TRAIN_FC_FORWARD_ASM
 // The reference's last steps of one row: (s0 + s1) + (s2 + s3), then the bias.
 inline float RowResult(float s0, float s1, float s2, float s3, const float* bias, int o, FusedAct act) {
   float total = (s0 + s1) + (s2 + s3);
   if (bias != nullptr) total += bias[o];
   return ApplyFusedAct(act, total);
 }
+#endif
 
 // dx[i] = (((dx[i] + w0[i]*d0) + w1[i]*d1) + w2[i]*d2) + w3[i]*d3: four rows in the
 // order the reference adds them, with one load and store of dx instead of four.
@@ -78,41 +90,351 @@ void InputGradRows4(const float* w0, const float* w1, const float* w2, const flo
   }
 }
 
-#if TFLM_TRAIN_VFP_ASM
-// Columns [0, n4) of four rows (n4 a positive multiple of 4) on a Cortex-M4F: per
-// four columns one VLDM of x, and per row one VLDM of its four weights, four VMUL
-// and four VADD into its partial sums (sum j % 4 gets x[j] * w[j], as the
-// reference adds it). The 16 sums (row-major, starting at 0) stay in s12-s27 for
-// the whole loop. (No VMLA: on a Cortex-M4 it takes 3 cycles, a VMUL and a VADD 2.)
-void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const float* w2, const float* w3,
-              float* sums) {
-  int blocks = n4 >> 2;
-#define TFLM_TRAIN_FC_ROW(W, S0, S1, S2, S3)    \
-  "vldmia %[" W "]!, {s4-s7}\n\t"               \
-  "vmul.f32 s8, s0, s4\n\t"                     \
-  "vmul.f32 s9, s1, s5\n\t"                     \
-  "vmul.f32 s10, s2, s6\n\t"                    \
-  "vmul.f32 s11, s3, s7\n\t"                    \
-  "vadd.f32 " S0 ", " S0 ", s8\n\t"             \
-  "vadd.f32 " S1 ", " S1 ", s9\n\t"             \
-  "vadd.f32 " S2 ", " S2 ", s10\n\t"            \
+#if TFLM_TRAIN_FC_FORWARD_ASM
+// FullyConnected on a Cortex-M4F: one inline-assembly block per group of six
+// output rows (then four, two, one) does the whole rows: it zeroes the rows' partial
+// sums, runs the blocks of four columns (per block one VLDM of x, per row one
+// VLDM of its four weights, four VMUL and four VADD: sum j % 4 gets x[j] * w[j],
+// as the reference adds it), the last n_in % 4 columns into sum 0, then per row
+// (s0 + s1) + (s2 + s3), + bias (when there is one), RELU (when act is kRelu;
+// kRelu6 is applied afterwards in C), and stores the rows' outputs with one VSTM.
+// In the four-row block (the others alike, see Rows6Vfp for six) row r's
+// partial sums live in s12 + 4r ... s15 + 4r; s28 holds +0.0 (RELU's
+// result for v <= 0 and NaN, as the reference's v > 0 ? v : 0). No VMLA: on a
+// Cortex-M4 it takes 3 cycles, a VMUL and a VADD 2, and it would not round the
+// same. Pointers advance: w_r past its row, x past n_in, bias and y past the rows.
+alignas(8) const float kZeros[24] = {};
+
+// One row's four weights times x's four (s0-s3), added to the row's sums.
+#define TFLM_TRAIN_FC_ROW(W, S0, S1, S2, S3) \
+  "vldmia %[" W "]!, {s4-s7}\n\t"            \
+  "vmul.f32 s8, s0, s4\n\t"                  \
+  "vmul.f32 s9, s1, s5\n\t"                  \
+  "vmul.f32 s10, s2, s6\n\t"                 \
+  "vmul.f32 s11, s3, s7\n\t"                 \
+  "vadd.f32 " S0 ", " S0 ", s8\n\t"          \
+  "vadd.f32 " S1 ", " S1 ", s9\n\t"          \
+  "vadd.f32 " S2 ", " S2 ", s10\n\t"         \
   "vadd.f32 " S3 ", " S3 ", s11\n\t"
+// One tail column (x's in s0) into a row's sum 0; T is a scratch register.
+#define TFLM_TRAIN_FC_TAIL(W, S0, T) \
+  "vldmia %[" W "]!, {s4}\n\t"       \
+  "vmul.f32 " T ", s0, s4\n\t"       \
+  "vadd.f32 " S0 ", " S0 ", " T "\n\t"
+// A row's total (s0 + s1) + (s2 + s3) into OUT.
+#define TFLM_TRAIN_FC_TOTAL(S0, S1, S2, S3, OUT) \
+  "vadd.f32 s8, " S0 ", " S1 "\n\t"              \
+  "vadd.f32 s9, " S2 ", " S3 "\n\t"              \
+  "vadd.f32 " OUT ", s8, s9\n\t"
+// RELU of one output: v > 0 ? v : +0 (LE also holds for a NaN).
+#define TFLM_TRAIN_FC_RELU(S) \
+  "vcmpe.f32 " S ", #0\n\t"   \
+  "vmrs APSR_nzcv, fpscr\n\t" \
+  "it le\n\t"                 \
+  "vmovle.f32 " S ", s28\n\t"
+// The counter n packs ((n_in / 4 - 1) << 4) | (relu << 2) | n_in % 4 (see
+// FullyConnectedVfp): the column loop subtracts 16 while n stays >= 0, the tail loop
+// then counts down the low two bits, and bit 2 says RELU.
+// Zero the sums; skip the column blocks when n_in < 4.
+#define TFLM_TRAIN_FC_BEGIN            \
+  "vldm %[zeros], {s12-s28}\n\t"       \
+  "cmp %[n], #0\n\t"                   \
+  "blt 2f\n\t"                         \
+  "1:\n\t"                             \
+  "vldmia %[x]!, {s0-s3}\n\t"
+#define TFLM_TRAIN_FC_LOOP_END \
+  "subs %[n], %[n], #16\n\t"   \
+  "bpl 1b\n\t"                 \
+  "2:\n\t"                     \
+  "tst %[n], #3\n\t"           \
+  "beq 4f\n\t"                 \
+  "3:\n\t"                     \
+  "vldmia %[x]!, {s0}\n\t"
+#define TFLM_TRAIN_FC_TAIL_END \
+  "sub %[n], %[n], #1\n\t"     \
+  "tst %[n], #3\n\t"           \
+  "bne 3b\n\t"                 \
+  "4:\n\t"
+#define TFLM_TRAIN_FC_CLOBBERS                                                                               \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", \
+      "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
+
+// Rows w0..w3 (each n_in long) into y[0..3].
+inline void Rows4Vfp(const float* x, int n, const float*& w0, const float* w1, const float* w2, const float*& w3,
+                     const float*& bias, float*& y) {
   __asm__ volatile(
-      "vldm %[sums], {s12-s27}\n\t"
-      "1:\n\t"
-      "vldmia %[x]!, {s0-s3}\n\t"
+      TFLM_TRAIN_FC_BEGIN
       TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
       TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
       TFLM_TRAIN_FC_ROW("w2", "s20", "s21", "s22", "s23")
       TFLM_TRAIN_FC_ROW("w3", "s24", "s25", "s26", "s27")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "vstm %[sums], {s12-s27}\n\t"
-      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
-      : [sums] "r"(sums)
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL("w1", "s16", "s9")
+      TFLM_TRAIN_FC_TAIL("w2", "s20", "s10")
+      TFLM_TRAIN_FC_TAIL("w3", "s24", "s11")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      TFLM_TRAIN_FC_TOTAL("s16", "s17", "s18", "s19", "s1")
+      TFLM_TRAIN_FC_TOTAL("s20", "s21", "s22", "s23", "s2")
+      TFLM_TRAIN_FC_TOTAL("s24", "s25", "s26", "s27", "s3")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4-s7}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "vadd.f32 s1, s1, s5\n\t"
+      "vadd.f32 s2, s2, s6\n\t"
+      "vadd.f32 s3, s3, s7\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      TFLM_TRAIN_FC_RELU("s1")
+      TFLM_TRAIN_FC_RELU("s2")
+      TFLM_TRAIN_FC_RELU("s3")
+      "6:\n\t"
+      "vstmia %[y]!, {s0-s3}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(n),
+        [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
+
+// Rows w0, w1 into y[0..1].
+inline void Rows2Vfp(const float* x, int n, const float*& w0, const float*& w1, const float*& bias, float*& y) {
+  __asm__ volatile(
+      TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL("w1", "s16", "s9")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      TFLM_TRAIN_FC_TOTAL("s16", "s17", "s18", "s19", "s1")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4-s5}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "vadd.f32 s1, s1, s5\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      TFLM_TRAIN_FC_RELU("s1")
+      "6:\n\t"
+      "vstmia %[y]!, {s0-s1}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(n), [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
+
+// Row w0 into y[0].
+inline void Rows1Vfp(const float* x, int n, const float* w0, const float*& bias, float*& y) {
+  __asm__ volatile(
+      TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_LOOP_END
+      TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
+      TFLM_TRAIN_FC_TAIL_END
+      TFLM_TRAIN_FC_TOTAL("s12", "s13", "s14", "s15", "s0")
+      "cmp %[b], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[b]!, {s4}\n\t"
+      "vadd.f32 s0, s0, s4\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      TFLM_TRAIN_FC_RELU("s0")
+      "6:\n\t"
+      "vstmia %[y]!, {s0}\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [n] "+r"(n), [b] "+r"(bias), [y] "+r"(y)
+      : [zeros] "r"(kZeros)
+      : TFLM_TRAIN_FC_CLOBBERS);
+}
+// Six rows: their 24 partial sums fill s8-s31, so a row's products go to its own
+// weights' registers (s4-s7) and x's pointer, the zeros, the bias and y are read
+// from (and the bias and y written back to) an FcArgs: the asm has no registers
+// left for them. Per four columns 57 instructions for 24 MACs, against 39 for 16.
+struct FcArgs {
+  const float* x;
+  const float* zeros;
+  const float* bias;
+  float* y;
+};
+#define TFLM_TRAIN_FC_ROW6(W, S0, S1, S2, S3) \
+  "vldmia %[" W "]!, {s4-s7}\n\t"             \
+  "vmul.f32 s4, s0, s4\n\t"                   \
+  "vmul.f32 s5, s1, s5\n\t"                   \
+  "vmul.f32 s6, s2, s6\n\t"                   \
+  "vmul.f32 s7, s3, s7\n\t"                   \
+  "vadd.f32 " S0 ", " S0 ", s4\n\t"           \
+  "vadd.f32 " S1 ", " S1 ", s5\n\t"           \
+  "vadd.f32 " S2 ", " S2 ", s6\n\t"           \
+  "vadd.f32 " S3 ", " S3 ", s7\n\t"
+#define TFLM_TRAIN_FC_TAIL6(W, S0) \
+  "vldmia %[" W "]!, {s4}\n\t"     \
+  "vmul.f32 s4, s0, s4\n\t"        \
+  "vadd.f32 " S0 ", " S0 ", s4\n\t"
+#define TFLM_TRAIN_FC_TOTAL6(S0, S1, S2, S3, OUT) \
+  "vadd.f32 s6, " S0 ", " S1 "\n\t"               \
+  "vadd.f32 s7, " S2 ", " S3 "\n\t"               \
+  "vadd.f32 " OUT ", s6, s7\n\t"
+#define TFLM_TRAIN_FC_RELU6(S) \
+  "vcmpe.f32 " S ", #0\n\t"    \
+  "vmrs APSR_nzcv, fpscr\n\t"  \
+  "it le\n\t"                  \
+  "vmovle.f32 " S ", s31\n\t"
+
+// Rows w0..w5 (each n_in long) into a->y[0..5]; the counter n as for Rows4Vfp.
+inline void Rows6Vfp(FcArgs* a, int n, const float*& w0, const float* w1, const float* w2, const float* w3,
+                     const float* w4, const float*& w5) {
+  const float* t;
+  __asm__ volatile(
+      "vldm %[zeros], {s8-s31}\n\t"
+      "ldr %[t], [%[a]]\n\t"
+      "cmp %[n], #0\n\t"
+      "blt 2f\n\t"
+      "1:\n\t"
+      "vldmia %[t]!, {s0-s3}\n\t"
+      TFLM_TRAIN_FC_ROW6("w0", "s8", "s9", "s10", "s11")
+      TFLM_TRAIN_FC_ROW6("w1", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_ROW6("w2", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_FC_ROW6("w3", "s20", "s21", "s22", "s23")
+      TFLM_TRAIN_FC_ROW6("w4", "s24", "s25", "s26", "s27")
+      TFLM_TRAIN_FC_ROW6("w5", "s28", "s29", "s30", "s31")
+      "subs %[n], %[n], #16\n\t"
+      "bpl 1b\n\t"
+      "2:\n\t"
+      "tst %[n], #3\n\t"
+      "beq 4f\n\t"
+      "3:\n\t"
+      "vldmia %[t]!, {s0}\n\t"
+      TFLM_TRAIN_FC_TAIL6("w0", "s8")
+      TFLM_TRAIN_FC_TAIL6("w1", "s12")
+      TFLM_TRAIN_FC_TAIL6("w2", "s16")
+      TFLM_TRAIN_FC_TAIL6("w3", "s20")
+      TFLM_TRAIN_FC_TAIL6("w4", "s24")
+      TFLM_TRAIN_FC_TAIL6("w5", "s28")
+      "sub %[n], %[n], #1\n\t"
+      "tst %[n], #3\n\t"
+      "bne 3b\n\t"
+      "4:\n\t"
+      TFLM_TRAIN_FC_TOTAL6("s8", "s9", "s10", "s11", "s0")
+      TFLM_TRAIN_FC_TOTAL6("s12", "s13", "s14", "s15", "s1")
+      TFLM_TRAIN_FC_TOTAL6("s16", "s17", "s18", "s19", "s2")
+      TFLM_TRAIN_FC_TOTAL6("s20", "s21", "s22", "s23", "s3")
+      TFLM_TRAIN_FC_TOTAL6("s24", "s25", "s26", "s27", "s4")
+      TFLM_TRAIN_FC_TOTAL6("s28", "s29", "s30", "s31", "s5")
+      "ldr %[t], [%[a], #8]\n\t"
+      "cmp %[t], #0\n\t"
+      "beq 5f\n\t"
+      "vldmia %[t]!, {s8-s13}\n\t"
+      "vadd.f32 s0, s0, s8\n\t"
+      "vadd.f32 s1, s1, s9\n\t"
+      "vadd.f32 s2, s2, s10\n\t"
+      "vadd.f32 s3, s3, s11\n\t"
+      "vadd.f32 s4, s4, s12\n\t"
+      "vadd.f32 s5, s5, s13\n\t"
+      "str %[t], [%[a], #8]\n\t"
+      "5:\n\t"
+      "tst %[n], #4\n\t"
+      "beq 6f\n\t"
+      "vldr s31, [%[zeros]]\n\t"
+      TFLM_TRAIN_FC_RELU6("s0")
+      TFLM_TRAIN_FC_RELU6("s1")
+      TFLM_TRAIN_FC_RELU6("s2")
+      TFLM_TRAIN_FC_RELU6("s3")
+      TFLM_TRAIN_FC_RELU6("s4")
+      TFLM_TRAIN_FC_RELU6("s5")
+      "6:\n\t"
+      "ldr %[t], [%[a], #12]\n\t"
+      "vstmia %[t]!, {s0-s5}\n\t"
+      "str %[t], [%[a], #12]\n\t"
+      : [t] "=&r"(t), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [w4] "+r"(w4),
+        [w5] "+r"(w5), [n] "+r"(n)
+      : [a] "r"(a), [zeros] "r"(kZeros)
       : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "cc", "memory");
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+        "s31", "cc", "memory");
+}
+#undef TFLM_TRAIN_FC_ROW6
+#undef TFLM_TRAIN_FC_TAIL6
+#undef TFLM_TRAIN_FC_TOTAL6
+#undef TFLM_TRAIN_FC_RELU6
 #undef TFLM_TRAIN_FC_ROW
+#undef TFLM_TRAIN_FC_TAIL
+#undef TFLM_TRAIN_FC_TOTAL
+#undef TFLM_TRAIN_FC_RELU
+#undef TFLM_TRAIN_FC_BEGIN
+#undef TFLM_TRAIN_FC_LOOP_END
+#undef TFLM_TRAIN_FC_TAIL_END
+#undef TFLM_TRAIN_FC_CLOBBERS
+
+void FullyConnectedVfp(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
+                       float* y) {
+  // See TFLM_TRAIN_FC_BEGIN: ((n_in / 4 - 1) << 4) | (relu << 2) | n_in % 4.
+  const int n = ((n_in >> 2) - 1) * 16 + (act == FusedAct::kRelu ? 4 : 0) + (n_in & 3);
+  float* const y_begin = y;
+  const float* w0 = w;
+  int rest = n_out;
+  if (rest >= 6) {  // groups of six rows, then of four, two and one
+    FcArgs args{x, kZeros, bias, y};
+    for (; rest >= 6; rest -= 6) {
+      const float* w1 = w0 + n_in;
+      const float* w2 = w1 + n_in;
+      const float* w3 = w2 + n_in;
+      const float* w4 = w3 + n_in;
+      const float* w5 = w4 + n_in;
+      Rows6Vfp(&args, n, w0, w1, w2, w3, w4, w5);
+      w0 = w5;  // w5 ends where the next group's first row starts
+    }
+    bias = args.bias;
+    y = args.y;
+  }
+  for (int g = rest >> 2; g > 0; --g) {
+    const float* w1 = w0 + n_in;
+    const float* w2 = w1 + n_in;
+    const float* w3 = w2 + n_in;
+    Rows4Vfp(x, n, w0, w1, w2, w3, bias, y);
+    w0 = w3;  // w3 ends where the next group's first row starts
+  }
+  if (rest & 2) {
+    const float* w1 = w0 + n_in;
+    Rows2Vfp(x, n, w0, w1, bias, y);
+    w0 = w1;
+  }
+  if (rest & 1) Rows1Vfp(x, n, w0, bias, y);
+  if (act == FusedAct::kRelu6) {
+    for (int o = 0; o < n_out; ++o) y_begin[o] = ApplyFusedAct(act, y_begin[o]);
+  }
+}
+#endif
+
+#if TFLM_TRAIN_AVX_DISPATCH
+// Columns [0, n4) of eight rows (w0 the first, rows n_in apart; n4 a positive
+// multiple of 4) with AVX: register p holds rows 2p and 2p + 1, four lanes each
+// (lane j: the elements i with i % 4 == j), x's four values in both halves. Row
+// r's four partial sums go to sums[4r .. 4r + 3], as the SSE loop's.
+__attribute__((target("avx"))) void Rows8Avx(const float* x, int n4, const float* w0, int n_in, float* sums) {
+  const float* w[8];
+  for (int r = 0; r < 8; ++r) w[r] = w0 + r * n_in;
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+  for (int i = 0; i < n4; i += 4) {
+    const __m256 xv = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x + i));
+    const __m256 wa = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[0] + i)), _mm_loadu_ps(w[1] + i), 1);
+    const __m256 wb = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[2] + i)), _mm_loadu_ps(w[3] + i), 1);
+    const __m256 wc = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[4] + i)), _mm_loadu_ps(w[5] + i), 1);
+    const __m256 wd = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w[6] + i)), _mm_loadu_ps(w[7] + i), 1);
+    a = _mm256_add_ps(a, _mm256_mul_ps(xv, wa));
+    b = _mm256_add_ps(b, _mm256_mul_ps(xv, wb));
+    c = _mm256_add_ps(c, _mm256_mul_ps(xv, wc));
+    d = _mm256_add_ps(d, _mm256_mul_ps(xv, wd));
+  }
+  _mm256_storeu_ps(sums, a);
+  _mm256_storeu_ps(sums + 8, b);
+  _mm256_storeu_ps(sums + 16, c);
+  _mm256_storeu_ps(sums + 24, d);
 }
 #endif
 
@@ -123,8 +445,24 @@ void Rows4Vfp(const float* x, int n4, const float* w0, const float* w1, const fl
 // first), so every output is bit-identical to the reference.
 void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
                     float* y) {
+#if TFLM_TRAIN_FC_FORWARD_ASM
+  FullyConnectedVfp(x, n_in, w, bias, n_out, act, y);
+#else
   const int n4 = n_in & ~3;
   int o = 0;
+#if TFLM_TRAIN_AVX_DISPATCH
+  if (n4 > 0 && n_out >= 8 && HasAvx()) {
+    for (; o + 8 <= n_out; o += 8) {
+      float s[32];
+      Rows8Avx(x, n4, w + o * n_in, n_in, s);
+      for (int r = 0; r < 8; ++r) {
+        const float* w_row = w + (o + r) * n_in;
+        for (int i = n4; i < n_in; ++i) s[4 * r] = s[4 * r] + x[i] * w_row[i];
+        y[o + r] = RowResult(s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3], bias, o + r, act);
+      }
+    }
+  }
+#endif
   for (; o + 4 <= n_out; o += 4) {
     const float* w0 = w + o * n_in;
     const float* w1 = w0 + n_in;
@@ -133,12 +471,6 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     // Row r's partial sums: s[4 * r + j] gets the elements i with i % 4 == j.
     float s[16] = {};
     int i = 0;
-#if TFLM_TRAIN_VFP_ASM
-    if (n4 > 0) {
-      Rows4Vfp(x, n4, w0, w1, w2, w3, s);
-      i = n4;
-    }
-#endif
 #if TFLM_TRAIN_SSE
     if (n4 > 0) {
       __m128 a = _mm_setzero_ps(), b = _mm_setzero_ps(), c = _mm_setzero_ps(), e = _mm_setzero_ps();
@@ -186,6 +518,7 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
     for (; i < n_in; ++i) s0 = s0 + x[i] * w_row[i];
     y[o] = RowResult(s0, s1, s2, s3, bias, o, act);
   }
+#endif
 }
 
 // Kept rows four at a time, in ascending order; rows whose error is zero are

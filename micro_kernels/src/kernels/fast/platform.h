@@ -31,4 +31,23 @@
 #define TFLM_TRAIN_SSE 0
 #endif
 
+// TFLM_TRAIN_AVX_DISPATCH: an x86 host built by GCC or Clang, which may run AVX
+// code compiled for it alone (__attribute__((target("avx")))) after asking the
+// CPU (HasAvx). The AVX loops keep the SSE loops' lanes (two rows of four per
+// register) and their separate multiplies and adds, so the same bits.
+#if TFLM_TRAIN_SSE && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(TFLM_TRAIN_NO_AVX_DISPATCH)
+#define TFLM_TRAIN_AVX_DISPATCH 1
+#include <immintrin.h>
+namespace tflm_train {
+namespace kernels {
+namespace fast {
+inline bool HasAvx() { return __builtin_cpu_supports("avx"); }
+}  // namespace fast
+}  // namespace kernels
+}  // namespace tflm_train
+#else
+#define TFLM_TRAIN_AVX_DISPATCH 0
+#endif
+
 #endif  // TFLM_TRAIN_KERNELS_FAST_PLATFORM_H_
