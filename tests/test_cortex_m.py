@@ -153,16 +153,18 @@ def test_firmware_matches_host_trainer(firmware):
             # The arena make_data.py sized (host measurement) is enough on the 32-bit target.
             arena = tables["ARENA"][name]
             assert int(arena["required"]) <= int(arena["given"]), (model, opt, name, arena)
-        # Sparse policies back-propagate fewer MACs than full backprop. TinyProp's steps
-        # also take fewer instructions; StaticTopK(0.3)'s need not: the optimized Full
-        # step skips ReLU-zeroed errors exactly, and keeping 30% of the CNN's outputs
-        # costs a top-k that can outweigh what it skips (CNN -Os: about 1% more).
+        # Sparse policies back-propagate fewer MACs than full backprop. Their steps need
+        # not take fewer instructions: the optimized Full step skips ReLU-zeroed errors
+        # exactly and its gradients are cheap, so on the CNN the top-k outweighs what the
+        # kept rows skip (measured -O2: TinyProp 1.026, TinyPropV2 1.028 of Full). The
+        # MLP's sparse steps still save instructions.
         full = int(costs["full"]["instructions_per_step"])
         full_backward = int(tables["MACS"]["full"]["backward"])
         for name in ("static0.3", "tinyprop", "tinypropv2"):
             assert int(tables["MACS"][name]["backward"]) < full_backward, (model, opt, name)
             assert int(costs[name]["instructions_per_step"]) > 0, costs
-        for name in ("tinyprop", "tinypropv2"):
-            assert int(costs[name]["instructions_per_step"]) < full, costs
+        if model == "mlp":
+            for name in ("tinyprop", "tinypropv2"):
+                assert int(costs[name]["instructions_per_step"]) < full, costs
         print(f"{model} {opt}: " + ", ".join(f"{n} {c['instructions_per_step']} ({c['ratio_to_full']})"
                                               for n, c in costs.items()) + " instructions per step")
