@@ -34,13 +34,14 @@ inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TFLM_TRAIN_TOP_K_ASM 1
 
-// Step 2 for rows [0, n8), n8 a positive multiple of 8, as List does it: an
-// LDM of four rows twice per eight (its registers are named so that the list
-// ascends); a row below lo costs a compare and a taken branch, a row above hi
+// Step 2 for rows [0, n16), n16 a positive multiple of 16, as List does it:
+// an LDM of four rows four times per sixteen (its registers are named so that
+// the list ascends; sixteen rows a loop, for 7 instructions of loads and loop
+// per 16); a row below lo costs a compare and a taken branch, a row above hi
 // four more instructions, a candidate (out of line) a few more.
-void ListBlocks(const float* values, int n8, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
+void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
   const float* p = values;
-  const float* const end = values + n8;
+  const float* const end = values + n16;
   int32_t* o = *out;
   uint32_t* c = *cand;
   int32_t i = 0;
@@ -80,7 +81,17 @@ void ListBlocks(const float* values, int n8, uint32_t lo2, uint32_t hi2, int32_t
       TFLM_TRAIN_LIST_ROW("v1", "5", TFLM_TRAIN_LIST_KEEP("v1", "5"))
       TFLM_TRAIN_LIST_ROW("v2", "6", TFLM_TRAIN_LIST_KEEP("v2", "6"))
       TFLM_TRAIN_LIST_ROW("v3", "7", TFLM_TRAIN_LIST_KEEP("v3", "7"))
-      "adds %[i], %[i], #8\n\t"
+      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
+      TFLM_TRAIN_LIST_ROW("v0", "8", TFLM_TRAIN_LIST_KEEP("v0", "8"))
+      TFLM_TRAIN_LIST_ROW("v1", "9", TFLM_TRAIN_LIST_KEEP("v1", "9"))
+      TFLM_TRAIN_LIST_ROW("v2", "10", TFLM_TRAIN_LIST_KEEP("v2", "10"))
+      TFLM_TRAIN_LIST_ROW("v3", "11", TFLM_TRAIN_LIST_KEEP("v3", "11"))
+      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
+      TFLM_TRAIN_LIST_ROW("v0", "12", TFLM_TRAIN_LIST_KEEP("v0", "12"))
+      TFLM_TRAIN_LIST_ROW("v1", "13", TFLM_TRAIN_LIST_KEEP("v1", "13"))
+      TFLM_TRAIN_LIST_ROW("v2", "14", TFLM_TRAIN_LIST_KEEP("v2", "14"))
+      TFLM_TRAIN_LIST_ROW("v3", "15", TFLM_TRAIN_LIST_KEEP("v3", "15"))
+      "adds %[i], %[i], #16\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
       "b 9f\n\t"
@@ -92,6 +103,14 @@ void ListBlocks(const float* values, int n8, uint32_t lo2, uint32_t hi2, int32_t
       TFLM_TRAIN_LIST_CANDIDATE("v1", "5", TFLM_TRAIN_LIST_MARK("v1", "5"))
       TFLM_TRAIN_LIST_CANDIDATE("v2", "6", TFLM_TRAIN_LIST_MARK("v2", "6"))
       TFLM_TRAIN_LIST_CANDIDATE("v3", "7", TFLM_TRAIN_LIST_MARK("v3", "7"))
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "8", TFLM_TRAIN_LIST_MARK("v0", "8"))
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "9", TFLM_TRAIN_LIST_MARK("v1", "9"))
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "10", TFLM_TRAIN_LIST_MARK("v2", "10"))
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "11", TFLM_TRAIN_LIST_MARK("v3", "11"))
+      TFLM_TRAIN_LIST_CANDIDATE("v0", "12", TFLM_TRAIN_LIST_MARK("v0", "12"))
+      TFLM_TRAIN_LIST_CANDIDATE("v1", "13", TFLM_TRAIN_LIST_MARK("v1", "13"))
+      TFLM_TRAIN_LIST_CANDIDATE("v2", "14", TFLM_TRAIN_LIST_MARK("v2", "14"))
+      TFLM_TRAIN_LIST_CANDIDATE("v3", "15", TFLM_TRAIN_LIST_MARK("v3", "15"))
       "9:\n\t"
       : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
@@ -107,13 +126,13 @@ void ListBlocks(const float* values, int n8, uint32_t lo2, uint32_t hi2, int32_t
   *cand = c;
 }
 
-// Step 4's loop (see DropCandidates) from rows[0]: LDRD two entries, and when
+// Step 4's loop (see ListRows) from rows[0]: LDRD two entries, and when
 // neither is a candidate (the OR of the two is not negative) STRD them back at
 // the write position; else one by one: a candidate ~row is kept when its key is
-// above t (t2 = t << 1, compared with the shifted bits), or equal to t while
-// ties remain; INT32_MIN (the sentinel at rows[listed]) ends it. Needs
-// rows[listed + 1] to be readable.
-void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows) {
+// at least t (t2 = t << 1, compared with the shifted bits); INT32_MIN (the
+// sentinel at rows[listed]) ends it. Needs rows[listed + 1] to be readable.
+// Returns the end of the kept list.
+int32_t* DropCandidatesAsm(const float* values, uint32_t t2, int32_t* rows) {
   int32_t* p = rows;
   int32_t* w = rows;
   int32_t e0, e1;
@@ -126,10 +145,7 @@ void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows
   "mvn %[" E "], %[" E "]\n\t"                            \
   "ldr %[x], [%[vals], %[" E "], lsl #2]\n\t"             \
   "cmp %[t2], %[x], lsl #1\n\t"                            \
-  "bcc " L "4f\n\t"                                        \
-  "bne " L "5f\n\t"                                        \
-  "subs %[ties], %[ties], #1\n\t"                          \
-  "bmi " L "5f\n\t"                                        \
+  "bhi " L "5f\n\t"                                        \
   L "4:\n\t"                                               \
   "str %[" E "], [%[w]], #4\n\t"                           \
   L "5:\n\t"
@@ -145,10 +161,11 @@ void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows
       TFLM_TRAIN_DROP_ONE("e1", "3")
       "b 0b\n\t"
       "9:\n\t"
-      : [p] "+r"(p), [w] "+r"(w), [ties] "+r"(ties), [e0] "=&r"(e0), [e1] "=&r"(e1), [x] "=&r"(x)
+      : [p] "+r"(p), [w] "+r"(w), [e0] "=&r"(e0), [e1] "=&r"(e1), [x] "=&r"(x)
       : [vals] "r"(values), [t2] "r"(t2)
       : "cc", "memory");
 #undef TFLM_TRAIN_DROP_ONE
+  return w;
 }
 #else
 #define TFLM_TRAIN_TOP_K_ASM 0
@@ -157,11 +174,6 @@ void DropCandidatesAsm(const float* values, uint32_t t2, int ties, int32_t* rows
 // Below this size a plain quickselect is as cheap as sampling a bracket.
 constexpr int kMinBracketed = 512;
 
-// Hoare quickselect (larger keys first, median-of-three pivot moved to lo):
-// afterwards key[target] is the (target + 1)-th largest of key[0..n), every key
-// before it is >= it and every key after it <= it. Equal keys split evenly, so
-// many ties (ReLU-zeroed errors) cost no more than distinct values. Adds the
-// keys partitioned to *comparisons.
 // The median of key[lo], key[mid], key[hi], moved to lo (its slot gets key[lo]):
 // Hoare's scans then stop at lo at the latest, so each round shrinks the range.
 uint32_t MedianToFront(uint32_t* key, int lo, int hi) {
@@ -176,6 +188,11 @@ uint32_t MedianToFront(uint32_t* key, int lo, int hi) {
   return b;
 }
 
+// Hoare quickselect (larger keys first, median-of-three pivot moved to lo):
+// afterwards key[target] is the (target + 1)-th largest of key[0..n), every key
+// before it is >= it and every key after it <= it. Equal keys split evenly, so
+// many ties (ReLU-zeroed errors) cost no more than distinct values. Adds the
+// keys partitioned to *comparisons.
 uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
@@ -270,6 +287,51 @@ uint32_t SampleKey(uint32_t* key, int s, int rank, uint64_t* comparisons) {
   return v < kSmallestNonzeroKey ? kSmallestNonzeroKey : v;
 }
 
+// Step 4 without a sentinel: keeps the sure rows and the candidates with key
+// >= t of [p, end), compacted to p. Returns the end of the kept list.
+int32_t* DropBelow(const float* values, uint32_t t, int32_t* p, int32_t* const end) {
+  int32_t* w = p;
+  for (; p != end; ++p) {
+    int32_t e = *p;
+    if (e < 0) {
+      e = ~e;
+      if (Key(values[e]) < t) continue;
+    }
+    *w++ = e;
+  }
+  return w;
+}
+
+// Step 4 up to the INT32_MIN sentinel: up to the first dropped candidate only
+// the marks go; from it on, DropBelow. Returns the end of the kept list.
+int32_t* DropBelowToSentinel(const float* values, uint32_t t, int32_t* p) {
+  for (;;) {
+    while (*p >= 0) ++p;
+    if (*p == INT32_MIN) return p;
+    const int32_t e = ~*p;
+    if (Key(values[e]) < t) break;
+    *p++ = e;
+  }
+  int32_t* end = p;
+  while (*end != INT32_MIN) ++end;
+  return DropBelow(values, t, p, end);
+}
+
+// Removes the last `excess` entries with key t from the kept list ending at
+// `end` (which holds more than `excess` of them): the ties past the k-th.
+void DropLastTies(const float* values, uint32_t t, int excess, int32_t* end) {
+  if (excess <= 0) return;
+  int32_t* q = end;
+  for (int left = excess; left > 0;) {
+    --q;
+    if (Key(values[*q]) == t) --left;
+  }
+  int32_t* w = q;
+  for (int32_t* p = q; p != end; ++p) {
+    if (Key(values[*p]) != t) *w++ = *p;
+  }
+}
+
 // What one listing found: the k rows, or on which side of its bracket T lies.
 enum class Listed { kDone, kBelowBracket, kAboveBracket };
 
@@ -286,7 +348,7 @@ Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uin
   uint32_t* cand = key;
   int i = 0;
 #if TFLM_TRAIN_TOP_K_ASM
-  i = n & ~7;
+  i = n & ~15;
   if (i > 0) ListBlocks(values, i, lo2, hi << 1, &out, &cand);
 #endif
   for (; i + 4 <= n; i += 4) {
@@ -308,60 +370,31 @@ Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uin
   }
   if (above_hi >= k) return Listed::kAboveBracket;
 
-  // 3. T is the (k - above_hi)-th largest candidate; candidates above it are
-  // kept, and of those equal to it the lowest-index ones up to k.
-  const int rank = k - above_hi - 1;
-  const uint32_t t = SelectKth(key, candidates, rank, comparisons);
-  int above = above_hi;
-  for (int j = 0; j < rank; ++j) above += key[j] > t ? 1 : 0;
-  int ties = k - above;
+  // 3. T is the (k - above_hi)-th largest candidate.
+  const uint32_t t = SelectKth(key, candidates, k - above_hi - 1, comparisons);
 
-  // 4. Drop the candidates below T (and the ties past k) from the list, in
-  // place. A sentinel (INT32_MIN, a candidate mark no row has) after the list
+  // 4. Drop the candidates below T from the list, in place, keeping every key
+  // >= T. A sentinel (INT32_MIN, a candidate mark no row has) after the list
   // lets the loops test one sign per entry: up to the first dropped candidate
   // nothing moves (kept candidates only lose their mark), after it every kept
   // entry moves down.
-  int32_t* p = rows;
-  int32_t* const end = rows + listed;
+  int32_t* kept_end;
   if (listed == n) {  // no room for the sentinel (every row listed): plain loop
-    int32_t* w = rows;
-    for (; p != end; ++p) {
-      int32_t e = *p;
-      if (e < 0) {
-        e = ~e;
-        const uint32_t m = Key(values[e]);
-        if (!(m > t || (m == t && ties-- > 0))) continue;
-      }
-      *w++ = e;
-    }
-    return Listed::kDone;
-  }
-  *end = INT32_MIN;
+    kept_end = DropBelow(values, t, rows, rows + listed);
+  } else {
+    rows[listed] = INT32_MIN;
 #if TFLM_TRAIN_TOP_K_ASM
-  if (listed < n - 1) {  // rows[listed + 1] readable
-    DropCandidatesAsm(values, t << 1, ties, rows);
-    return Listed::kDone;
-  }
+    if (listed < n - 1) {  // rows[listed + 1] readable
+      kept_end = DropCandidatesAsm(values, t << 1, rows);
+    } else
 #endif
-  for (;;) {
-    while (*p >= 0) ++p;
-    if (p == end) return Listed::kDone;
-    const int32_t e = ~*p;
-    const uint32_t m = Key(values[e]);
-    if (!(m > t || (m == t && ties-- > 0))) break;
-    *p++ = e;
-  }
-  int32_t* w = p++;
-  for (;;) {
-    int32_t e = *p++;
-    if (e < 0) {
-      if (p > end) break;
-      e = ~e;
-      const uint32_t m = Key(values[e]);
-      if (!(m > t || (m == t && ties-- > 0))) continue;
+    {
+      kept_end = DropBelowToSentinel(values, t, rows);
     }
-    *w++ = e;
   }
+  // More than k kept means ties at T past the k-th: drop the last of them
+  // (ties go to the lower rows). Rare: only candidates can equal T.
+  DropLastTies(values, t, static_cast<int>(kept_end - rows) - k, kept_end);
   return Listed::kDone;
 }
 
