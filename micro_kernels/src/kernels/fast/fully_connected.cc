@@ -116,6 +116,15 @@ alignas(8) const float kZeros[24] = {};
   "vadd.f32 " S1 ", " S1 ", s9\n\t"          \
   "vadd.f32 " S2 ", " S2 ", s10\n\t"         \
   "vadd.f32 " S3 ", " S3 ", s11\n\t"
+// The first four columns of a row: products 1-3 become sums 1-3, product 0 is
+// added to sum 0's +0 (see FullyConnectedVfp's note on signed zeros).
+#define TFLM_TRAIN_FC_ROW_FIRST(W, S0, S1, S2, S3) \
+  "vldmia %[" W "]!, {s4-s7}\n\t"                  \
+  "vmul.f32 s8, s0, s4\n\t"                        \
+  "vmul.f32 " S1 ", s1, s5\n\t"                    \
+  "vmul.f32 " S2 ", s2, s6\n\t"                    \
+  "vmul.f32 " S3 ", s3, s7\n\t"                    \
+  "vadd.f32 " S0 ", " S0 ", s8\n\t"
 // One tail column (x's in s0) into a row's sum 0; T is a scratch register.
 #define TFLM_TRAIN_FC_TAIL(W, S0, T) \
   "vldmia %[" W "]!, {s4}\n\t"       \
@@ -135,11 +144,17 @@ alignas(8) const float kZeros[24] = {};
 // The counter n packs ((n_in / 4 - 1) << 4) | (relu << 2) | n_in % 4 (see
 // FullyConnectedVfp): the column loop subtracts 16 while n stays >= 0, the tail loop
 // then counts down the low two bits, and bit 2 says RELU.
-// Zero the sums; skip the column blocks when n_in < 4.
+// Zero the sums; skip the column blocks when n_in < 4; load the first block's x
+// (its rows follow, by TFLM_TRAIN_FC_ROW_FIRST).
 #define TFLM_TRAIN_FC_BEGIN            \
   "vldm %[zeros], {s12-s28}\n\t"       \
   "cmp %[n], #0\n\t"                   \
   "blt 2f\n\t"                         \
+  "vldmia %[x]!, {s0-s3}\n\t"
+// After the first block: the next blocks' loop (rows by TFLM_TRAIN_FC_ROW).
+#define TFLM_TRAIN_FC_NEXT             \
+  "subs %[n], %[n], #16\n\t"           \
+  "bmi 2f\n\t"                         \
   "1:\n\t"                             \
   "vldmia %[x]!, {s0-s3}\n\t"
 #define TFLM_TRAIN_FC_LOOP_END \
@@ -160,14 +175,18 @@ alignas(8) const float kZeros[24] = {};
       "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
 
 // Rows w0..w3 (each n_in long) into y[0..3].
+#define TFLM_TRAIN_FC_ROWS4(ROW)              \
+  ROW("w0", "s12", "s13", "s14", "s15")       \
+  ROW("w1", "s16", "s17", "s18", "s19")       \
+  ROW("w2", "s20", "s21", "s22", "s23")       \
+  ROW("w3", "s24", "s25", "s26", "s27")
 inline void Rows4Vfp(const float* x, int n, const float*& w0, const float* w1, const float* w2, const float*& w3,
                      const float*& bias, float*& y) {
   __asm__ volatile(
       TFLM_TRAIN_FC_BEGIN
-      TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
-      TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
-      TFLM_TRAIN_FC_ROW("w2", "s20", "s21", "s22", "s23")
-      TFLM_TRAIN_FC_ROW("w3", "s24", "s25", "s26", "s27")
+      TFLM_TRAIN_FC_ROWS4(TFLM_TRAIN_FC_ROW_FIRST)
+      TFLM_TRAIN_FC_NEXT
+      TFLM_TRAIN_FC_ROWS4(TFLM_TRAIN_FC_ROW)
       TFLM_TRAIN_FC_LOOP_END
       TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
       TFLM_TRAIN_FC_TAIL("w1", "s16", "s9")
@@ -204,6 +223,9 @@ inline void Rows4Vfp(const float* x, int n, const float*& w0, const float* w1, c
 inline void Rows2Vfp(const float* x, int n, const float*& w0, const float*& w1, const float*& bias, float*& y) {
   __asm__ volatile(
       TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW_FIRST("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_ROW_FIRST("w1", "s16", "s17", "s18", "s19")
+      TFLM_TRAIN_FC_NEXT
       TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
       TFLM_TRAIN_FC_ROW("w1", "s16", "s17", "s18", "s19")
       TFLM_TRAIN_FC_LOOP_END
@@ -233,6 +255,8 @@ inline void Rows2Vfp(const float* x, int n, const float*& w0, const float*& w1, 
 inline void Rows1Vfp(const float* x, int n, const float* w0, const float*& bias, float*& y) {
   __asm__ volatile(
       TFLM_TRAIN_FC_BEGIN
+      TFLM_TRAIN_FC_ROW_FIRST("w0", "s12", "s13", "s14", "s15")
+      TFLM_TRAIN_FC_NEXT
       TFLM_TRAIN_FC_ROW("w0", "s12", "s13", "s14", "s15")
       TFLM_TRAIN_FC_LOOP_END
       TFLM_TRAIN_FC_TAIL("w0", "s12", "s8")
@@ -272,6 +296,20 @@ struct FcArgs {
   "vadd.f32 " S1 ", " S1 ", s5\n\t"           \
   "vadd.f32 " S2 ", " S2 ", s6\n\t"           \
   "vadd.f32 " S3 ", " S3 ", s7\n\t"
+#define TFLM_TRAIN_FC_ROW6_FIRST(W, S0, S1, S2, S3) \
+  "vldmia %[" W "]!, {s4-s7}\n\t"                   \
+  "vmul.f32 s4, s0, s4\n\t"                         \
+  "vmul.f32 " S1 ", s1, s5\n\t"                     \
+  "vmul.f32 " S2 ", s2, s6\n\t"                     \
+  "vmul.f32 " S3 ", s3, s7\n\t"                     \
+  "vadd.f32 " S0 ", " S0 ", s4\n\t"
+#define TFLM_TRAIN_FC_ROWS6(ROW)        \
+  ROW("w0", "s8", "s9", "s10", "s11")   \
+  ROW("w1", "s12", "s13", "s14", "s15") \
+  ROW("w2", "s16", "s17", "s18", "s19") \
+  ROW("w3", "s20", "s21", "s22", "s23") \
+  ROW("w4", "s24", "s25", "s26", "s27") \
+  ROW("w5", "s28", "s29", "s30", "s31")
 #define TFLM_TRAIN_FC_TAIL6(W, S0) \
   "vldmia %[" W "]!, {s4}\n\t"     \
   "vmul.f32 s4, s0, s4\n\t"        \
@@ -295,14 +333,13 @@ inline void Rows6Vfp(FcArgs* a, int n, const float*& w0, const float* w1, const 
       "ldr %[t], [%[a]]\n\t"
       "cmp %[n], #0\n\t"
       "blt 2f\n\t"
+      "vldmia %[t]!, {s0-s3}\n\t"
+      TFLM_TRAIN_FC_ROWS6(TFLM_TRAIN_FC_ROW6_FIRST)
+      "subs %[n], %[n], #16\n\t"
+      "bmi 2f\n\t"
       "1:\n\t"
       "vldmia %[t]!, {s0-s3}\n\t"
-      TFLM_TRAIN_FC_ROW6("w0", "s8", "s9", "s10", "s11")
-      TFLM_TRAIN_FC_ROW6("w1", "s12", "s13", "s14", "s15")
-      TFLM_TRAIN_FC_ROW6("w2", "s16", "s17", "s18", "s19")
-      TFLM_TRAIN_FC_ROW6("w3", "s20", "s21", "s22", "s23")
-      TFLM_TRAIN_FC_ROW6("w4", "s24", "s25", "s26", "s27")
-      TFLM_TRAIN_FC_ROW6("w5", "s28", "s29", "s30", "s31")
+      TFLM_TRAIN_FC_ROWS6(TFLM_TRAIN_FC_ROW6)
       "subs %[n], %[n], #16\n\t"
       "bpl 1b\n\t"
       "2:\n\t"
@@ -359,6 +396,11 @@ inline void Rows6Vfp(FcArgs* a, int n, const float*& w0, const float* w1, const 
         "s31", "cc", "memory");
 }
 #undef TFLM_TRAIN_FC_ROW6
+#undef TFLM_TRAIN_FC_ROW6_FIRST
+#undef TFLM_TRAIN_FC_ROWS6
+#undef TFLM_TRAIN_FC_ROWS4
+#undef TFLM_TRAIN_FC_ROW_FIRST
+#undef TFLM_TRAIN_FC_NEXT
 #undef TFLM_TRAIN_FC_TAIL6
 #undef TFLM_TRAIN_FC_TOTAL6
 #undef TFLM_TRAIN_FC_RELU6
