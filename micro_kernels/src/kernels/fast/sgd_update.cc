@@ -48,9 +48,6 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
 // Columns [0, n8) of PlainRows4 (n8 a positive multiple of 8) on a Cortex-M4F:
 // per eight columns one VLDM of x, and per row one VLDM and one VSTM of its eight
 // weights and, per weight, the reference's VMUL (d_r * x[i]), VMUL (* lr) and VSUB.
-void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d2, float d3, float* w0,
-                   float* w1, float* w2, float* w3) {
-  int blocks = n8 >> 3;
 #define TFLM_TRAIN_SGD_ROW(W, D)                                                     \
   "vldm %[" W "], {s8-s15}\n\t"                                                      \
   "vmul.f32 s16, %[" D "], s0\n\t" "vmul.f32 s17, %[" D "], s1\n\t"                  \
@@ -66,6 +63,12 @@ void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d
   "vsub.f32 s12, s12, s20\n\t" "vsub.f32 s13, s13, s21\n\t"                          \
   "vsub.f32 s14, s14, s22\n\t" "vsub.f32 s15, s15, s23\n\t"                          \
   "vstmia %[" W "]!, {s8-s15}\n\t"
+#define TFLM_TRAIN_SGD_CLOBBERS                                                                               \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", \
+      "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory"
+void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d2, float d3, float* w0,
+                   float* w1, float* w2, float* w3) {
+  int blocks = n8 >> 3;
   __asm__ volatile(
       "1:\n\t"
       "vldmia %[x]!, {s0-s7}\n\t"
@@ -77,10 +80,37 @@ void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d
       "bne 1b\n\t"
       : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3), [lr] "t"(lr)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
-#undef TFLM_TRAIN_SGD_ROW
+      : TFLM_TRAIN_SGD_CLOBBERS);
 }
+
+// The same for two rows and for one (the rows left over from the groups of four).
+void PlainRows2Vfp(float lr, const float* x, int n8, float d0, float d1, float* w0, float* w1) {
+  int blocks = n8 >> 3;
+  __asm__ volatile(
+      "1:\n\t"
+      "vldmia %[x]!, {s0-s7}\n\t"
+      TFLM_TRAIN_SGD_ROW("w0", "d0")
+      TFLM_TRAIN_SGD_ROW("w1", "d1")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(blocks)
+      : [d0] "t"(d0), [d1] "t"(d1), [lr] "t"(lr)
+      : TFLM_TRAIN_SGD_CLOBBERS);
+}
+void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
+  int blocks = n8 >> 3;
+  __asm__ volatile(
+      "1:\n\t"
+      "vldmia %[x]!, {s0-s7}\n\t"
+      TFLM_TRAIN_SGD_ROW("w0", "d0")
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [n] "+r"(blocks)
+      : [d0] "t"(d0), [lr] "t"(lr)
+      : TFLM_TRAIN_SGD_CLOBBERS);
+}
+#undef TFLM_TRAIN_SGD_ROW
+#undef TFLM_TRAIN_SGD_CLOBBERS
 #endif
 
 // w_r[i] -= (d_r * x[i]) * lr for four rows, sharing the load of x[i].
@@ -119,6 +149,27 @@ void PlainRows4(float lr, const float* x, int n, float d0, float d1, float d2, f
     w2[i] = w2[i] - (d2 * xi) * lr;
     w3[i] = w3[i] - (d3 * xi) * lr;
   }
+}
+
+// w_r[i] -= (d_r * x[i]) * lr for one row and for two.
+void PlainRow(float lr, const float* x, int n, float d, float* w) {
+  int i = 0;
+#if TFLM_TRAIN_VFP_ASM
+  i = n & ~7;
+  if (i > 0) PlainRows1Vfp(lr, x, i, d, w);
+#endif
+  for (; i < n; ++i) w[i] = w[i] - (d * x[i]) * lr;
+}
+void PlainRows2(float lr, const float* x, int n, float d0, float d1, float* w0, float* w1) {
+#if TFLM_TRAIN_VFP_ASM
+  const int n8 = n & ~7;
+  if (n8 > 0) PlainRows2Vfp(lr, x, n8, d0, d1, w0, w1);
+  PlainRow(lr, x + n8, n - n8, d0, w0 + n8);
+  PlainRow(lr, x + n8, n - n8, d1, w1 + n8);
+#else
+  PlainRow(lr, x, n, d0, w0);
+  PlainRow(lr, x, n, d1, w1);
+#endif
 }
 
 }  // namespace
@@ -192,11 +243,12 @@ void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_r
                w + block[0] * n_in, w + block[1] * n_in, w + block[2] * n_in, w + block[3] * n_in);
     m = 0;
   }
-  for (int j = 0; j < m; ++j) {
-    const float d = delta[block[j]];
-    float* w_row = w + block[j] * n_in;
-    for (int i = 0; i < n_in; ++i) w_row[i] = w_row[i] - (d * x[i]) * lr;
+  int j = 0;
+  if (m >= 2) {
+    PlainRows2(lr, x, n_in, delta[block[0]], delta[block[1]], w + block[0] * n_in, w + block[1] * n_in);
+    j = 2;
   }
+  if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
 }
 
 }  // namespace fast
