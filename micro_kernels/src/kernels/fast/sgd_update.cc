@@ -48,30 +48,33 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
 // Columns [0, n8) of PlainRows4 (n8 a positive multiple of 8) on a Cortex-M4F:
 // per eight columns one VLDM of x, and per row one VLDM and one VSTM of its eight
 // weights and, per weight, the reference's VMUL (d_r * x[i]), VMUL (* lr) and VSUB.
+// x's eight values live in s8-s15, a row's weights in s16-s23 and its products
+// in s24-s31, leaving s0-s7 to d_r and lr where the calling convention passes
+// them (no moves before the loop).
 #define TFLM_TRAIN_SGD_ROW(W, D)                                                     \
-  "vldm %[" W "], {s8-s15}\n\t"                                                      \
-  "vmul.f32 s16, %[" D "], s0\n\t" "vmul.f32 s17, %[" D "], s1\n\t"                  \
-  "vmul.f32 s18, %[" D "], s2\n\t" "vmul.f32 s19, %[" D "], s3\n\t"                  \
-  "vmul.f32 s20, %[" D "], s4\n\t" "vmul.f32 s21, %[" D "], s5\n\t"                  \
-  "vmul.f32 s22, %[" D "], s6\n\t" "vmul.f32 s23, %[" D "], s7\n\t"                  \
-  "vmul.f32 s16, s16, %[lr]\n\t" "vmul.f32 s17, s17, %[lr]\n\t"                      \
-  "vmul.f32 s18, s18, %[lr]\n\t" "vmul.f32 s19, s19, %[lr]\n\t"                      \
-  "vmul.f32 s20, s20, %[lr]\n\t" "vmul.f32 s21, s21, %[lr]\n\t"                      \
-  "vmul.f32 s22, s22, %[lr]\n\t" "vmul.f32 s23, s23, %[lr]\n\t"                      \
-  "vsub.f32 s8, s8, s16\n\t" "vsub.f32 s9, s9, s17\n\t"                              \
-  "vsub.f32 s10, s10, s18\n\t" "vsub.f32 s11, s11, s19\n\t"                          \
-  "vsub.f32 s12, s12, s20\n\t" "vsub.f32 s13, s13, s21\n\t"                          \
-  "vsub.f32 s14, s14, s22\n\t" "vsub.f32 s15, s15, s23\n\t"                          \
-  "vstmia %[" W "]!, {s8-s15}\n\t"
+  "vldm %[" W "], {s16-s23}\n\t"                                                     \
+  "vmul.f32 s24, %[" D "], s8\n\t" "vmul.f32 s25, %[" D "], s9\n\t"                \
+  "vmul.f32 s26, %[" D "], s10\n\t" "vmul.f32 s27, %[" D "], s11\n\t"              \
+  "vmul.f32 s28, %[" D "], s12\n\t" "vmul.f32 s29, %[" D "], s13\n\t"              \
+  "vmul.f32 s30, %[" D "], s14\n\t" "vmul.f32 s31, %[" D "], s15\n\t"              \
+  "vmul.f32 s24, s24, %[lr]\n\t" "vmul.f32 s25, s25, %[lr]\n\t"                    \
+  "vmul.f32 s26, s26, %[lr]\n\t" "vmul.f32 s27, s27, %[lr]\n\t"                    \
+  "vmul.f32 s28, s28, %[lr]\n\t" "vmul.f32 s29, s29, %[lr]\n\t"                    \
+  "vmul.f32 s30, s30, %[lr]\n\t" "vmul.f32 s31, s31, %[lr]\n\t"                    \
+  "vsub.f32 s16, s16, s24\n\t" "vsub.f32 s17, s17, s25\n\t"                        \
+  "vsub.f32 s18, s18, s26\n\t" "vsub.f32 s19, s19, s27\n\t"                        \
+  "vsub.f32 s20, s20, s28\n\t" "vsub.f32 s21, s21, s29\n\t"                        \
+  "vsub.f32 s22, s22, s30\n\t" "vsub.f32 s23, s23, s31\n\t"                        \
+  "vstmia %[" W "]!, {s16-s23}\n\t"
 #define TFLM_TRAIN_SGD_CLOBBERS                                                                               \
-  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", \
-      "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory"
+  "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", \
+      "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory"
 void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d2, float d3, float* w0,
                    float* w1, float* w2, float* w3) {
   int blocks = n8 >> 3;
   __asm__ volatile(
       "1:\n\t"
-      "vldmia %[x]!, {s0-s7}\n\t"
+      "vldmia %[x]!, {s8-s15}\n\t"
       TFLM_TRAIN_SGD_ROW("w0", "d0")
       TFLM_TRAIN_SGD_ROW("w1", "d1")
       TFLM_TRAIN_SGD_ROW("w2", "d2")
@@ -88,7 +91,7 @@ void PlainRows2Vfp(float lr, const float* x, int n8, float d0, float d1, float* 
   int blocks = n8 >> 3;
   __asm__ volatile(
       "1:\n\t"
-      "vldmia %[x]!, {s0-s7}\n\t"
+      "vldmia %[x]!, {s8-s15}\n\t"
       TFLM_TRAIN_SGD_ROW("w0", "d0")
       TFLM_TRAIN_SGD_ROW("w1", "d1")
       "subs %[n], %[n], #1\n\t"
@@ -101,7 +104,7 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
   int blocks = n8 >> 3;
   __asm__ volatile(
       "1:\n\t"
-      "vldmia %[x]!, {s0-s7}\n\t"
+      "vldmia %[x]!, {s8-s15}\n\t"
       TFLM_TRAIN_SGD_ROW("w0", "d0")
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
