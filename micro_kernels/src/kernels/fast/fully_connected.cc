@@ -32,32 +32,88 @@ inline float RowResult(float s0, float s1, float s2, float s3, const float* bias
 #if TFLM_TRAIN_VFP_ASM
 // InputGradRows4's columns [0, n4) (n4 a positive multiple of 4) on a Cortex-M4F:
 // per four columns one VLDM and one VSTM of dx and one VLDM per row, the
-// reference's VMUL and VADD per weight in its order.
+// reference's VMUL and VADD per weight in its order. dx's four values live in
+// s4-s7, a row's weights in s8-s11 and its products in s12-s15, leaving s0-s3 to
+// the errors where the calling convention passes them.
+#define TFLM_TRAIN_DX_ROW(W, D)                                          \
+  "vldmia %[" W "]!, {s8-s11}\n\t"                                       \
+  "vmul.f32 s12, s8, %[" D "]\n\t" "vmul.f32 s13, s9, %[" D "]\n\t"      \
+  "vmul.f32 s14, s10, %[" D "]\n\t" "vmul.f32 s15, s11, %[" D "]\n\t"    \
+  "vadd.f32 s4, s4, s12\n\t" "vadd.f32 s5, s5, s13\n\t"                \
+  "vadd.f32 s6, s6, s14\n\t" "vadd.f32 s7, s7, s15\n\t"
+#define TFLM_TRAIN_DX_CLOBBERS \
+  "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
 void InputGradRows4Vfp(const float* w0, const float* w1, const float* w2, const float* w3, float d0, float d1,
                        float d2, float d3, int n4, float* dx) {
   int blocks = n4 >> 2;
-#define TFLM_TRAIN_DX_ROW(W, D)                                          \
-  "vldmia %[" W "]!, {s4-s7}\n\t"                                        \
-  "vmul.f32 s8, s4, %[" D "]\n\t" "vmul.f32 s9, s5, %[" D "]\n\t"        \
-  "vmul.f32 s10, s6, %[" D "]\n\t" "vmul.f32 s11, s7, %[" D "]\n\t"      \
-  "vadd.f32 s0, s0, s8\n\t" "vadd.f32 s1, s1, s9\n\t"                    \
-  "vadd.f32 s2, s2, s10\n\t" "vadd.f32 s3, s3, s11\n\t"
   __asm__ volatile(
       "1:\n\t"
-      "vldm %[dx], {s0-s3}\n\t"
+      "vldm %[dx], {s4-s7}\n\t"
       TFLM_TRAIN_DX_ROW("w0", "d0")
       TFLM_TRAIN_DX_ROW("w1", "d1")
       TFLM_TRAIN_DX_ROW("w2", "d2")
       TFLM_TRAIN_DX_ROW("w3", "d3")
-      "vstmia %[dx]!, {s0-s3}\n\t"
+      "vstmia %[dx]!, {s4-s7}\n\t"
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
       : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "cc", "memory");
-#undef TFLM_TRAIN_DX_ROW
+      : TFLM_TRAIN_DX_CLOBBERS);
 }
+
+// The same for two rows and for one (the rows left over from the groups of four).
+void InputGradRows2Vfp(const float* w0, const float* w1, float d0, float d1, int n4, float* dx) {
+  int blocks = n4 >> 2;
+  __asm__ volatile(
+      "1:\n\t"
+      "vldm %[dx], {s4-s7}\n\t"
+      TFLM_TRAIN_DX_ROW("w0", "d0")
+      TFLM_TRAIN_DX_ROW("w1", "d1")
+      "vstmia %[dx]!, {s4-s7}\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(blocks)
+      : [d0] "t"(d0), [d1] "t"(d1)
+      : TFLM_TRAIN_DX_CLOBBERS);
+}
+void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
+  int blocks = n4 >> 2;
+  __asm__ volatile(
+      "1:\n\t"
+      "vldm %[dx], {s4-s7}\n\t"
+      TFLM_TRAIN_DX_ROW("w0", "d0")
+      "vstmia %[dx]!, {s4-s7}\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b\n\t"
+      : [dx] "+r"(dx), [w0] "+r"(w0), [n] "+r"(blocks)
+      : [d0] "t"(d0)
+      : TFLM_TRAIN_DX_CLOBBERS);
+}
+#undef TFLM_TRAIN_DX_ROW
+#undef TFLM_TRAIN_DX_CLOBBERS
 #endif
+
+// dx[i] += w[i] * d for one row.
+void InputGradRow(const float* w_row, float d, int n_in, float* dx) {
+  int i = 0;
+#if TFLM_TRAIN_VFP_ASM
+  i = n_in & ~3;
+  if (i > 0) InputGradRow1Vfp(w_row, d, i, dx);
+#endif
+  for (; i < n_in; ++i) dx[i] = dx[i] + w_row[i] * d;
+}
+
+// Two rows: on the M4F sharing the loads of dx, else one after the other (the
+// same additions in the same order per element).
+void InputGradRows2(const float* w0, const float* w1, float d0, float d1, int n_in, float* dx) {
+  int i = 0;
+#if TFLM_TRAIN_VFP_ASM
+  i = n_in & ~3;
+  if (i > 0) InputGradRows2Vfp(w0, w1, d0, d1, i, dx);
+#endif
+  InputGradRow(w0 + i, d0, n_in - i, dx + i);
+  InputGradRow(w1 + i, d1, n_in - i, dx + i);
+}
 
 void InputGradRows4(const float* w0, const float* w1, const float* w2, const float* w3, float d0, float d1,
                     float d2, float d3, int n_in, float* dx) {
@@ -578,11 +634,12 @@ void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const
                    delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]], n_in, dx);
     m = 0;
   }
-  for (int j = 0; j < m; ++j) {
-    const float d = delta[block[j]];
-    const float* w_row = w + block[j] * n_in;
-    for (int i = 0; i < n_in; ++i) dx[i] = dx[i] + w_row[i] * d;
+  int j = 0;
+  if (m >= 2) {
+    InputGradRows2(w + block[0] * n_in, w + block[1] * n_in, delta[block[0]], delta[block[1]], n_in, dx);
+    j = 2;
   }
+  if (j < m) InputGradRow(w + block[j] * n_in, delta[block[j]], n_in, dx);
 }
 
 }  // namespace fast
