@@ -41,21 +41,22 @@ inline float RowResult(float s0, float s1, float s2, float s3, const float* bias
   "vmul.f32 s14, s10, %[" D "]\n\t" "vmul.f32 s15, s11, %[" D "]\n\t"    \
   "vadd.f32 s4, s4, s12\n\t" "vadd.f32 s5, s5, s13\n\t"                \
   "vadd.f32 s6, s6, s14\n\t" "vadd.f32 s7, s7, s15\n\t"
+// The loop over blocks of four columns around the rows' ROWS.
+#define TFLM_TRAIN_DX_LOOP(ROWS)   \
+  "1:\n\t"                         \
+  "vldm %[dx], {s4-s7}\n\t"        \
+  ROWS                             \
+  "vstmia %[dx]!, {s4-s7}\n\t"     \
+  "subs %[n], %[n], #1\n\t"        \
+  "bne 1b\n\t"
 #define TFLM_TRAIN_DX_CLOBBERS \
   "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
 void InputGradRows4Vfp(const float* w0, const float* w1, const float* w2, const float* w3, float d0, float d1,
                        float d2, float d3, int n4, float* dx) {
   int blocks = n4 >> 2;
   __asm__ volatile(
-      "1:\n\t"
-      "vldm %[dx], {s4-s7}\n\t"
-      TFLM_TRAIN_DX_ROW("w0", "d0")
-      TFLM_TRAIN_DX_ROW("w1", "d1")
-      TFLM_TRAIN_DX_ROW("w2", "d2")
-      TFLM_TRAIN_DX_ROW("w3", "d3")
-      "vstmia %[dx]!, {s4-s7}\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW("w0", "d0") TFLM_TRAIN_DX_ROW("w1", "d1")
+                         TFLM_TRAIN_DX_ROW("w2", "d2") TFLM_TRAIN_DX_ROW("w3", "d3"))
       : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3)
       : TFLM_TRAIN_DX_CLOBBERS);
@@ -65,13 +66,7 @@ void InputGradRows4Vfp(const float* w0, const float* w1, const float* w2, const 
 void InputGradRows2Vfp(const float* w0, const float* w1, float d0, float d1, int n4, float* dx) {
   int blocks = n4 >> 2;
   __asm__ volatile(
-      "1:\n\t"
-      "vldm %[dx], {s4-s7}\n\t"
-      TFLM_TRAIN_DX_ROW("w0", "d0")
-      TFLM_TRAIN_DX_ROW("w1", "d1")
-      "vstmia %[dx]!, {s4-s7}\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW("w0", "d0") TFLM_TRAIN_DX_ROW("w1", "d1"))
       : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1)
       : TFLM_TRAIN_DX_CLOBBERS);
@@ -79,17 +74,13 @@ void InputGradRows2Vfp(const float* w0, const float* w1, float d0, float d1, int
 void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
   int blocks = n4 >> 2;
   __asm__ volatile(
-      "1:\n\t"
-      "vldm %[dx], {s4-s7}\n\t"
-      TFLM_TRAIN_DX_ROW("w0", "d0")
-      "vstmia %[dx]!, {s4-s7}\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW("w0", "d0"))
       : [dx] "+r"(dx), [w0] "+r"(w0), [n] "+r"(blocks)
       : [d0] "t"(d0)
       : TFLM_TRAIN_DX_CLOBBERS);
 }
 #undef TFLM_TRAIN_DX_ROW
+#undef TFLM_TRAIN_DX_LOOP
 #undef TFLM_TRAIN_DX_CLOBBERS
 #endif
 

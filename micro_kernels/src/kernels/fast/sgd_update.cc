@@ -66,6 +66,13 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
   "vsub.f32 s20, s20, s28\n\t" "vsub.f32 s21, s21, s29\n\t"                        \
   "vsub.f32 s22, s22, s30\n\t" "vsub.f32 s23, s23, s31\n\t"                        \
   "vstmia %[" W "]!, {s16-s23}\n\t"
+// The loop over blocks of eight columns around the rows' ROWS.
+#define TFLM_TRAIN_SGD_LOOP(ROWS)   \
+  "1:\n\t"                          \
+  "vldmia %[x]!, {s8-s15}\n\t"      \
+  ROWS                              \
+  "subs %[n], %[n], #1\n\t"         \
+  "bne 1b\n\t"
 #define TFLM_TRAIN_SGD_CLOBBERS                                                                               \
   "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", \
       "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory"
@@ -73,14 +80,8 @@ void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d
                    float* w1, float* w2, float* w3) {
   int blocks = n8 >> 3;
   __asm__ volatile(
-      "1:\n\t"
-      "vldmia %[x]!, {s8-s15}\n\t"
-      TFLM_TRAIN_SGD_ROW("w0", "d0")
-      TFLM_TRAIN_SGD_ROW("w1", "d1")
-      TFLM_TRAIN_SGD_ROW("w2", "d2")
-      TFLM_TRAIN_SGD_ROW("w3", "d3")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW("w0", "d0") TFLM_TRAIN_SGD_ROW("w1", "d1")
+                          TFLM_TRAIN_SGD_ROW("w2", "d2") TFLM_TRAIN_SGD_ROW("w3", "d3"))
       : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3), [lr] "t"(lr)
       : TFLM_TRAIN_SGD_CLOBBERS);
@@ -90,12 +91,7 @@ void PlainRows4Vfp(float lr, const float* x, int n8, float d0, float d1, float d
 void PlainRows2Vfp(float lr, const float* x, int n8, float d0, float d1, float* w0, float* w1) {
   int blocks = n8 >> 3;
   __asm__ volatile(
-      "1:\n\t"
-      "vldmia %[x]!, {s8-s15}\n\t"
-      TFLM_TRAIN_SGD_ROW("w0", "d0")
-      TFLM_TRAIN_SGD_ROW("w1", "d1")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW("w0", "d0") TFLM_TRAIN_SGD_ROW("w1", "d1"))
       : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [n] "+r"(blocks)
       : [d0] "t"(d0), [d1] "t"(d1), [lr] "t"(lr)
       : TFLM_TRAIN_SGD_CLOBBERS);
@@ -103,16 +99,13 @@ void PlainRows2Vfp(float lr, const float* x, int n8, float d0, float d1, float* 
 void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
   int blocks = n8 >> 3;
   __asm__ volatile(
-      "1:\n\t"
-      "vldmia %[x]!, {s8-s15}\n\t"
-      TFLM_TRAIN_SGD_ROW("w0", "d0")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW("w0", "d0"))
       : [x] "+r"(x), [w0] "+r"(w0), [n] "+r"(blocks)
       : [d0] "t"(d0), [lr] "t"(lr)
       : TFLM_TRAIN_SGD_CLOBBERS);
 }
 #undef TFLM_TRAIN_SGD_ROW
+#undef TFLM_TRAIN_SGD_LOOP
 #undef TFLM_TRAIN_SGD_CLOBBERS
 #endif
 

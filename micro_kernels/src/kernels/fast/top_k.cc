@@ -69,6 +69,18 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
 // ~(i + J) into V (for J = 0, ~i).
 #define TFLM_TRAIN_LIST_MARK(V, J) "add %[" V "], %[i], #" J "\n\t" "mvn %[" V "], %[" V "]\n\t"
 #define TFLM_TRAIN_LIST_MARK0 "mvn %[v0], %[i]\n\t"
+// Rows i + J0 .. i + J3 (J0 > 0): their load, tests and keeps; their candidates.
+#define TFLM_TRAIN_LIST_FOUR(J0, J1, J2, J3)                        \
+  "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"                    \
+  TFLM_TRAIN_LIST_ROW("v0", J0, TFLM_TRAIN_LIST_KEEP("v0", J0))     \
+  TFLM_TRAIN_LIST_ROW("v1", J1, TFLM_TRAIN_LIST_KEEP("v1", J1))     \
+  TFLM_TRAIN_LIST_ROW("v2", J2, TFLM_TRAIN_LIST_KEEP("v2", J2))     \
+  TFLM_TRAIN_LIST_ROW("v3", J3, TFLM_TRAIN_LIST_KEEP("v3", J3))
+#define TFLM_TRAIN_LIST_CANDIDATES(J0, J1, J2, J3)                      \
+  TFLM_TRAIN_LIST_CANDIDATE("v0", J0, TFLM_TRAIN_LIST_MARK("v0", J0))   \
+  TFLM_TRAIN_LIST_CANDIDATE("v1", J1, TFLM_TRAIN_LIST_MARK("v1", J1))   \
+  TFLM_TRAIN_LIST_CANDIDATE("v2", J2, TFLM_TRAIN_LIST_MARK("v2", J2))   \
+  TFLM_TRAIN_LIST_CANDIDATE("v3", J3, TFLM_TRAIN_LIST_MARK("v3", J3))
   __asm__ volatile(
       "0:\n\t"
       "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
@@ -76,21 +88,9 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_ROW("v1", "1", TFLM_TRAIN_LIST_KEEP("v1", "1"))
       TFLM_TRAIN_LIST_ROW("v2", "2", TFLM_TRAIN_LIST_KEEP("v2", "2"))
       TFLM_TRAIN_LIST_ROW("v3", "3", TFLM_TRAIN_LIST_KEEP("v3", "3"))
-      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
-      TFLM_TRAIN_LIST_ROW("v0", "4", TFLM_TRAIN_LIST_KEEP("v0", "4"))
-      TFLM_TRAIN_LIST_ROW("v1", "5", TFLM_TRAIN_LIST_KEEP("v1", "5"))
-      TFLM_TRAIN_LIST_ROW("v2", "6", TFLM_TRAIN_LIST_KEEP("v2", "6"))
-      TFLM_TRAIN_LIST_ROW("v3", "7", TFLM_TRAIN_LIST_KEEP("v3", "7"))
-      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
-      TFLM_TRAIN_LIST_ROW("v0", "8", TFLM_TRAIN_LIST_KEEP("v0", "8"))
-      TFLM_TRAIN_LIST_ROW("v1", "9", TFLM_TRAIN_LIST_KEEP("v1", "9"))
-      TFLM_TRAIN_LIST_ROW("v2", "10", TFLM_TRAIN_LIST_KEEP("v2", "10"))
-      TFLM_TRAIN_LIST_ROW("v3", "11", TFLM_TRAIN_LIST_KEEP("v3", "11"))
-      "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
-      TFLM_TRAIN_LIST_ROW("v0", "12", TFLM_TRAIN_LIST_KEEP("v0", "12"))
-      TFLM_TRAIN_LIST_ROW("v1", "13", TFLM_TRAIN_LIST_KEEP("v1", "13"))
-      TFLM_TRAIN_LIST_ROW("v2", "14", TFLM_TRAIN_LIST_KEEP("v2", "14"))
-      TFLM_TRAIN_LIST_ROW("v3", "15", TFLM_TRAIN_LIST_KEEP("v3", "15"))
+      TFLM_TRAIN_LIST_FOUR("4", "5", "6", "7")
+      TFLM_TRAIN_LIST_FOUR("8", "9", "10", "11")
+      TFLM_TRAIN_LIST_FOUR("12", "13", "14", "15")
       "adds %[i], %[i], #16\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
@@ -99,18 +99,9 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_CANDIDATE("v1", "1", TFLM_TRAIN_LIST_MARK("v1", "1"))
       TFLM_TRAIN_LIST_CANDIDATE("v2", "2", TFLM_TRAIN_LIST_MARK("v2", "2"))
       TFLM_TRAIN_LIST_CANDIDATE("v3", "3", TFLM_TRAIN_LIST_MARK("v3", "3"))
-      TFLM_TRAIN_LIST_CANDIDATE("v0", "4", TFLM_TRAIN_LIST_MARK("v0", "4"))
-      TFLM_TRAIN_LIST_CANDIDATE("v1", "5", TFLM_TRAIN_LIST_MARK("v1", "5"))
-      TFLM_TRAIN_LIST_CANDIDATE("v2", "6", TFLM_TRAIN_LIST_MARK("v2", "6"))
-      TFLM_TRAIN_LIST_CANDIDATE("v3", "7", TFLM_TRAIN_LIST_MARK("v3", "7"))
-      TFLM_TRAIN_LIST_CANDIDATE("v0", "8", TFLM_TRAIN_LIST_MARK("v0", "8"))
-      TFLM_TRAIN_LIST_CANDIDATE("v1", "9", TFLM_TRAIN_LIST_MARK("v1", "9"))
-      TFLM_TRAIN_LIST_CANDIDATE("v2", "10", TFLM_TRAIN_LIST_MARK("v2", "10"))
-      TFLM_TRAIN_LIST_CANDIDATE("v3", "11", TFLM_TRAIN_LIST_MARK("v3", "11"))
-      TFLM_TRAIN_LIST_CANDIDATE("v0", "12", TFLM_TRAIN_LIST_MARK("v0", "12"))
-      TFLM_TRAIN_LIST_CANDIDATE("v1", "13", TFLM_TRAIN_LIST_MARK("v1", "13"))
-      TFLM_TRAIN_LIST_CANDIDATE("v2", "14", TFLM_TRAIN_LIST_MARK("v2", "14"))
-      TFLM_TRAIN_LIST_CANDIDATE("v3", "15", TFLM_TRAIN_LIST_MARK("v3", "15"))
+      TFLM_TRAIN_LIST_CANDIDATES("4", "5", "6", "7")
+      TFLM_TRAIN_LIST_CANDIDATES("8", "9", "10", "11")
+      TFLM_TRAIN_LIST_CANDIDATES("12", "13", "14", "15")
       "9:\n\t"
       : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
@@ -122,6 +113,8 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
 #undef TFLM_TRAIN_LIST_CANDIDATE
 #undef TFLM_TRAIN_LIST_MARK
 #undef TFLM_TRAIN_LIST_MARK0
+#undef TFLM_TRAIN_LIST_FOUR
+#undef TFLM_TRAIN_LIST_CANDIDATES
   *out = o;
   *cand = c;
 }
