@@ -47,14 +47,19 @@ static bool Same(const std::vector<float>& a, const std::vector<float>& b) {
 
 static FusedAct RandomAct(Lcg& rng) { return static_cast<FusedAct>(rng.Int(0, 2)); }
 
-// An ascending random subset of [0, n) (null-equivalent when all are kept).
-static std::vector<int32_t> RandomKept(Lcg& rng, int n) {
+// Each of 0..n-1 kept with chance `chance` in `out_of`, in ascending order.
+static std::vector<int32_t> KeepEach(Lcg& rng, int n, int chance, int out_of) {
   std::vector<int32_t> kept;
-  const int share = rng.Int(0, 4);  // 0: none ... 4: all
   for (int i = 0; i < n; ++i) {
-    if (rng.Int(0, 3) < share) kept.push_back(i);
+    if (rng.Int(0, out_of - 1) < chance) kept.push_back(i);
   }
   return kept;
+}
+
+// An ascending random subset of [0, n) (null-equivalent when all are kept).
+static std::vector<int32_t> RandomKept(Lcg& rng, int n) {
+  const int share = rng.Int(0, 4);  // 0: none ... 4: all
+  return KeepEach(rng, n, share, 4);
 }
 
 TEST(FullyConnectedForwardBitIdentical) {
@@ -190,6 +195,68 @@ TEST(SgdRankOneRowsBitIdentical) {
   }
 }
 
+// The output size and padding of s, SAME or VALID as TFLite sizes them (VALID
+// only where the dilated filter fits), picked at random.
+static void SizeOutput(Lcg& rng, kernels::ConvShape* s) {
+  const int32_t eff_h = (s->filter_h - 1) * s->dilation_h + 1, eff_w = (s->filter_w - 1) * s->dilation_w + 1;
+  if (rng.Coin() || eff_h > s->in_h || eff_w > s->in_w) {
+    s->out_h = (s->in_h + s->stride_h - 1) / s->stride_h;
+    s->out_w = (s->in_w + s->stride_w - 1) / s->stride_w;
+    s->pad_top = std::max<int32_t>(0, ((s->out_h - 1) * s->stride_h + eff_h - s->in_h) / 2);
+    s->pad_left = std::max<int32_t>(0, ((s->out_w - 1) * s->stride_w + eff_w - s->in_w) / 2);
+  } else {
+    s->out_h = (s->in_h - eff_h) / s->stride_h + 1;
+    s->out_w = (s->in_w - eff_w) / s->stride_w + 1;
+  }
+}
+
+// A gradient test's inputs over n_out outputs: errors (0.4 of them zero),
+// starting gradients (+0 or random), a kept list (null a quarter of the time)
+// and which gradients to compute: 0 both, 1 weights only, 2 input only.
+struct GradCase {
+  std::vector<float> delta, gw0, dx0;
+  std::vector<int32_t> kept;
+  bool all;
+  int32_t num;
+  int which;
+  const int32_t* kept_or_null() const { return all ? nullptr : kept.data(); }
+};
+static GradCase RandomGradCase(Lcg& rng, int n_out, size_t n_w, size_t n_x) {
+  GradCase c;
+  c.delta = Random(rng, n_out, 0.4f);
+  const bool start_zero = rng.Coin();
+  c.gw0 = start_zero ? std::vector<float>(n_w, 0.0f) : Random(rng, n_w);
+  c.dx0 = start_zero ? std::vector<float>(n_x, 0.0f) : Random(rng, n_x);
+  c.kept = RandomKept(rng, n_out);
+  c.all = rng.Int(0, 3) == 0;
+  c.num = c.all ? n_out : static_cast<int32_t>(c.kept.size());
+  c.which = rng.Int(0, 2);
+  return c;
+}
+
+// Strides 1 or 2, dilation 2 a quarter of the time, then SizeOutput.
+static void RandomStepsAndSize(Lcg& rng, kernels::ConvShape* s) {
+  s->stride_h = rng.Int(1, 2);
+  s->stride_w = rng.Int(1, 2);
+  s->dilation_h = rng.Int(0, 3) == 0 ? 2 : 1;
+  s->dilation_w = rng.Int(0, 3) == 0 ? 2 : 1;
+  s->depth_multiplier = 1;
+  SizeOutput(rng, s);
+}
+
+// Both CONV_2D gradient kernels from the same starting gradients (a null gw or
+// dx side left out): true when their weight and input gradients have the same bits.
+static bool SameConvGrads(const std::vector<float>& x, const std::vector<float>& w, const kernels::ConvShape& s,
+                          const std::vector<float>& delta, const int32_t* kept, int32_t num,
+                          const std::vector<float>& gw0, const std::vector<float>& dx0, bool with_gw, bool with_dx) {
+  std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
+  kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept, num,
+                                    with_gw ? gw_ref.data() : nullptr, with_dx ? dx_ref.data() : nullptr);
+  fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept, num, with_gw ? gw_got.data() : nullptr,
+                                 with_dx ? dx_got.data() : nullptr);
+  return Same(gw_ref, gw_got) && Same(dx_ref, dx_got);
+}
+
 // A random CONV_2D geometry (SAME or VALID as TFLite sizes them), wide enough to
 // reach the blocked paths: channels up to 10, filters up to 4, strides and
 // dilations up to 2.
@@ -206,16 +273,7 @@ static kernels::ConvShape RandomConvShape(Lcg& rng) {
   s.dilation_h = rng.Int(1, 2);
   s.dilation_w = rng.Int(1, 2);
   s.depth_multiplier = 1;
-  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
-  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
-    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
-    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
-  } else {
-    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
-    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
-  }
+  SizeOutput(rng, &s);
   return s;
 }
 
@@ -249,22 +307,10 @@ TEST(Conv2DGradientsBitIdentical) {
     const int n_out = s.out_h * s.out_w * s.out_c;
     const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
     const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
-    const auto delta = Random(rng, n_out, 0.4f);
-    const bool start_zero = rng.Coin();
-    const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
-    const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
-    const std::vector<int32_t> kept = RandomKept(rng, n_out);
-    const bool all = rng.Int(0, 3) == 0;
-    const int32_t* kp = all ? nullptr : kept.data();
-    const int32_t num = all ? n_out : static_cast<int32_t>(kept.size());
-    const int which = rng.Int(0, 2);  // 0 both, 1 weights only, 2 input only
-    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
-    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
-                                      which == 2 ? nullptr : gw_ref.data(), which == 1 ? nullptr : dx_ref.data());
-    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
-                                   which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
-    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d",
-              trial, which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w);
+    const GradCase c = RandomGradCase(rng, n_out, w.size(), x.size());
+    CHECK_MSG(SameConvGrads(x, w, s, c.delta, c.kept_or_null(), c.num, c.gw0, c.dx0, c.which != 2, c.which != 1),
+              "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d", trial, c.which, s.in_h, s.in_w, s.in_c, s.out_h,
+              s.out_w, s.out_c, s.filter_h, s.filter_w);
   }
 }
 
@@ -297,21 +343,7 @@ static kernels::ConvShape RandomFirstLayerShape(Lcg& rng) {
       s.in_c = 4; s.filter_h = 2; s.filter_w = 2;
       break;
   }
-  s.stride_h = rng.Int(1, 2);
-  s.stride_w = rng.Int(1, 2);
-  s.dilation_h = rng.Int(0, 3) == 0 ? 2 : 1;
-  s.dilation_w = rng.Int(0, 3) == 0 ? 2 : 1;
-  s.depth_multiplier = 1;
-  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
-  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
-    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
-    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
-  } else {
-    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
-    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
-  }
+  RandomStepsAndSize(rng, &s);
   return s;
 }
 
@@ -353,12 +385,7 @@ TEST(Conv2DGradientsFirstLayerBitIdentical) {
     const int32_t num = all ? (rng.Coin() ? n_out : rng.Int(0, n_out)) : static_cast<int32_t>(kept.size());
     const bool with_dx = rng.Coin();
     const auto dx0 = rng.Coin() ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
-    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
-    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_ref.data(),
-                                      with_dx ? dx_ref.data() : nullptr);
-    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num, gw_got.data(),
-                                   with_dx ? dx_got.data() : nullptr);
-    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got),
+    CHECK_MSG(SameConvGrads(x, w, s, delta, kp, num, gw0, dx0, true, with_dx),
               "trial %d dx %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d", trial, with_dx,
               s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h, s.stride_w,
               s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, all ? -1 : num);
@@ -379,21 +406,7 @@ static kernels::ConvShape RandomListShape(Lcg& rng) {
     default: s.in_c = 4; s.filter_w = rng.Coin() ? 2 : 4; break;
   }
   s.filter_h = rng.Int(1, 3);
-  s.stride_h = rng.Int(1, 2);
-  s.stride_w = rng.Int(1, 2);
-  s.dilation_h = rng.Int(0, 3) == 0 ? 2 : 1;
-  s.dilation_w = rng.Int(0, 3) == 0 ? 2 : 1;
-  s.depth_multiplier = 1;
-  const int32_t eff_h = (s.filter_h - 1) * s.dilation_h + 1, eff_w = (s.filter_w - 1) * s.dilation_w + 1;
-  if (rng.Coin() || eff_h > s.in_h || eff_w > s.in_w) {
-    s.out_h = (s.in_h + s.stride_h - 1) / s.stride_h;
-    s.out_w = (s.in_w + s.stride_w - 1) / s.stride_w;
-    s.pad_top = std::max<int32_t>(0, ((s.out_h - 1) * s.stride_h + eff_h - s.in_h) / 2);
-    s.pad_left = std::max<int32_t>(0, ((s.out_w - 1) * s.stride_w + eff_w - s.in_w) / 2);
-  } else {
-    s.out_h = (s.in_h - eff_h) / s.stride_h + 1;
-    s.out_w = (s.in_w - eff_w) / s.stride_w + 1;
-  }
+  RandomStepsAndSize(rng, &s);
   return s;
 }
 
@@ -402,11 +415,7 @@ static kernels::ConvShape RandomListShape(Lcg& rng) {
 static std::vector<int32_t> RandomKeptScattered(Lcg& rng, int n) {
   static const int kPercent[] = {3, 10, 30, 30, 60, 95, 100};
   const int percent = kPercent[rng.Int(0, 6)];
-  std::vector<int32_t> kept;
-  for (int i = 0; i < n; ++i) {
-    if (rng.Int(0, 99) < percent) kept.push_back(i);
-  }
-  return kept;
+  return KeepEach(rng, n, percent, 100);
 }
 
 // The gradients over sparse kept lists (never null; also cut short, which moves
@@ -434,12 +443,7 @@ TEST(Conv2DGradientsSparseKeptBitIdentical) {
     const bool start_zero = rng.Coin();
     const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
     const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
-    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
-    kernels::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept.data(), num,
-                                      which == 2 ? nullptr : gw_ref.data(), which == 0 ? nullptr : dx_ref.data());
-    fast::Conv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kept.data(), num,
-                                   which == 2 ? nullptr : gw_got.data(), which == 0 ? nullptr : dx_got.data());
-    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got),
+    CHECK_MSG(SameConvGrads(x, w, s, delta, kept.data(), num, gw0, dx0, which != 2, which != 0),
               "trial %d which %d in %dx%dx%d out %dx%dx%d f %dx%d s %d,%d d %d,%d pad %d,%d kept %d of %d", trial,
               which, s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.filter_h, s.filter_w, s.stride_h,
               s.stride_w, s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, num, n_out);
@@ -471,22 +475,15 @@ TEST(DepthwiseConv2DBitIdentical) {
               s.in_c, s.depth_multiplier, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h,
               s.dilation_w);
     // Both gradients over a random kept list, zero errors among them.
-    const auto delta = Random(rng, n_out, 0.4f);
-    const bool start_zero = rng.Coin();
-    const auto gw0 = start_zero ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
-    const auto dx0 = start_zero ? std::vector<float>(x.size(), 0.0f) : Random(rng, x.size());
-    const std::vector<int32_t> kept = RandomKept(rng, n_out);
-    const bool all = rng.Int(0, 3) == 0;
-    const int32_t* kp = all ? nullptr : kept.data();
-    const int32_t num = all ? n_out : static_cast<int32_t>(kept.size());
-    const int which = rng.Int(0, 2);  // 0 both, 1 weights only, 2 input only
-    std::vector<float> gw_ref = gw0, gw_got = gw0, dx_ref = dx0, dx_got = dx0;
-    kernels::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
-                                               which == 2 ? nullptr : gw_ref.data(),
-                                               which == 1 ? nullptr : dx_ref.data());
-    fast::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, delta.data(), kp, num,
-                                            which == 2 ? nullptr : gw_got.data(), which == 1 ? nullptr : dx_got.data());
-    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "gradient trial %d which %d", trial, which);
+    const GradCase c = RandomGradCase(rng, n_out, w.size(), x.size());
+    std::vector<float> gw_ref = c.gw0, gw_got = c.gw0, dx_ref = c.dx0, dx_got = c.dx0;
+    kernels::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, c.delta.data(), c.kept_or_null(), c.num,
+                                               c.which == 2 ? nullptr : gw_ref.data(),
+                                               c.which == 1 ? nullptr : dx_ref.data());
+    fast::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, c.delta.data(), c.kept_or_null(), c.num,
+                                            c.which == 2 ? nullptr : gw_got.data(),
+                                            c.which == 1 ? nullptr : dx_got.data());
+    CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "gradient trial %d which %d", trial, c.which);
   }
 }
 
