@@ -234,6 +234,17 @@ static GradCase RandomGradCase(Lcg& rng, int n_out, size_t n_w, size_t n_x) {
   return c;
 }
 
+// Errors with zero_share zeros, and one in `out_of` a -0, one an infinity.
+static std::vector<float> RandomErrors(Lcg& rng, int n, float zero_share, int out_of) {
+  std::vector<float> delta = Random(rng, n, zero_share);
+  for (auto& d : delta) {
+    const int pick = rng.Int(0, out_of - 1);
+    if (pick == 0) d = -0.0f;
+    if (pick == 1) d = rng.Coin() ? INFINITY : -INFINITY;
+  }
+  return delta;
+}
+
 // Strides 1 or 2, dilation 2 a quarter of the time, then SizeOutput.
 static void RandomStepsAndSize(Lcg& rng, kernels::ConvShape* s) {
   s->stride_h = rng.Int(1, 2);
@@ -372,12 +383,7 @@ TEST(Conv2DGradientsFirstLayerBitIdentical) {
     const int pixels = s.out_h * s.out_w, n_out = pixels * s.out_c;
     const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
     const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
-    auto delta = Random(rng, n_out, rng.Uniform(0.0f, 0.6f));
-    for (auto& d : delta) {
-      const int pick = rng.Int(0, 199);
-      if (pick == 0) d = -0.0f;
-      if (pick == 1) d = rng.Coin() ? INFINITY : -INFINITY;
-    }
+    const auto delta = RandomErrors(rng, n_out, rng.Uniform(0.0f, 0.6f), 200);
     const auto gw0 = rng.Coin() ? std::vector<float>(w.size(), 0.0f) : Random(rng, w.size());
     const std::vector<int32_t> kept = RandomKeptPixels(rng, pixels, s.out_c);
     const bool all = rng.Int(0, 2) == 0;
@@ -430,12 +436,7 @@ TEST(Conv2DGradientsSparseKeptBitIdentical) {
     const int n_out = s.out_h * s.out_w * s.out_c;
     const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
     const auto w = Random(rng, s.out_c * s.filter_h * s.filter_w * s.in_c);
-    auto delta = Random(rng, n_out, rng.Uniform(0.0f, 0.5f));
-    for (auto& d : delta) {
-      const int pick = rng.Int(0, 99);
-      if (pick == 0) d = -0.0f;
-      if (pick == 1) d = rng.Coin() ? INFINITY : -INFINITY;
-    }
+    const auto delta = RandomErrors(rng, n_out, rng.Uniform(0.0f, 0.5f), 100);
     const std::vector<int32_t> kept = RandomKeptScattered(rng, n_out);
     const int32_t size = static_cast<int32_t>(kept.size());
     const int32_t num = rng.Int(0, 3) == 0 ? rng.Int(0, size) : size;
