@@ -905,15 +905,15 @@ __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvSh
   WalkKept(s, kept, num_kept, span, pixel);
 }
 
-// Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s). Each
-// pixel's taps are read once for all its kept channels: along a row while the
-// windows are full and every channel is kept (the window moves by stride_w
-// columns and keeps its shape until its last column leaves the input), else
-// through a list of the pixel's kept channels.
-// Not inlined: Conv2DWeightAndInputGrad's own loop compiles as it did without it.
-__attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape& s, const float* delta,
-                                                const int32_t* kept, int32_t num_kept, float* grad_w) {
-  const TapSteps t = ConvTapSteps(s);
+// A kept list (or every element, kept null) walked pixel by pixel for the
+// first layer's loops: along a row while the windows are full and every channel
+// is kept (the window moves by stride_w columns and keeps its shape until its
+// last column leaves the input), each pixel goes to whole(p, pos_begin) (p its
+// taps, pos_begin its first element); every other pixel with a kept element to
+// pixel(p, pos_begin, pos_end, r) (kept[r] its first), which returns the index
+// of the first kept element past the pixel.
+template <typename WholeFn, typename PixelFn>
+inline void WalkWhole(const ConvShape& s, const int32_t* kept, int32_t num_kept, WholeFn whole, PixelFn pixel) {
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   const PixelTaps full = FullTaps(s);
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
@@ -930,12 +930,12 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
     }
     PixelTaps p = PixelTapsAt(s, full, oy, ox);
     if (!FullWindow(p, K) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
-      r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+      r = pixel(p, pos_begin, pos_end, r);
       continue;
     }
     int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
     for (;;) {
-      GradWAll(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+      whole(p, pos_begin);
       r += s.out_c;
       ix_last += s.stride_w;
       if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
@@ -945,6 +945,23 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
       p.x_first += s.stride_w * s.in_c;
     }
   }
+}
+
+// Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s): each
+// pixel's taps are read once for all its kept channels, by GradWAll for whole
+// pixels (WalkWhole), else through a list of the pixel's kept channels.
+// Not inlined: Conv2DWeightAndInputGrad's own loop compiles as it did without it.
+__attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape& s, const float* delta,
+                                                const int32_t* kept, int32_t num_kept, float* grad_w) {
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  auto whole = [&](const PixelTaps& p, int32_t pos_begin) {
+    GradWAll(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+  };
+  auto pixel = [&](const PixelTaps& p, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+  };
+  WalkWhole(s, kept, num_kept, whole, pixel);
 }
 
 #if TFLM_TRAIN_VFP_ASM
@@ -963,6 +980,23 @@ void AddBothTaps(const float* x0, float* dx0, const float* w, float* g, float d,
       }
     }
   }
+}
+
+// Both gradients of the kept elements kept[r] on (kept null: every element) of
+// one pixel (elements [pos_begin, pos_end), taps p), element by element, +-0
+// errors skipped; returns the index of the first kept element past the pixel.
+inline int32_t BothKept(const float* x, const float* w, const float* delta, const int32_t* kept, int32_t r,
+                        int32_t num_kept, int32_t pos_begin, int32_t pos_end, int32_t K, const PixelTaps& p,
+                        const TapSteps& t, float* grad_w, float* dx) {
+  for (; r < num_kept; ++r) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    if (e >= pos_end) break;
+    const float de = delta[e];
+    if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+    const int32_t w_at = (e - pos_begin) * K + p.w_first;
+    AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
+  }
+  return r;
 }
 
 // Whether Conv2DBothGrads has a loop for the full windows of s: nine taps, three
@@ -995,67 +1029,29 @@ __attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* 
                                 kept);
   };
   auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
-    const PixelTaps p = ConvPixelTaps(s, oy, ox);
-    for (; r < num_kept; ++r) {
-      const int32_t e = kept[r];
-      if (e >= pos_end) break;
-      const float de = delta[e];
-      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-      const int32_t w_at = (e - pos_begin) * K + p.w_first;
-      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
-    }
-    return r;
+    return BothKept(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w,
+                    dx);
   };
   WalkKept(s, kept, num_kept, span, pixel);
 }
 
 // Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
-// BothGradsShape(s) (a first layer asked for dx too): along a row while the
-// windows are full and every channel is kept, each pixel's taps and dx elements
-// stay in registers for all its channels (Both9AllVfp); other pixels' kept
-// elements one by one.
+// BothGradsShape(s) (a first layer asked for dx too): for whole pixels
+// (WalkWhole) the taps and dx elements stay in registers for all its channels
+// (Both9AllVfp); other pixels' kept elements one by one (BothKept).
 // Not inlined, for the same reason as Conv2DWeightGrad.
 __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, const ConvShape& s,
                                                const float* delta, const int32_t* kept, int32_t num_kept,
                                                float* grad_w, float* dx) {
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
-  int32_t r = 0;
-  while (r < num_kept) {
-    int32_t e = kept != nullptr ? kept[r] : r;
-    while (e >= pos_end) {
-      pos_begin = pos_end;
-      pos_end += s.out_c;
-      if (++ox == s.out_w) {
-        ox = 0;
-        ++oy;
-      }
-    }
-    PixelTaps p = ConvPixelTaps(s, oy, ox);
-    if (FullWindow(p, K) && WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
-      int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
-      for (;;) {
-        Both9AllVfp(x + p.x_first, dx + p.x_first, t.x_row, delta + pos_begin, grad_w, w, s.out_c);
-        r += s.out_c;
-        ix_last += s.stride_w;
-        if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
-        ++ox;
-        pos_begin = pos_end;
-        pos_end += s.out_c;
-        p.x_first += s.stride_w * s.in_c;
-      }
-      continue;
-    }
-    for (; r < num_kept; ++r) {
-      e = kept != nullptr ? kept[r] : r;
-      if (e >= pos_end) break;
-      const float de = delta[e];
-      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-      const int32_t w_at = (e - pos_begin) * K + p.w_first;
-      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
-    }
-  }
+  auto whole = [&](const PixelTaps& p, int32_t pos_begin) {
+    Both9AllVfp(x + p.x_first, dx + p.x_first, t.x_row, delta + pos_begin, grad_w, w, s.out_c);
+  };
+  auto pixel = [&](const PixelTaps& p, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return BothKept(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, dx);
+  };
+  WalkWhole(s, kept, num_kept, whole, pixel);
 }
 
 #endif
