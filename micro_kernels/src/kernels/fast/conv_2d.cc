@@ -795,6 +795,18 @@ struct SpanSteps {
   int32_t x_row;     // #16: bytes between filter rows in x
 };
 
+// The span loops' steps for a layer s (K floats per filter, t its tap steps).
+inline SpanSteps ConvSpanSteps(const ConvShape& s, int32_t K, const TapSteps& t) {
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * f;
+  c.g_step = s.out_c * K * f;
+  c.span_end = 0;
+  c.x_row = t.x_row * f;
+  return c;
+}
+
 // The weight gradient (and with dx, as Both9AllVfp, dx) over a run of full
 // nine-tap windows on a Cortex-M4F: kp at the run's first kept element, pos_end
 // the end of its pixel, u that pixel's first tap (q its first dx element),
@@ -875,12 +887,7 @@ __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvSh
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   const PixelTaps full = FullTaps(s);
 #if TFLM_TRAIN_VFP_ASM
-  SpanSteps c;
-  c.out_c = s.out_c;
-  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
-  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
-  c.span_end = 0;
-  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  SpanSteps c = ConvSpanSteps(s, K, t);
 #endif
   auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
     PixelTaps p = full;
@@ -1013,12 +1020,7 @@ __attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* 
   if (num_kept <= 0) return;
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  SpanSteps c;
-  c.out_c = s.out_c;
-  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
-  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
-  c.span_end = 0;
-  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  SpanSteps c = ConvSpanSteps(s, K, t);
   auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
     const int32_t x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
     const uintptr_t back = static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
