@@ -487,29 +487,45 @@ bool FullWindow(const PixelTaps& p, int32_t K) {
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", \
       "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
 
-// Every output channel of the pixel, in order (n of them, the first's gradient
-// at g, its filter at w): errors d[0 .. n), +-0 ones skipped (kernels/fast/zero.h).
-// With dx: x_row floats between the rows of x and of dx (at q); each dx element
-// gets the channels' additions in ascending order, as in the reference.
-#define TFLM_TRAIN_9ALL_ASM(DX)                                                                       \
-  TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")                                                      \
-  DX(TFLM_TRAIN_DX9("vldm", "%[q]", "%[u]", "%[xr]"))                                                 \
+// The two channel loops of a pixel whose taps are loaded: over every output
+// channel, in order (n of them, errors at d, the first's gradients at g; +-0
+// errors skipped, kernels/fast/zero.h), or over n listed ones (errors at d, none
+// zero, the addresses of their gradients at g). E: the error's register;
+// CHANNEL(G, STORE): one channel's gradients at G, stored back by STORE (every
+// channel's loop: moving G past them); MORE: what else a channel adds, SKIP what
+// a skipped one moves past.
+#define TFLM_TRAIN_ALL_CHANNELS(E, CHANNEL, MORE, SKIP)                                               \
   "1:\n\t"                                                                                            \
-  "vldmia %[d]!, {s9}\n\t"                                                                            \
-  "vcmp.f32 s9, #0.0\n\t"                                                                             \
+  "vldmia %[d]!, {" E "}\n\t"                                                                         \
+  "vcmp.f32 " E ", #0.0\n\t"                                                                          \
   "vmrs APSR_nzcv, fpscr\n\t"                                                                         \
   "beq 2f\n\t"                                                                                        \
-  TFLM_TRAIN_GW9_CHANNEL("%[g]", "vstmia %[g]!")                                                      \
-  DX(TFLM_TRAIN_DX9_CHANNEL("vldmia %[w]!"))                                                          \
+  CHANNEL("%[g]", "vstmia %[g]!")                                                                     \
+  MORE                                                                                                \
   "subs %[n], %[n], #1\n\t"                                                                           \
   "bne 1b\n\t"                                                                                        \
   "b 3f\n\t"                                                                                          \
   "2:\n\t"                                                                                            \
-  "add %[g], %[g], #36\n\t"                                                                           \
-  DX("add %[w], %[w], #36\n\t")                                                                       \
+  SKIP                                                                                                \
   "subs %[n], %[n], #1\n\t"                                                                           \
   "bne 1b\n\t"                                                                                        \
-  "3:\n\t"                                                                                            \
+  "3:\n\t"
+#define TFLM_TRAIN_LIST_CHANNELS(E, CHANNEL)                                                          \
+  "1:\n\t"                                                                                            \
+  "vldmia %[d]!, {" E "}\n\t"                                                                         \
+  "ldr %[gi], [%[g]], #4\n\t"                                                                         \
+  CHANNEL("%[gi]", "vstm %[gi]")                                                                      \
+  "subs %[n], %[n], #1\n\t"                                                                           \
+  "bne 1b\n\t"
+
+// Nine taps, every channel. With dx: its filters at w, x_row floats between the
+// rows of x and of dx (at q); each dx element gets the channels' additions in
+// ascending order, as in the reference.
+#define TFLM_TRAIN_9ALL_ASM(DX)                                                                       \
+  TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")                                                      \
+  DX(TFLM_TRAIN_DX9("vldm", "%[q]", "%[u]", "%[xr]"))                                                 \
+  TFLM_TRAIN_ALL_CHANNELS("s9", TFLM_TRAIN_GW9_CHANNEL, DX(TFLM_TRAIN_DX9_CHANNEL("vldmia %[w]!")),   \
+                          "add %[g], %[g], #36\n\t" DX("add %[w], %[w], #36\n\t"))                   \
   DX(TFLM_TRAIN_DX9("vstm", "%[q]", "%[q]", "%[xr]"))
 
 void GradW9AllVfp(const float* u, int32_t x_row, const float* d, float* g, int32_t n) {
@@ -529,59 +545,35 @@ void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float*
 }
 #undef TFLM_TRAIN_9ALL_ASM
 
-// Listed output channels: n errors d[i] (none zero) for the gradients at g[i].
 void GradW9ListVfp(const float* u, int32_t x_row, const float* d, float* const* g, int32_t n) {
   const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
   float* gi;
-  __asm__ volatile(
-      TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")
-      "1:\n\t"
-      "vldmia %[d]!, {s9}\n\t"
-      "ldr %[gi], [%[g]], #4\n\t"
-      TFLM_TRAIN_GW9_CHANNEL("%[gi]", "vstm %[gi]")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
-      : [xr] "r"(row_bytes)
-      : TFLM_TRAIN_GW9_CLOBBERS);
+  __asm__ volatile(TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")
+                   TFLM_TRAIN_LIST_CHANNELS("s9", TFLM_TRAIN_GW9_CHANNEL)
+                   : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+                   : [xr] "r"(row_bytes)
+                   : TFLM_TRAIN_GW9_CLOBBERS);
 }
 
+// Sixteen taps, every channel or listed ones.
 void GradW16AllVfp(const float* u, const float* d, float* g, int32_t n) {
-  __asm__ volatile(
-      "vldm %[u], {s0-s15}\n\t"
-      "1:\n\t"
-      "vldmia %[d]!, {s16}\n\t"
-      "vcmp.f32 s16, #0.0\n\t"
-      "vmrs APSR_nzcv, fpscr\n\t"
-      "beq 2f\n\t"
-      TFLM_TRAIN_GW16_CHANNEL("%[g]", "vstmia %[g]!")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "b 3f\n\t"
-      "2:\n\t"
-      "add %[g], %[g], #64\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "3:\n\t"
-      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
-      : [u] "r"(u)
-      : TFLM_TRAIN_GW16_CLOBBERS);
+  __asm__ volatile("vldm %[u], {s0-s15}\n\t"
+                   TFLM_TRAIN_ALL_CHANNELS("s16", TFLM_TRAIN_GW16_CHANNEL, "", "add %[g], %[g], #64\n\t")
+                   : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
+                   : [u] "r"(u)
+                   : TFLM_TRAIN_GW16_CLOBBERS);
 }
 
 void GradW16ListVfp(const float* u, const float* d, float* const* g, int32_t n) {
   float* gi;
-  __asm__ volatile(
-      "vldm %[u], {s0-s15}\n\t"
-      "1:\n\t"
-      "vldmia %[d]!, {s16}\n\t"
-      "ldr %[gi], [%[g]], #4\n\t"
-      TFLM_TRAIN_GW16_CHANNEL("%[gi]", "vstm %[gi]")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
-      : [u] "r"(u)
-      : TFLM_TRAIN_GW16_CLOBBERS);
+  __asm__ volatile("vldm %[u], {s0-s15}\n\t"
+                   TFLM_TRAIN_LIST_CHANNELS("s16", TFLM_TRAIN_GW16_CHANNEL)
+                   : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+                   : [u] "r"(u)
+                   : TFLM_TRAIN_GW16_CLOBBERS);
 }
+#undef TFLM_TRAIN_ALL_CHANNELS
+#undef TFLM_TRAIN_LIST_CHANNELS
 #endif
 
 // Whether GradWAll and GradWList have a loop for a full window with the taps p.
