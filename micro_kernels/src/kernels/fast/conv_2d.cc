@@ -437,8 +437,10 @@ bool FullWindow(const PixelTaps& p, int32_t K) {
 // Nine taps (three filter rows of three floats, STEP bytes apart from P) in
 // s0-s8; the error in s9, products in s13-s15, a channel's gradients (then its
 // weights) in s16-s24; with dx, the pixel's nine dx elements (as the taps, at
-// their own P) in s10-s12, s25-s27 and s28-s30. OP (vldm or vstm) moves three
-// rows at P, through T (P itself when it may move to the last row).
+// their own P) in s10-s12, s25-s27 and s28-s30 (split so that the loops without
+// dx use no register above s24: no more callee-saved ones to save than they
+// need). OP (vldm or vstm) moves three rows at P, through T (P itself when it
+// may move to the last row).
 #define TFLM_TRAIN_ROWS3(OP, P, T, STEP, A, B, C)                                          \
   OP " " P ", {" A "}\n\t" "add " T ", " P ", " STEP "\n\t" OP " " T ", {" B "}\n\t"       \
   "add " T ", " T ", " STEP "\n\t" OP " " T ", {" C "}\n\t"
