@@ -421,173 +421,161 @@ bool FullWindow(const PixelTaps& p, int32_t K) {
 // The weight gradient of one pixel on a Cortex-M4F: the pixel's taps stay in VFP
 // registers while, per output channel, one VLDM brings its gradients, each gets
 // the reference's VMUL and VADD (error d times tap), one VSTM puts them back.
+// With dx too ("Both" loops), the pixel's dx elements also stay in registers and
+// each channel's weights times its error are added to them after its gradients.
 //
-// Nine taps (three filter rows of three floats, x_row floats apart) in s0-s8;
-// the error in s9, products in s10-s15, gradients in s16-s24.
-#define TFLM_TRAIN_GW9_LOAD_X                                                   \
-  "vldm %[u], {s0-s2}\n\t" "add %[u], %[u], %[xr]\n\t"                          \
-  "vldm %[u], {s3-s5}\n\t" "add %[u], %[u], %[xr]\n\t" "vldm %[u], {s6-s8}\n\t"
-#define TFLM_TRAIN_GW9_TAP(T, X, G) "vmul.f32 " T ", s9, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
-#define TFLM_TRAIN_GW9_CHANNEL(G, STORE)                                                          \
-  "vldm " G ", {s16-s24}\n\t"                                                                     \
-  TFLM_TRAIN_GW9_TAP("s10", "s0", "s16") TFLM_TRAIN_GW9_TAP("s11", "s1", "s17")                   \
-  TFLM_TRAIN_GW9_TAP("s12", "s2", "s18") TFLM_TRAIN_GW9_TAP("s13", "s3", "s19")                   \
-  TFLM_TRAIN_GW9_TAP("s14", "s4", "s20") TFLM_TRAIN_GW9_TAP("s15", "s5", "s21")                   \
-  TFLM_TRAIN_GW9_TAP("s10", "s6", "s22") TFLM_TRAIN_GW9_TAP("s11", "s7", "s23")                   \
-  TFLM_TRAIN_GW9_TAP("s12", "s8", "s24")                                                          \
-  STORE ", {s16-s24}\n\t"
-#define TFLM_TRAIN_GW9_CLOBBERS                                                                    \
-  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", \
-      "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "cc", "memory"
+// Each loop that exists with and without dx is one asm text (a macro taking DX,
+// and NO_DX where the two differ otherwise): DX(...) is the dx part, kept by
+// TFLM_TRAIN_ON and dropped by TFLM_TRAIN_OFF, so both variants come from it.
+#define TFLM_TRAIN_ON(...) __VA_ARGS__
+#define TFLM_TRAIN_OFF(...)
 
-// Sixteen contiguous taps (a 1x1 filter over 16 channels) in s0-s15; the error
-// in s16, gradients in two halves of eight in s17-s24, products in s25-s28.
-#define TFLM_TRAIN_GW16_TAP(T, X, G) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " G ", " G ", " T "\n\t"
-#define TFLM_TRAIN_GW16_CHANNEL(G, STORE)                                                          \
-  "vldm " G ", {s17-s24}\n\t"                                                                      \
-  TFLM_TRAIN_GW16_TAP("s25", "s0", "s17") TFLM_TRAIN_GW16_TAP("s26", "s1", "s18")                  \
-  TFLM_TRAIN_GW16_TAP("s27", "s2", "s19") TFLM_TRAIN_GW16_TAP("s28", "s3", "s20")                  \
-  TFLM_TRAIN_GW16_TAP("s25", "s4", "s21") TFLM_TRAIN_GW16_TAP("s26", "s5", "s22")                  \
-  TFLM_TRAIN_GW16_TAP("s27", "s6", "s23") TFLM_TRAIN_GW16_TAP("s28", "s7", "s24")                  \
-  "vstmia " G "!, {s17-s24}\n\t"                                                                   \
-  "vldm " G ", {s17-s24}\n\t"                                                                      \
-  TFLM_TRAIN_GW16_TAP("s25", "s8", "s17") TFLM_TRAIN_GW16_TAP("s26", "s9", "s18")                  \
-  TFLM_TRAIN_GW16_TAP("s27", "s10", "s19") TFLM_TRAIN_GW16_TAP("s28", "s11", "s20")                \
-  TFLM_TRAIN_GW16_TAP("s25", "s12", "s21") TFLM_TRAIN_GW16_TAP("s26", "s13", "s22")                \
-  TFLM_TRAIN_GW16_TAP("s27", "s14", "s23") TFLM_TRAIN_GW16_TAP("s28", "s15", "s24")                \
+// A += E * X through the product register T: the reference's VMUL and VADD for
+// one element.
+#define TFLM_TRAIN_MAC(E, T, X, A) "vmul.f32 " T ", " E ", " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
+
+// Nine taps (three filter rows of three floats, STEP bytes apart from P) in
+// s0-s8; the error in s9, products in s13-s15, a channel's gradients (then its
+// weights) in s16-s24; with dx, the pixel's nine dx elements (as the taps, at
+// their own P) in s10-s12, s25-s27 and s28-s30 (split so that the loops without
+// dx use no register above s24: no more callee-saved ones to save than they
+// need). OP (vldm or vstm) moves three rows at P, through T (P itself when it
+// may move to the last row).
+#define TFLM_TRAIN_ROWS3(OP, P, T, STEP, A, B, C)                                          \
+  OP " " P ", {" A "}\n\t" "add " T ", " P ", " STEP "\n\t" OP " " T ", {" B "}\n\t"       \
+  "add " T ", " T ", " STEP "\n\t" OP " " T ", {" C "}\n\t"
+#define TFLM_TRAIN_X9(OP, P, T, STEP) TFLM_TRAIN_ROWS3(OP, P, T, STEP, "s0-s2", "s3-s5", "s6-s8")
+#define TFLM_TRAIN_DX9(OP, P, T, STEP) TFLM_TRAIN_ROWS3(OP, P, T, STEP, "s10-s12", "s25-s27", "s28-s30")
+// One channel's nine gradients at G += error * tap, then STORE them back.
+#define TFLM_TRAIN_GW9_CHANNEL(G, STORE)                                                              \
+  "vldm " G ", {s16-s24}\n\t"                                                                         \
+  TFLM_TRAIN_MAC("s9", "s13", "s0", "s16") TFLM_TRAIN_MAC("s9", "s14", "s1", "s17")                   \
+  TFLM_TRAIN_MAC("s9", "s15", "s2", "s18") TFLM_TRAIN_MAC("s9", "s13", "s3", "s19")                   \
+  TFLM_TRAIN_MAC("s9", "s14", "s4", "s20") TFLM_TRAIN_MAC("s9", "s15", "s5", "s21")                   \
+  TFLM_TRAIN_MAC("s9", "s13", "s6", "s22") TFLM_TRAIN_MAC("s9", "s14", "s7", "s23")                   \
+  TFLM_TRAIN_MAC("s9", "s15", "s8", "s24")                                                            \
+  STORE ", {s16-s24}\n\t"
+// Its nine weights (LOAD) times the error added to the dx elements.
+#define TFLM_TRAIN_DX9_CHANNEL(LOAD)                                                                  \
+  LOAD ", {s16-s24}\n\t"                                                                              \
+  TFLM_TRAIN_MAC("s9", "s13", "s16", "s10") TFLM_TRAIN_MAC("s9", "s14", "s17", "s11")                 \
+  TFLM_TRAIN_MAC("s9", "s15", "s18", "s12") TFLM_TRAIN_MAC("s9", "s13", "s19", "s25")                 \
+  TFLM_TRAIN_MAC("s9", "s14", "s20", "s26") TFLM_TRAIN_MAC("s9", "s15", "s21", "s27")                 \
+  TFLM_TRAIN_MAC("s9", "s13", "s22", "s28") TFLM_TRAIN_MAC("s9", "s14", "s23", "s29")                 \
+  TFLM_TRAIN_MAC("s9", "s15", "s24", "s30")
+#define TFLM_TRAIN_GW9_CLOBBERS                                                                      \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s13", "s14", "s15", "s16", "s17", "s18", \
+      "s19", "s20", "s21", "s22", "s23", "s24", "cc", "memory"
+#define TFLM_TRAIN_BOTH9_CLOBBERS                                                                    \
+  TFLM_TRAIN_GW9_CLOBBERS, "s10", "s11", "s12", "s25", "s26", "s27", "s28", "s29", "s30"
+
+// Sixteen contiguous taps (a 1x1 filter over 16 channels) in s0-s15, or eight
+// (the list loops) in s0-s7 with their dx elements in s8-s15; the error in s16,
+// eight gradients (or weights) in s17-s24, products in s25-s28. TFLM_TRAIN_GW8:
+// the gradients += error * the taps X0-X7.
+#define TFLM_TRAIN_GW8(X0, X1, X2, X3, X4, X5, X6, X7)                                                \
+  TFLM_TRAIN_MAC("s16", "s25", X0, "s17") TFLM_TRAIN_MAC("s16", "s26", X1, "s18")                     \
+  TFLM_TRAIN_MAC("s16", "s27", X2, "s19") TFLM_TRAIN_MAC("s16", "s28", X3, "s20")                     \
+  TFLM_TRAIN_MAC("s16", "s25", X4, "s21") TFLM_TRAIN_MAC("s16", "s26", X5, "s22")                     \
+  TFLM_TRAIN_MAC("s16", "s27", X6, "s23") TFLM_TRAIN_MAC("s16", "s28", X7, "s24")
+#define TFLM_TRAIN_GW16_CHANNEL(G, STORE)                                                             \
+  "vldm " G ", {s17-s24}\n\t"                                                                         \
+  TFLM_TRAIN_GW8("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7")                                      \
+  "vstmia " G "!, {s17-s24}\n\t"                                                                      \
+  "vldm " G ", {s17-s24}\n\t"                                                                         \
+  TFLM_TRAIN_GW8("s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15")                                \
   STORE ", {s17-s24}\n\t"
 #define TFLM_TRAIN_GW16_CLOBBERS                                                                   \
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", \
       "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory"
 
-// Every output channel of the pixel, in order (n of them, the first's gradient
-// at g): errors d[0 .. n), +-0 ones skipped (kernels/fast/zero.h).
+// The two channel loops of a pixel whose taps are loaded: over every output
+// channel, in order (n of them, errors at d, the first's gradients at g; +-0
+// errors skipped, kernels/fast/zero.h), or over n listed ones (errors at d, none
+// zero, the addresses of their gradients at g). E: the error's register;
+// CHANNEL(G, STORE): one channel's gradients at G, stored back by STORE (every
+// channel's loop: moving G past them); MORE: what else a channel adds, SKIP what
+// a skipped one moves past.
+#define TFLM_TRAIN_ALL_CHANNELS(E, CHANNEL, MORE, SKIP)                                               \
+  "1:\n\t"                                                                                            \
+  "vldmia %[d]!, {" E "}\n\t"                                                                         \
+  "vcmp.f32 " E ", #0.0\n\t"                                                                          \
+  "vmrs APSR_nzcv, fpscr\n\t"                                                                         \
+  "beq 2f\n\t"                                                                                        \
+  CHANNEL("%[g]", "vstmia %[g]!")                                                                     \
+  MORE                                                                                                \
+  "subs %[n], %[n], #1\n\t"                                                                           \
+  "bne 1b\n\t"                                                                                        \
+  "b 3f\n\t"                                                                                          \
+  "2:\n\t"                                                                                            \
+  SKIP                                                                                                \
+  "subs %[n], %[n], #1\n\t"                                                                           \
+  "bne 1b\n\t"                                                                                        \
+  "3:\n\t"
+#define TFLM_TRAIN_LIST_CHANNELS(E, CHANNEL)                                                          \
+  "1:\n\t"                                                                                            \
+  "vldmia %[d]!, {" E "}\n\t"                                                                         \
+  "ldr %[gi], [%[g]], #4\n\t"                                                                         \
+  CHANNEL("%[gi]", "vstm %[gi]")                                                                      \
+  "subs %[n], %[n], #1\n\t"                                                                           \
+  "bne 1b\n\t"
+
+// Nine taps, every channel. With dx: its filters at w, x_row floats between the
+// rows of x and of dx (at q); each dx element gets the channels' additions in
+// ascending order, as in the reference.
+#define TFLM_TRAIN_9ALL_ASM(DX)                                                                       \
+  TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")                                                      \
+  DX(TFLM_TRAIN_DX9("vldm", "%[q]", "%[u]", "%[xr]"))                                                 \
+  TFLM_TRAIN_ALL_CHANNELS("s9", TFLM_TRAIN_GW9_CHANNEL, DX(TFLM_TRAIN_DX9_CHANNEL("vldmia %[w]!")),   \
+                          "add %[g], %[g], #36\n\t" DX("add %[w], %[w], #36\n\t"))                   \
+  DX(TFLM_TRAIN_DX9("vstm", "%[q]", "%[q]", "%[xr]"))
+
 void GradW9AllVfp(const float* u, int32_t x_row, const float* d, float* g, int32_t n) {
   const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
-  __asm__ volatile(
-      TFLM_TRAIN_GW9_LOAD_X
-      "1:\n\t"
-      "vldmia %[d]!, {s9}\n\t"
-      "vcmp.f32 s9, #0.0\n\t"
-      "vmrs APSR_nzcv, fpscr\n\t"
-      "beq 2f\n\t"
-      TFLM_TRAIN_GW9_CHANNEL("%[g]", "vstmia %[g]!")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "b 3f\n\t"
-      "2:\n\t"
-      "add %[g], %[g], #36\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "3:\n\t"
-      : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
-      : [xr] "r"(row_bytes)
-      : TFLM_TRAIN_GW9_CLOBBERS);
+  __asm__ volatile(TFLM_TRAIN_9ALL_ASM(TFLM_TRAIN_OFF)
+                   : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
+                   : [xr] "r"(row_bytes)
+                   : TFLM_TRAIN_GW9_CLOBBERS);
 }
 
-// Listed output channels: n errors d[i] (none zero) for the gradients at g[i].
+void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float* g, const float* w, int32_t n) {
+  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
+  __asm__ volatile(TFLM_TRAIN_9ALL_ASM(TFLM_TRAIN_ON)
+                   : [u] "+r"(u), [q] "+r"(q), [d] "+r"(d), [g] "+r"(g), [w] "+r"(w), [n] "+r"(n)
+                   : [xr] "r"(row_bytes)
+                   : TFLM_TRAIN_BOTH9_CLOBBERS);
+}
+#undef TFLM_TRAIN_9ALL_ASM
+
 void GradW9ListVfp(const float* u, int32_t x_row, const float* d, float* const* g, int32_t n) {
   const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
   float* gi;
-  __asm__ volatile(
-      TFLM_TRAIN_GW9_LOAD_X
-      "1:\n\t"
-      "vldmia %[d]!, {s9}\n\t"
-      "ldr %[gi], [%[g]], #4\n\t"
-      TFLM_TRAIN_GW9_CHANNEL("%[gi]", "vstm %[gi]")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
-      : [xr] "r"(row_bytes)
-      : TFLM_TRAIN_GW9_CLOBBERS);
+  __asm__ volatile(TFLM_TRAIN_X9("vldm", "%[u]", "%[u]", "%[xr]")
+                   TFLM_TRAIN_LIST_CHANNELS("s9", TFLM_TRAIN_GW9_CHANNEL)
+                   : [u] "+r"(u), [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+                   : [xr] "r"(row_bytes)
+                   : TFLM_TRAIN_GW9_CLOBBERS);
 }
 
+// Sixteen taps, every channel or listed ones.
 void GradW16AllVfp(const float* u, const float* d, float* g, int32_t n) {
-  __asm__ volatile(
-      "vldm %[u], {s0-s15}\n\t"
-      "1:\n\t"
-      "vldmia %[d]!, {s16}\n\t"
-      "vcmp.f32 s16, #0.0\n\t"
-      "vmrs APSR_nzcv, fpscr\n\t"
-      "beq 2f\n\t"
-      TFLM_TRAIN_GW16_CHANNEL("%[g]", "vstmia %[g]!")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "b 3f\n\t"
-      "2:\n\t"
-      "add %[g], %[g], #64\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "3:\n\t"
-      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
-      : [u] "r"(u)
-      : TFLM_TRAIN_GW16_CLOBBERS);
+  __asm__ volatile("vldm %[u], {s0-s15}\n\t"
+                   TFLM_TRAIN_ALL_CHANNELS("s16", TFLM_TRAIN_GW16_CHANNEL, "", "add %[g], %[g], #64\n\t")
+                   : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n)
+                   : [u] "r"(u)
+                   : TFLM_TRAIN_GW16_CLOBBERS);
 }
 
 void GradW16ListVfp(const float* u, const float* d, float* const* g, int32_t n) {
   float* gi;
-  __asm__ volatile(
-      "vldm %[u], {s0-s15}\n\t"
-      "1:\n\t"
-      "vldmia %[d]!, {s16}\n\t"
-      "ldr %[gi], [%[g]], #4\n\t"
-      TFLM_TRAIN_GW16_CHANNEL("%[gi]", "vstm %[gi]")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
-      : [u] "r"(u)
-      : TFLM_TRAIN_GW16_CLOBBERS);
+  __asm__ volatile("vldm %[u], {s0-s15}\n\t"
+                   TFLM_TRAIN_LIST_CHANNELS("s16", TFLM_TRAIN_GW16_CHANNEL)
+                   : [d] "+r"(d), [g] "+r"(g), [n] "+r"(n), [gi] "=&r"(gi)
+                   : [u] "r"(u)
+                   : TFLM_TRAIN_GW16_CLOBBERS);
 }
-// Both gradients of every output channel of a pixel with nine taps (as
-// GradW9AllVfp, x_row floats between the rows of x and of dx): the taps in s0-s8,
-// the pixel's nine dx elements in s9-s17 for all its channels (each gets the
-// channels' additions in ascending order, as in the reference), the error in
-// s18, a channel's gradients and then its weights in s19-s27, products in
-// s28-s31. w: the first channel's filter; +-0 errors skipped.
-void Both9AllVfp(const float* u, float* q, int32_t x_row, const float* d, float* g, const float* w, int32_t n) {
-  const int32_t row_bytes = x_row * static_cast<int32_t>(sizeof(float));
-#define TFLM_TRAIN_B9_TAP(T, X, A) "vmul.f32 " T ", s18, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
-  __asm__ volatile(
-      TFLM_TRAIN_GW9_LOAD_X
-      "mov %[u], %[q]\n\t"
-      "vldm %[u], {s9-s11}\n\t" "add %[u], %[u], %[xr]\n\t"
-      "vldm %[u], {s12-s14}\n\t" "add %[u], %[u], %[xr]\n\t" "vldm %[u], {s15-s17}\n\t"
-      "1:\n\t"
-      "vldmia %[d]!, {s18}\n\t"
-      "vcmp.f32 s18, #0.0\n\t"
-      "vmrs APSR_nzcv, fpscr\n\t"
-      "beq 2f\n\t"
-      "vldm %[g], {s19-s27}\n\t"
-      TFLM_TRAIN_B9_TAP("s28", "s0", "s19") TFLM_TRAIN_B9_TAP("s29", "s1", "s20")
-      TFLM_TRAIN_B9_TAP("s30", "s2", "s21") TFLM_TRAIN_B9_TAP("s31", "s3", "s22")
-      TFLM_TRAIN_B9_TAP("s28", "s4", "s23") TFLM_TRAIN_B9_TAP("s29", "s5", "s24")
-      TFLM_TRAIN_B9_TAP("s30", "s6", "s25") TFLM_TRAIN_B9_TAP("s31", "s7", "s26")
-      TFLM_TRAIN_B9_TAP("s28", "s8", "s27")
-      "vstmia %[g]!, {s19-s27}\n\t"
-      "vldmia %[w]!, {s19-s27}\n\t"
-      TFLM_TRAIN_B9_TAP("s28", "s19", "s9") TFLM_TRAIN_B9_TAP("s29", "s20", "s10")
-      TFLM_TRAIN_B9_TAP("s30", "s21", "s11") TFLM_TRAIN_B9_TAP("s31", "s22", "s12")
-      TFLM_TRAIN_B9_TAP("s28", "s23", "s13") TFLM_TRAIN_B9_TAP("s29", "s24", "s14")
-      TFLM_TRAIN_B9_TAP("s30", "s25", "s15") TFLM_TRAIN_B9_TAP("s31", "s26", "s16")
-      TFLM_TRAIN_B9_TAP("s28", "s27", "s17")
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "b 3f\n\t"
-      "2:\n\t"
-      "add %[g], %[g], #36\n\t"
-      "add %[w], %[w], #36\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b\n\t"
-      "3:\n\t"
-      "vstm %[q], {s9-s11}\n\t" "add %[q], %[q], %[xr]\n\t"
-      "vstm %[q], {s12-s14}\n\t" "add %[q], %[q], %[xr]\n\t" "vstm %[q], {s15-s17}\n\t"
-      : [u] "+r"(u), [q] "+r"(q), [d] "+r"(d), [g] "+r"(g), [w] "+r"(w), [n] "+r"(n)
-      : [xr] "r"(row_bytes)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
-        "s31", "cc", "memory");
-#undef TFLM_TRAIN_B9_TAP
-}
+#undef TFLM_TRAIN_ALL_CHANNELS
+#undef TFLM_TRAIN_LIST_CHANNELS
 #endif
 
 // Whether GradWAll and GradWList have a loop for a full window with the taps p.
@@ -801,58 +789,86 @@ struct SpanSteps {
   int32_t x_row;     // #16: bytes between filter rows in x
 };
 
-// The weight gradient over a run of full nine-tap windows (GradW9 layout) on a
-// Cortex-M4F: kp at the run's first kept element, pos_end the end of its pixel,
-// u that pixel's first tap, g_base = grad_w - pos_begin * 9 floats (an address,
-// as an integer). Per pixel the taps are loaded once (s0-s8); per kept element
-// e its error's bits are loaded and +-0 skipped (kernels/fast/zero.h), else its
-// nine gradients (at g_base + e * 9 floats) get the reference's VMUL and VADD.
-// Returns the first element at or past span_end.
+// The span loops' steps for a layer s (K floats per filter, t its tap steps).
+inline SpanSteps ConvSpanSteps(const ConvShape& s, int32_t K, const TapSteps& t) {
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  SpanSteps c;
+  c.out_c = s.out_c;
+  c.x_step = s.stride_w * s.in_c * f;
+  c.g_step = s.out_c * K * f;
+  c.span_end = 0;
+  c.x_row = t.x_row * f;
+  return c;
+}
+
+// The weight gradient (and with dx, as Both9AllVfp, dx) over a run of full
+// nine-tap windows on a Cortex-M4F: kp at the run's first kept element, pos_end
+// the end of its pixel, u that pixel's first tap (q its first dx element),
+// g_base = grad_w - pos_begin * 9 floats (w_base likewise for the weights; as
+// integers). Per pixel the taps (and dx elements) are loaded once, the dx
+// elements stored back when the pixel is left; per kept element e its error's
+// bits are loaded and +-0 skipped (kernels/fast/zero.h), else its nine gradients
+// (at g_base + e * 9 floats) get the reference's VMUL and VADD, then its weights
+// (at w_base + e * 9 floats) times the error are added to the dx elements.
+// Returns the first element at or past span_end. Without dx the steps to the
+// next pixel stay in registers; with dx there are none left, they are loaded.
+#define TFLM_TRAIN_9SPAN_ASM(DX, NO_DX)                                                               \
+  "ldr %[e], [%[kp]]\n\t"                                                                             \
+  "b 2f\n\t"                                                                                          \
+  "3:\n\t" /* e >= pos_end: next pixel */                                                             \
+  NO_DX("add %[pe], %[pe], %[oc]\n\t"                                                                 \
+        "add %[u], %[u], %[xs]\n\t"                                                                   \
+        "sub %[gb], %[gb], %[gs]\n\t")                                                                \
+  DX("ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"                                          \
+     "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t" "add %[q], %[q], %[t]\n\t"                 \
+     "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t" "sub %[wb], %[wb], %[t]\n\t")            \
+  "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"                                      \
+  "2:\n\t"                                                                                            \
+  "cmp %[e], %[pe]\n\t" "bge 3b\n\t"                                                                  \
+  "ldr %[t2], [%[c], #16]\n\t"                                                                        \
+  TFLM_TRAIN_X9("vldm", "%[u]", "%[t]", "%[t2]")                                                      \
+  DX(TFLM_TRAIN_DX9("vldm", "%[q]", "%[t]", "%[t2]"))                                                 \
+  "1:\n\t" /* kept element e of this pixel, at kp */                                                  \
+  "ldr %[t], [%[dl], %[e], lsl #2]\n\t"                                                               \
+  "cmn %[t], %[t]\n\t" /* Z: the error is +-0 */                                                      \
+  "beq 5f\n\t"                                                                                        \
+  "vmov s9, %[t]\n\t"                                                                                 \
+  "add %[t], %[e], %[e], lsl #3\n\t"                                                                  \
+  "add %[t2], %[gb], %[t], lsl #2\n\t"                                                                \
+  TFLM_TRAIN_GW9_CHANNEL("%[t2]", "vstm %[t2]")                                                       \
+  DX("add %[t], %[wb], %[t], lsl #2\n\t" TFLM_TRAIN_DX9_CHANNEL("vldm %[t]"))                         \
+  "5:\n\t"                                                                                            \
+  "ldr %[e], [%[kp], #4]!\n\t"                                                                        \
+  "cmp %[e], %[pe]\n\t"                                                                               \
+  "blt 1b\n\t"                                                                                        \
+  DX("ldr %[t2], [%[c], #16]\n\t" /* leaving the pixel: its dx elements back */                       \
+     TFLM_TRAIN_DX9("vstm", "%[q]", "%[t]", "%[t2]"))                                                 \
+  "b 3b\n\t"                                                                                          \
+  "9:\n\t"
+
 const int32_t* GradW9SpanVfp(const float* u, const int32_t* kp, int32_t pos_end, const float* delta,
                              uintptr_t g_base, const SpanSteps* c) {
-  int32_t e, tmp;
-  const float* v;
+  int32_t e, tmp, tmp2;
   const int32_t out_c = c->out_c, x_step = c->x_step, g_step = c->g_step;
-  __asm__ volatile(
-      "ldr %[e], [%[kp]]\n\t"
-      "b 2f\n\t"
-      "3:\n\t"  // e >= pos_end: next pixel
-      "add %[pe], %[pe], %[oc]\n\t"
-      "add %[u], %[u], %[xs]\n\t"
-      "sub %[gb], %[gb], %[gs]\n\t"
-      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
-      "2:\n\t"
-      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
-      "ldr %[t], [%[c], #16]\n\t"
-      "vldm %[u], {s0-s2}\n\t" "add %[v], %[u], %[t]\n\t"
-      "vldm %[v], {s3-s5}\n\t" "add %[v], %[v], %[t]\n\t" "vldm %[v], {s6-s8}\n\t"
-      "1:\n\t"  // kept element e of this pixel, at kp
-      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
-      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
-      "beq 5f\n\t"
-      "vmov s9, %[t]\n\t"
-      "add %[t], %[e], %[e], lsl #3\n\t"
-      "add %[t], %[gb], %[t], lsl #2\n\t"
-      TFLM_TRAIN_GW9_CHANNEL("%[t]", "vstm %[t]")
-      "5:\n\t"
-      "ldr %[e], [%[kp], #4]!\n\t"
-      "cmp %[e], %[pe]\n\t"
-      "blt 1b\n\t"
-      "b 3b\n\t"
-      "9:\n\t"
-      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e), [t] "=&r"(tmp),
-        [v] "=&r"(v)
-      : [dl] "r"(delta), [c] "r"(c), [oc] "r"(out_c), [xs] "r"(x_step), [gs] "r"(g_step)
-      : TFLM_TRAIN_GW9_CLOBBERS);
+  __asm__ volatile(TFLM_TRAIN_9SPAN_ASM(TFLM_TRAIN_OFF, TFLM_TRAIN_ON)
+                   : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [gb] "+r"(g_base), [e] "=&r"(e),
+                     [t] "=&r"(tmp), [t2] "=&r"(tmp2)
+                   : [dl] "r"(delta), [c] "r"(c), [oc] "r"(out_c), [xs] "r"(x_step), [gs] "r"(g_step)
+                   : TFLM_TRAIN_GW9_CLOBBERS);
   return kp;
 }
-#undef TFLM_TRAIN_GW9_LOAD_X
-#undef TFLM_TRAIN_GW9_TAP
-#undef TFLM_TRAIN_GW9_CHANNEL
-#undef TFLM_TRAIN_GW9_CLOBBERS
-#undef TFLM_TRAIN_GW16_TAP
-#undef TFLM_TRAIN_GW16_CHANNEL
-#undef TFLM_TRAIN_GW16_CLOBBERS
+
+const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t pos_end, const float* delta,
+                            uintptr_t g_base, uintptr_t w_base, const SpanSteps* c) {
+  int32_t e, tmp, tmp2;
+  __asm__ volatile(TFLM_TRAIN_9SPAN_ASM(TFLM_TRAIN_ON, TFLM_TRAIN_OFF)
+                   : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [q] "+r"(q), [gb] "+r"(g_base),
+                     [wb] "+r"(w_base), [e] "=&r"(e), [t] "=&r"(tmp), [t2] "=&r"(tmp2)
+                   : [dl] "r"(delta), [c] "r"(c)
+                   : TFLM_TRAIN_BOTH9_CLOBBERS);
+  return kp;
+}
+#undef TFLM_TRAIN_9SPAN_ASM
 #endif
 
 // The weight gradient alone over a sparse kept list (kept not null) when
@@ -865,12 +881,7 @@ __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvSh
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   const PixelTaps full = FullTaps(s);
 #if TFLM_TRAIN_VFP_ASM
-  SpanSteps c;
-  c.out_c = s.out_c;
-  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
-  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
-  c.span_end = 0;
-  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  SpanSteps c = ConvSpanSteps(s, K, t);
 #endif
   auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
     PixelTaps p = full;
@@ -895,15 +906,15 @@ __attribute__((noinline)) void Conv2DWeightGradKept(const float* x, const ConvSh
   WalkKept(s, kept, num_kept, span, pixel);
 }
 
-// Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s). Each
-// pixel's taps are read once for all its kept channels: along a row while the
-// windows are full and every channel is kept (the window moves by stride_w
-// columns and keeps its shape until its last column leaves the input), else
-// through a list of the pixel's kept channels.
-// Not inlined: Conv2DWeightAndInputGrad's own loop compiles as it did without it.
-__attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape& s, const float* delta,
-                                                const int32_t* kept, int32_t num_kept, float* grad_w) {
-  const TapSteps t = ConvTapSteps(s);
+// A kept list (or every element, kept null) walked pixel by pixel for the
+// first layer's loops: along a row while the windows are full and every channel
+// is kept (the window moves by stride_w columns and keeps its shape until its
+// last column leaves the input), each pixel goes to whole(p, pos_begin) (p its
+// taps, pos_begin its first element); every other pixel with a kept element to
+// pixel(p, pos_begin, pos_end, r) (kept[r] its first), which returns the index
+// of the first kept element past the pixel.
+template <typename WholeFn, typename PixelFn>
+inline void WalkWhole(const ConvShape& s, const int32_t* kept, int32_t num_kept, WholeFn whole, PixelFn pixel) {
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
   const PixelTaps full = FullTaps(s);
   int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
@@ -920,12 +931,12 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
     }
     PixelTaps p = PixelTapsAt(s, full, oy, ox);
     if (!FullWindow(p, K) || !WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
-      r = GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+      r = pixel(p, pos_begin, pos_end, r);
       continue;
     }
     int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
     for (;;) {
-      GradWAll(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+      whole(p, pos_begin);
       r += s.out_c;
       ix_last += s.stride_w;
       if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
@@ -935,6 +946,23 @@ __attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape&
       p.x_first += s.stride_w * s.in_c;
     }
   }
+}
+
+// Conv2DWeightAndInputGrad without dx (a first layer) when GradWShape(s): each
+// pixel's taps are read once for all its kept channels, by GradWAll for whole
+// pixels (WalkWhole), else through a list of the pixel's kept channels.
+// Not inlined: Conv2DWeightAndInputGrad's own loop compiles as it did without it.
+__attribute__((noinline)) void Conv2DWeightGrad(const float* x, const ConvShape& s, const float* delta,
+                                                const int32_t* kept, int32_t num_kept, float* grad_w) {
+  const TapSteps t = ConvTapSteps(s);
+  const int32_t K = s.filter_h * s.filter_w * s.in_c;
+  auto whole = [&](const PixelTaps& p, int32_t pos_begin) {
+    GradWAll(x + p.x_first, delta + pos_begin, grad_w, s.out_c, K, p, t);
+  };
+  auto pixel = [&](const PixelTaps& p, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return GradWKept(x, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w);
+  };
+  WalkWhole(s, kept, num_kept, whole, pixel);
 }
 
 #if TFLM_TRAIN_VFP_ASM
@@ -955,80 +983,27 @@ void AddBothTaps(const float* x0, float* dx0, const float* w, float* g, float d,
   }
 }
 
+// Both gradients of the kept elements kept[r] on (kept null: every element) of
+// one pixel (elements [pos_begin, pos_end), taps p), element by element, +-0
+// errors skipped; returns the index of the first kept element past the pixel.
+inline int32_t BothKept(const float* x, const float* w, const float* delta, const int32_t* kept, int32_t r,
+                        int32_t num_kept, int32_t pos_begin, int32_t pos_end, int32_t K, const PixelTaps& p,
+                        const TapSteps& t, float* grad_w, float* dx) {
+  for (; r < num_kept; ++r) {
+    const int32_t e = kept != nullptr ? kept[r] : r;
+    if (e >= pos_end) break;
+    const float de = delta[e];
+    if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
+    const int32_t w_at = (e - pos_begin) * K + p.w_first;
+    AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
+  }
+  return r;
+}
+
 // Whether Conv2DBothGrads has a loop for the full windows of s: nine taps, three
 // filter rows of three floats.
 bool BothGradsShape(const ConvShape& s) {
   return s.filter_h == 3 && s.filter_w * s.in_c == 3 && (s.dilation_w == 1 || s.filter_w == 1);
-}
-
-// Both gradients over a run of full nine-tap windows (BothGradsShape) on a
-// Cortex-M4F, as GradW9SpanVfp for the weight gradient: per pixel its taps
-// (s0-s8) and its nine dx elements (s9-s17, at q) are loaded once for all its
-// kept channels and the dx elements stored back when the pixel is left; per
-// nonzero error (s18) its gradients (at g_base + e * 9 floats) get error times
-// tap, and its weights (at w_base + e * 9 floats, w_base = w - pos_begin * 9
-// floats) times the error are added to the dx elements, in ascending channel
-// order. Loaded values in s19-s27, products in s28-s31.
-const int32_t* Both9SpanVfp(const float* u, float* q, const int32_t* kp, int32_t pos_end, const float* delta,
-                            uintptr_t g_base, uintptr_t w_base, const SpanSteps* c) {
-  int32_t e, tmp, tmp2;
-#define TFLM_TRAIN_B9S_TAP(T, X, A) "vmul.f32 " T ", s18, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
-  __asm__ volatile(
-      "ldr %[e], [%[kp]]\n\t"
-      "b 2f\n\t"
-      "3:\n\t"  // e >= pos_end: next pixel
-      "ldr %[t], [%[c], #0]\n\t" "add %[pe], %[pe], %[t]\n\t"
-      "ldr %[t], [%[c], #4]\n\t" "add %[u], %[u], %[t]\n\t" "add %[q], %[q], %[t]\n\t"
-      "ldr %[t], [%[c], #8]\n\t" "sub %[gb], %[gb], %[t]\n\t" "sub %[wb], %[wb], %[t]\n\t"
-      "ldr %[t], [%[c], #12]\n\t" "cmp %[pe], %[t]\n\t" "bgt 9f\n\t"
-      "2:\n\t"
-      "cmp %[e], %[pe]\n\t" "bge 3b\n\t"
-      "ldr %[t2], [%[c], #16]\n\t"
-      "mov %[t], %[u]\n\t"
-      "vldm %[t], {s0-s2}\n\t" "add %[t], %[t], %[t2]\n\t"
-      "vldm %[t], {s3-s5}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s6-s8}\n\t"
-      "mov %[t], %[q]\n\t"
-      "vldm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
-      "vldm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vldm %[t], {s15-s17}\n\t"
-      "1:\n\t"  // kept element e of this pixel
-      "ldr %[t], [%[dl], %[e], lsl #2]\n\t"
-      "cmn %[t], %[t]\n\t"  // Z: the error is +-0
-      "beq 5f\n\t"
-      "vmov s18, %[t]\n\t"
-      "add %[t], %[e], %[e], lsl #3\n\t"
-      "add %[t2], %[gb], %[t], lsl #2\n\t"
-      "vldm %[t2], {s19-s27}\n\t"
-      TFLM_TRAIN_B9S_TAP("s28", "s0", "s19") TFLM_TRAIN_B9S_TAP("s29", "s1", "s20")
-      TFLM_TRAIN_B9S_TAP("s30", "s2", "s21") TFLM_TRAIN_B9S_TAP("s31", "s3", "s22")
-      TFLM_TRAIN_B9S_TAP("s28", "s4", "s23") TFLM_TRAIN_B9S_TAP("s29", "s5", "s24")
-      TFLM_TRAIN_B9S_TAP("s30", "s6", "s25") TFLM_TRAIN_B9S_TAP("s31", "s7", "s26")
-      TFLM_TRAIN_B9S_TAP("s28", "s8", "s27")
-      "vstm %[t2], {s19-s27}\n\t"
-      "add %[t], %[wb], %[t], lsl #2\n\t"
-      "vldm %[t], {s19-s27}\n\t"
-      TFLM_TRAIN_B9S_TAP("s28", "s19", "s9") TFLM_TRAIN_B9S_TAP("s29", "s20", "s10")
-      TFLM_TRAIN_B9S_TAP("s30", "s21", "s11") TFLM_TRAIN_B9S_TAP("s31", "s22", "s12")
-      TFLM_TRAIN_B9S_TAP("s28", "s23", "s13") TFLM_TRAIN_B9S_TAP("s29", "s24", "s14")
-      TFLM_TRAIN_B9S_TAP("s30", "s25", "s15") TFLM_TRAIN_B9S_TAP("s31", "s26", "s16")
-      TFLM_TRAIN_B9S_TAP("s28", "s27", "s17")
-      "5:\n\t"
-      "ldr %[e], [%[kp], #4]!\n\t"
-      "cmp %[e], %[pe]\n\t"
-      "blt 1b\n\t"
-      "ldr %[t2], [%[c], #16]\n\t"  // leaving the pixel: its dx elements back
-      "mov %[t], %[q]\n\t"
-      "vstm %[t], {s9-s11}\n\t" "add %[t], %[t], %[t2]\n\t"
-      "vstm %[t], {s12-s14}\n\t" "add %[t], %[t], %[t2]\n\t" "vstm %[t], {s15-s17}\n\t"
-      "b 3b\n\t"
-      "9:\n\t"
-      : [kp] "+r"(kp), [pe] "+r"(pos_end), [u] "+r"(u), [q] "+r"(q), [gb] "+r"(g_base), [wb] "+r"(w_base),
-        [e] "=&r"(e), [t] "=&r"(tmp), [t2] "=&r"(tmp2)
-      : [dl] "r"(delta), [c] "r"(c)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
-        "s31", "cc", "memory");
-#undef TFLM_TRAIN_B9S_TAP
-  return kp;
 }
 
 // Conv2DBothGrads over a sparse kept list (kept not null): runs of full windows
@@ -1039,12 +1014,7 @@ __attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* 
   if (num_kept <= 0) return;
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  SpanSteps c;
-  c.out_c = s.out_c;
-  c.x_step = s.stride_w * s.in_c * static_cast<int32_t>(sizeof(float));
-  c.g_step = s.out_c * K * static_cast<int32_t>(sizeof(float));
-  c.span_end = 0;
-  c.x_row = t.x_row * static_cast<int32_t>(sizeof(float));
+  SpanSteps c = ConvSpanSteps(s, K, t);
   auto span = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t span_end, int32_t r) {
     const int32_t x_first = (InputRow(s, oy, 0) * s.in_w + InputCol(s, ox, 0)) * s.in_c;
     const uintptr_t back = static_cast<uintptr_t>(pos_begin) * static_cast<uintptr_t>(K) * sizeof(float);
@@ -1055,67 +1025,29 @@ __attribute__((noinline)) void Conv2DBothGradsKept(const float* x, const float* 
                                 kept);
   };
   auto pixel = [&](int32_t oy, int32_t ox, int32_t pos_begin, int32_t pos_end, int32_t r) {
-    const PixelTaps p = ConvPixelTaps(s, oy, ox);
-    for (; r < num_kept; ++r) {
-      const int32_t e = kept[r];
-      if (e >= pos_end) break;
-      const float de = delta[e];
-      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-      const int32_t w_at = (e - pos_begin) * K + p.w_first;
-      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
-    }
-    return r;
+    return BothKept(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, ConvPixelTaps(s, oy, ox), t, grad_w,
+                    dx);
   };
   WalkKept(s, kept, num_kept, span, pixel);
 }
 
 // Conv2DWeightAndInputGrad with both gradients on a Cortex-M4F when
-// BothGradsShape(s) (a first layer asked for dx too): along a row while the
-// windows are full and every channel is kept, each pixel's taps and dx elements
-// stay in registers for all its channels (Both9AllVfp); other pixels' kept
-// elements one by one.
+// BothGradsShape(s) (a first layer asked for dx too): for whole pixels
+// (WalkWhole) the taps and dx elements stay in registers for all its channels
+// (Both9AllVfp); other pixels' kept elements one by one (BothKept).
 // Not inlined, for the same reason as Conv2DWeightGrad.
 __attribute__((noinline)) void Conv2DBothGrads(const float* x, const float* w, const ConvShape& s,
                                                const float* delta, const int32_t* kept, int32_t num_kept,
                                                float* grad_w, float* dx) {
   const TapSteps t = ConvTapSteps(s);
   const int32_t K = s.filter_h * s.filter_w * s.in_c;
-  int32_t oy = 0, ox = 0, pos_begin = 0, pos_end = s.out_c;  // as in Conv2DWeightAndInputGrad
-  int32_t r = 0;
-  while (r < num_kept) {
-    int32_t e = kept != nullptr ? kept[r] : r;
-    while (e >= pos_end) {
-      pos_begin = pos_end;
-      pos_end += s.out_c;
-      if (++ox == s.out_w) {
-        ox = 0;
-        ++oy;
-      }
-    }
-    PixelTaps p = ConvPixelTaps(s, oy, ox);
-    if (FullWindow(p, K) && WholePixelKept(kept, r, num_kept, pos_begin, s.out_c)) {
-      int32_t ix_last = InputCol(s, ox, s.filter_w - 1);
-      for (;;) {
-        Both9AllVfp(x + p.x_first, dx + p.x_first, t.x_row, delta + pos_begin, grad_w, w, s.out_c);
-        r += s.out_c;
-        ix_last += s.stride_w;
-        if (ox + 1 == s.out_w || ix_last >= s.in_w || !WholePixelKept(kept, r, num_kept, pos_end, s.out_c)) break;
-        ++ox;
-        pos_begin = pos_end;
-        pos_end += s.out_c;
-        p.x_first += s.stride_w * s.in_c;
-      }
-      continue;
-    }
-    for (; r < num_kept; ++r) {
-      e = kept != nullptr ? kept[r] : r;
-      if (e >= pos_end) break;
-      const float de = delta[e];
-      if (de == 0.0f || p.rows == 0) continue;  // adds nothing (kernels/fast/zero.h)
-      const int32_t w_at = (e - pos_begin) * K + p.w_first;
-      AddBothTaps(x + p.x_first, dx + p.x_first, w + w_at, grad_w + w_at, de, p, t);
-    }
-  }
+  auto whole = [&](const PixelTaps& p, int32_t pos_begin) {
+    Both9AllVfp(x + p.x_first, dx + p.x_first, t.x_row, delta + pos_begin, grad_w, w, s.out_c);
+  };
+  auto pixel = [&](const PixelTaps& p, int32_t pos_begin, int32_t pos_end, int32_t r) {
+    return BothKept(x, w, delta, kept, r, num_kept, pos_begin, pos_end, K, p, t, grad_w, dx);
+  };
+  WalkWhole(s, kept, num_kept, whole, pixel);
 }
 
 #endif
@@ -1133,111 +1065,91 @@ struct ChannelList {
   int32_t rows;         // #20: rows left (counted down)
 };
 
-// Per chunk the eight taps (s0-s7) and the eight dx elements (s8-s15) are
-// loaded once; per channel its error (s16), then its eight gradients (at gw0 +
-// offset) get error times tap and its weights (at w0 + offset) are multiplied by
-// the error and added to the dx elements, each as the reference's VMUL and VADD;
-// the dx elements get the channels in list order (ascending, as the reference).
-// Loaded values in s17-s24, products in s25-s28.
+// Per chunk the eight taps (s0-s7) and, with dx, the eight dx elements (s8-s15)
+// are loaded once; per channel its error (s16), then its eight gradients (at
+// gw0 + offset) get error times tap and, with dx, its weights (at w0 + offset)
+// times the error are added to the dx elements, each as the reference's VMUL
+// and VADD; the dx elements get the channels in list order (ascending, as the
+// reference). Loaded values in s17-s24, products in s25-s28.
+#define TFLM_TRAIN_LIST_ASM(DX)                                                                       \
+  "1:\n\t"                                                                                            \
+  "ldr %[ch], [%[b], #4]\n\t"                                                                         \
+  "2:\n\t"                                                                                            \
+  "vldmia %[xp]!, {s0-s7}\n\t"                                                                        \
+  DX("vldm %[qp], {s8-s15}\n\t")                                                                      \
+  "ldr %[lp], [%[b], #16]\n\t"                                                                        \
+  "ldr %[cnt], [%[b], #0]\n\t"                                                                        \
+  "3:\n\t"                                                                                            \
+  "ldr %[off], [%[lp]], #4\n\t"                                                                       \
+  "vldmia %[lp]!, {s16}\n\t"                                                                          \
+  "add %[g], %[gb], %[off]\n\t"                                                                       \
+  "vldm %[g], {s17-s24}\n\t"                                                                          \
+  TFLM_TRAIN_GW8("s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7")                                      \
+  "vstm %[g], {s17-s24}\n\t"                                                                          \
+  DX("add %[g], %[wb], %[off]\n\t"                                                                    \
+     "vldm %[g], {s17-s24}\n\t"                                                                       \
+     TFLM_TRAIN_MAC("s16", "s25", "s17", "s8") TFLM_TRAIN_MAC("s16", "s26", "s18", "s9")              \
+     TFLM_TRAIN_MAC("s16", "s27", "s19", "s10") TFLM_TRAIN_MAC("s16", "s28", "s20", "s11")            \
+     TFLM_TRAIN_MAC("s16", "s25", "s21", "s12") TFLM_TRAIN_MAC("s16", "s26", "s22", "s13")            \
+     TFLM_TRAIN_MAC("s16", "s27", "s23", "s14") TFLM_TRAIN_MAC("s16", "s28", "s24", "s15"))           \
+  "subs %[cnt], %[cnt], #1\n\t"                                                                       \
+  "bne 3b\n\t"                                                                                        \
+  DX("vstmia %[qp]!, {s8-s15}\n\t")                                                                   \
+  "add %[gb], %[gb], #32\n\t"                                                                         \
+  DX("add %[wb], %[wb], #32\n\t")                                                                     \
+  "subs %[ch], %[ch], #1\n\t"                                                                         \
+  "bne 2b\n\t"                                                                                        \
+  "ldr %[off], [%[b], #8]\n\t"                                                                        \
+  "add %[xp], %[xp], %[off]\n\t"                                                                      \
+  DX("add %[qp], %[qp], %[off]\n\t")                                                                  \
+  "ldr %[off], [%[b], #12]\n\t"                                                                       \
+  "add %[gb], %[gb], %[off]\n\t"                                                                      \
+  DX("add %[wb], %[wb], %[off]\n\t")                                                                  \
+  "ldr %[off], [%[b], #20]\n\t"                                                                       \
+  "subs %[off], %[off], #1\n\t"                                                                       \
+  "str %[off], [%[b], #20]\n\t"                                                                       \
+  "bne 1b\n\t"
+#define TFLM_TRAIN_LIST_CLOBBERS                                                                     \
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", \
+      "s24", "s25", "s26", "s27", "s28", "cc", "memory"
+
 void BothListVfp(const float* x0, float* dx0, float* gw0, const float* w0, ChannelList* b) {
-#define TFLM_TRAIN_BL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
   const int32_t* lp;
   int32_t cnt, ch, off;
   float* g;
-  __asm__ volatile(
-      "1:\n\t"
-      "ldr %[ch], [%[b], #4]\n\t"
-      "2:\n\t"
-      "vldmia %[xp]!, {s0-s7}\n\t"
-      "vldm %[qp], {s8-s15}\n\t"
-      "ldr %[lp], [%[b], #16]\n\t"
-      "ldr %[cnt], [%[b], #0]\n\t"
-      "3:\n\t"
-      "ldr %[off], [%[lp]], #4\n\t"
-      "vldmia %[lp]!, {s16}\n\t"
-      "add %[g], %[gb], %[off]\n\t"
-      "vldm %[g], {s17-s24}\n\t"
-      TFLM_TRAIN_BL_TAP("s25", "s0", "s17") TFLM_TRAIN_BL_TAP("s26", "s1", "s18")
-      TFLM_TRAIN_BL_TAP("s27", "s2", "s19") TFLM_TRAIN_BL_TAP("s28", "s3", "s20")
-      TFLM_TRAIN_BL_TAP("s25", "s4", "s21") TFLM_TRAIN_BL_TAP("s26", "s5", "s22")
-      TFLM_TRAIN_BL_TAP("s27", "s6", "s23") TFLM_TRAIN_BL_TAP("s28", "s7", "s24")
-      "vstm %[g], {s17-s24}\n\t"
-      "add %[g], %[wb], %[off]\n\t"
-      "vldm %[g], {s17-s24}\n\t"
-      TFLM_TRAIN_BL_TAP("s25", "s17", "s8") TFLM_TRAIN_BL_TAP("s26", "s18", "s9")
-      TFLM_TRAIN_BL_TAP("s27", "s19", "s10") TFLM_TRAIN_BL_TAP("s28", "s20", "s11")
-      TFLM_TRAIN_BL_TAP("s25", "s21", "s12") TFLM_TRAIN_BL_TAP("s26", "s22", "s13")
-      TFLM_TRAIN_BL_TAP("s27", "s23", "s14") TFLM_TRAIN_BL_TAP("s28", "s24", "s15")
-      "subs %[cnt], %[cnt], #1\n\t"
-      "bne 3b\n\t"
-      "vstmia %[qp]!, {s8-s15}\n\t"
-      "add %[gb], %[gb], #32\n\t"
-      "add %[wb], %[wb], #32\n\t"
-      "subs %[ch], %[ch], #1\n\t"
-      "bne 2b\n\t"
-      "ldr %[off], [%[b], #8]\n\t"
-      "add %[xp], %[xp], %[off]\n\t"
-      "add %[qp], %[qp], %[off]\n\t"
-      "ldr %[off], [%[b], #12]\n\t"
-      "add %[gb], %[gb], %[off]\n\t"
-      "add %[wb], %[wb], %[off]\n\t"
-      "ldr %[off], [%[b], #20]\n\t"
-      "subs %[off], %[off], #1\n\t"
-      "str %[off], [%[b], #20]\n\t"
-      "bne 1b\n\t"
-      : [xp] "+r"(x0), [qp] "+r"(dx0), [gb] "+r"(gw0), [wb] "+r"(w0), [lp] "=&r"(lp), [cnt] "=&r"(cnt),
-        [ch] "=&r"(ch), [off] "=&r"(off), [g] "=&r"(g)
-      : [b] "r"(b)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "cc", "memory");
-#undef TFLM_TRAIN_BL_TAP
+  __asm__ volatile(TFLM_TRAIN_LIST_ASM(TFLM_TRAIN_ON)
+                   : [xp] "+r"(x0), [qp] "+r"(dx0), [gb] "+r"(gw0), [wb] "+r"(w0), [lp] "=&r"(lp),
+                     [cnt] "=&r"(cnt), [ch] "=&r"(ch), [off] "=&r"(off), [g] "=&r"(g)
+                   : [b] "r"(b)
+                   : TFLM_TRAIN_LIST_CLOBBERS, "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15");
 }
 
-// The weight gradient alone of a pixel's listed channels (as BothListVfp
-// without dx): per chunk the eight taps in s0-s7, per channel its error in s16,
-// its gradients in s17-s24, products in s25-s28.
+// The weight gradient alone (BothListVfp without dx).
 void GradWListVfp(const float* x0, float* gw0, ChannelList* b) {
-#define TFLM_TRAIN_WL_TAP(T, X, A) "vmul.f32 " T ", s16, " X "\n\t" "vadd.f32 " A ", " A ", " T "\n\t"
   const int32_t* lp;
   int32_t cnt, ch, off;
   float* g;
-  __asm__ volatile(
-      "1:\n\t"
-      "ldr %[ch], [%[b], #4]\n\t"
-      "2:\n\t"
-      "vldmia %[xp]!, {s0-s7}\n\t"
-      "ldr %[lp], [%[b], #16]\n\t"
-      "ldr %[cnt], [%[b], #0]\n\t"
-      "3:\n\t"
-      "ldr %[off], [%[lp]], #4\n\t"
-      "vldmia %[lp]!, {s16}\n\t"
-      "add %[g], %[gb], %[off]\n\t"
-      "vldm %[g], {s17-s24}\n\t"
-      TFLM_TRAIN_WL_TAP("s25", "s0", "s17") TFLM_TRAIN_WL_TAP("s26", "s1", "s18")
-      TFLM_TRAIN_WL_TAP("s27", "s2", "s19") TFLM_TRAIN_WL_TAP("s28", "s3", "s20")
-      TFLM_TRAIN_WL_TAP("s25", "s4", "s21") TFLM_TRAIN_WL_TAP("s26", "s5", "s22")
-      TFLM_TRAIN_WL_TAP("s27", "s6", "s23") TFLM_TRAIN_WL_TAP("s28", "s7", "s24")
-      "vstm %[g], {s17-s24}\n\t"
-      "subs %[cnt], %[cnt], #1\n\t"
-      "bne 3b\n\t"
-      "add %[gb], %[gb], #32\n\t"
-      "subs %[ch], %[ch], #1\n\t"
-      "bne 2b\n\t"
-      "ldr %[off], [%[b], #8]\n\t"
-      "add %[xp], %[xp], %[off]\n\t"
-      "ldr %[off], [%[b], #12]\n\t"
-      "add %[gb], %[gb], %[off]\n\t"
-      "ldr %[off], [%[b], #20]\n\t"
-      "subs %[off], %[off], #1\n\t"
-      "str %[off], [%[b], #20]\n\t"
-      "bne 1b\n\t"
-      : [xp] "+r"(x0), [gb] "+r"(gw0), [lp] "=&r"(lp), [cnt] "=&r"(cnt), [ch] "=&r"(ch), [off] "=&r"(off),
-        [g] "=&r"(g)
-      : [b] "r"(b)
-      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
-        "s24", "s25", "s26", "s27", "s28", "cc", "memory");
-#undef TFLM_TRAIN_WL_TAP
+  __asm__ volatile(TFLM_TRAIN_LIST_ASM(TFLM_TRAIN_OFF)
+                   : [xp] "+r"(x0), [gb] "+r"(gw0), [lp] "=&r"(lp), [cnt] "=&r"(cnt), [ch] "=&r"(ch),
+                     [off] "=&r"(off), [g] "=&r"(g)
+                   : [b] "r"(b)
+                   : TFLM_TRAIN_LIST_CLOBBERS);
 }
+#undef TFLM_TRAIN_LIST_ASM
+#undef TFLM_TRAIN_LIST_CLOBBERS
+#undef TFLM_TRAIN_ON
+#undef TFLM_TRAIN_OFF
+#undef TFLM_TRAIN_MAC
+#undef TFLM_TRAIN_ROWS3
+#undef TFLM_TRAIN_X9
+#undef TFLM_TRAIN_DX9
+#undef TFLM_TRAIN_GW9_CHANNEL
+#undef TFLM_TRAIN_DX9_CHANNEL
+#undef TFLM_TRAIN_GW9_CLOBBERS
+#undef TFLM_TRAIN_BOTH9_CLOBBERS
+#undef TFLM_TRAIN_GW8
+#undef TFLM_TRAIN_GW16_CHANNEL
+#undef TFLM_TRAIN_GW16_CLOBBERS
 
 // Whether ListKeptVfp takes a pixel with the taps p: each row one span of a
 // multiple of 8 floats.
