@@ -142,9 +142,17 @@ void InputGradRows4(const float* w0, const float* w1, const float* w2, const flo
 // output rows (then four, two, one) does the whole rows: it zeroes the rows' partial
 // sums, runs the blocks of four columns (per block one VLDM of x, per row one
 // VLDM of its four weights, four VMUL and four VADD: sum j % 4 gets x[j] * w[j],
-// as the reference adds it), the last n_in % 4 columns into sum 0, then per row
-// (s0 + s1) + (s2 + s3), + bias (when there is one), RELU (when act is kRelu;
-// kRelu6 is applied afterwards in C), and stores the rows' outputs with one VSTM.
+// as the reference adds it; the first block differs, see below), the last
+// n_in % 4 columns into sum 0, then per row (s0 + s1) + (s2 + s3), + bias (when
+// there is one), RELU (when act is kRelu; kRelu6 is applied afterwards in C), and
+// stores the rows' outputs with one VSTM.
+// Signed zeros in the first block: the reference's sums start at +0, so none of
+// them is ever -0 (x + y is -0 only when both are). The first block stores
+// products 1-3 as sums 1-3 (one VMUL each, no VADD) and adds product 0 to sum 0's
+// +0. Sums 1-3 may then be -0 where the reference's are +0 (equal otherwise);
+// sum 0 never is, so s0 + s1 absorbs s1's sign and is never -0 either, and
+// (s0 + s1) + (s2 + s3) absorbs that of s2 + s3: every total has the
+// reference's bits. That needs sum 0 seeded with +0 and this order of the total.
 // In the four-row block (the others alike, see Rows6Vfp for six) row r's
 // partial sums live in s12 + 4r ... s15 + 4r; s28 holds +0.0 (RELU's
 // result for v <= 0 and NaN, as the reference's v > 0 ? v : 0). No VMLA: on a
@@ -164,7 +172,7 @@ alignas(8) const float kZeros[24] = {};
   "vadd.f32 " S2 ", " S2 ", s10\n\t"         \
   "vadd.f32 " S3 ", " S3 ", s11\n\t"
 // The first four columns of a row: products 1-3 become sums 1-3, product 0 is
-// added to sum 0's +0 (see FullyConnectedVfp's note on signed zeros).
+// added to sum 0's +0 (see "Signed zeros in the first block" above).
 #define TFLM_TRAIN_FC_ROW_FIRST(W, S0, S1, S2, S3) \
   "vldmia %[" W "]!, {s4-s7}\n\t"                  \
   "vmul.f32 s8, s0, s4\n\t"                        \

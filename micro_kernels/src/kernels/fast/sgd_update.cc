@@ -157,15 +157,13 @@ void PlainRow(float lr, const float* x, int n, float d, float* w) {
   for (; i < n; ++i) w[i] = w[i] - (d * x[i]) * lr;
 }
 void PlainRows2(float lr, const float* x, int n, float d0, float d1, float* w0, float* w1) {
+  int i = 0;
 #if TFLM_TRAIN_VFP_ASM
-  const int n8 = n & ~7;
-  if (n8 > 0) PlainRows2Vfp(lr, x, n8, d0, d1, w0, w1);
-  PlainRow(lr, x + n8, n - n8, d0, w0 + n8);
-  PlainRow(lr, x + n8, n - n8, d1, w1 + n8);
-#else
-  PlainRow(lr, x, n, d0, w0);
-  PlainRow(lr, x, n, d1, w1);
+  i = n & ~7;
+  if (i > 0) PlainRows2Vfp(lr, x, i, d0, d1, w0, w1);
 #endif
+  PlainRow(lr, x + i, n - i, d0, w0 + i);
+  PlainRow(lr, x + i, n - i, d1, w1 + i);
 }
 
 }  // namespace

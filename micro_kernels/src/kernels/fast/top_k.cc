@@ -295,18 +295,17 @@ int32_t* DropBelow(const float* values, uint32_t t, int32_t* p, int32_t* const e
   return w;
 }
 
-// Step 4 up to the INT32_MIN sentinel: up to the first dropped candidate only
-// the marks go; from it on, DropBelow. Returns the end of the kept list.
-int32_t* DropBelowToSentinel(const float* values, uint32_t t, int32_t* p) {
+// Step 4 over [p, end), with the INT32_MIN sentinel at end: up to the first
+// dropped candidate only the marks go; from it on, DropBelow. Returns the end
+// of the kept list.
+int32_t* DropBelowToSentinel(const float* values, uint32_t t, int32_t* p, int32_t* const end) {
   for (;;) {
     while (*p >= 0) ++p;
-    if (*p == INT32_MIN) return p;
+    if (p == end) return p;
     const int32_t e = ~*p;
     if (Key(values[e]) < t) break;
     *p++ = e;
   }
-  int32_t* end = p;
-  while (*end != INT32_MIN) ++end;
   return DropBelow(values, t, p, end);
 }
 
@@ -329,7 +328,8 @@ void DropLastTies(const float* values, uint32_t t, int excess, int32_t* end) {
 enum class Listed { kDone, kBelowBracket, kAboveBracket };
 
 // Steps 2 to 4 for the bracket [lo, hi] (lo >= 1): lists the rows, ranks the
-// candidates and drops those below T. On a miss, rows and key hold scraps.
+// candidates and drops those below T and the ties past the k-th. On a miss,
+// rows and key hold scraps.
 Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uint32_t* key, int32_t* rows,
                 uint64_t* comparisons) {
   // 2. One pass lists, in index order, every row whose key is >= lo: rows above
@@ -382,11 +382,13 @@ Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uin
     } else
 #endif
     {
-      kept_end = DropBelowToSentinel(values, t, rows);
+      kept_end = DropBelowToSentinel(values, t, rows, rows + listed);
     }
   }
   // More than k kept means ties at T past the k-th: drop the last of them
-  // (ties go to the lower rows). Rare: only candidates can equal T.
+  // (ties go to the lower rows). Only candidates can equal T, so on distinct
+  // magnitudes this pass rarely runs; on quantized errors it may, at the cost
+  // of one more pass over the list's tail.
   DropLastTies(values, t, static_cast<int>(kept_end - rows) - k, kept_end);
   return Listed::kDone;
 }
