@@ -451,10 +451,13 @@ TEST(Conv2DGradientsSparseKeptBitIdentical) {
   }
 }
 
-// A random DEPTHWISE_CONV_2D geometry: RandomConvShape's with out_c = in_c * m.
+// A random DEPTHWISE_CONV_2D geometry: RandomConvShape's with out_c = in_c * m;
+// with multiplier 1, a third of the time 8 to 20 channels (the blocks of eight,
+// then of four, then single channels).
 static kernels::ConvShape RandomDepthwiseShape(Lcg& rng) {
   kernels::ConvShape s = RandomConvShape(rng);
   s.depth_multiplier = rng.Int(0, 2) == 0 ? rng.Int(2, 3) : 1;
+  if (s.depth_multiplier == 1 && rng.Int(0, 2) == 0) s.in_c = rng.Int(8, 20);
   s.out_c = s.in_c * s.depth_multiplier;
   return s;
 }

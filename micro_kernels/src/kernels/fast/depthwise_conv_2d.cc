@@ -19,7 +19,7 @@ inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, fl
   }
 }
 
-// A pixel's inside taps for Backward4Channels: `rows` filter rows of `cols`
+// A pixel's inside taps: `rows` filter rows of `cols`
 // taps; offsets of the first at channel 0 in x (and dx) and in w (and grad_w);
 // steps between taps and rows in floats, and in bytes from one row's last tap + 1
 // to the next row's first.
@@ -37,7 +37,7 @@ DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
   p.cols = v.kx1 - v.kx0;
   if (p.rows <= 0 || p.cols <= 0) p.rows = p.cols = 0;
   p.x_first = p.rows > 0 ? (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c : 0;
-  p.w_first = (v.ky0 * s.filter_w + v.kx0) * s.out_c;
+  p.w_first = p.rows > 0 ? (v.ky0 * s.filter_w + v.kx0) * s.out_c : 0;
   p.x_col = s.dilation_w * s.in_c;
   p.x_row = s.dilation_h * s.in_w * s.in_c;
   p.w_col = s.out_c;
@@ -49,6 +49,12 @@ DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
 }
 
 #if TFLM_TRAIN_VFP_ASM
+// s16-s23 += s0-s7.
+#define TFLM_TRAIN_DW_ADD8                                                                  \
+  "vadd.f32 s16, s16, s0\n\t" "vadd.f32 s17, s17, s1\n\t" "vadd.f32 s18, s18, s2\n\t"      \
+  "vadd.f32 s19, s19, s3\n\t" "vadd.f32 s20, s20, s4\n\t" "vadd.f32 s21, s21, s5\n\t"      \
+  "vadd.f32 s22, s22, s6\n\t" "vadd.f32 s23, s23, s7\n\t"
+
 // Backward4Channels with both gradients on a Cortex-M4F: the four errors stay in
 // VFP registers; per tap one VLDM/VSTM of each four-float group (x and grad_w,
 // w and dx) and the reference's VMUL and VADD per element. p.rows > 0.
@@ -92,6 +98,96 @@ void Backward4Vfp(const float* u, const float* v, float* g, float* q, const DwTa
         [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
       : "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory");
 #undef TFLM_TRAIN_DW4_GROUP
+}
+
+// Both gradients of eight kept elements at one pixel (taps p) whose output
+// channels come in a row, on a Cortex-M4F: their errors d[0 .. 8) in s24-s31;
+// per tap one VLDM/VSTM of each eight-float group (x and grad_w, then w and dx)
+// and the reference's VMUL and VADD per element. p.rows > 0.
+void Backward8Vfp(const float* u, const float* v, float* g, float* q, const DwTaps& p, const float* d) {
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  const int32_t x_col = p.x_col * f, w_col = p.w_col * f;
+  int32_t rows = p.rows;
+  int32_t n;
+#define TFLM_TRAIN_DW8_GROUP(IN, ACC)                                                            \
+  "vldm %[" IN "], {s0-s7}\n\t"                                                                \
+  "vldm %[" ACC "], {s16-s23}\n\t"                                                             \
+  "vmul.f32 s0, s24, s0\n\t" "vmul.f32 s1, s25, s1\n\t" "vmul.f32 s2, s26, s2\n\t"              \
+  "vmul.f32 s3, s27, s3\n\t" "vmul.f32 s4, s28, s4\n\t" "vmul.f32 s5, s29, s5\n\t"              \
+  "vmul.f32 s6, s30, s6\n\t" "vmul.f32 s7, s31, s7\n\t"                                         \
+  TFLM_TRAIN_DW_ADD8                                                                            \
+  "vstm %[" ACC "], {s16-s23}\n\t"
+  __asm__ volatile(
+      "vldm %[d], {s24-s31}\n\t"
+      "1:\n\t"
+      "ldr %[n], [%[p], %[cols_at]]\n\t"
+      "2:\n\t"
+      TFLM_TRAIN_DW8_GROUP("u", "g")
+      TFLM_TRAIN_DW8_GROUP("v", "q")
+      "add %[u], %[u], %[xc]\n\t"
+      "add %[q], %[q], %[xc]\n\t"
+      "add %[v], %[v], %[wc]\n\t"
+      "add %[g], %[g], %[wc]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[n], [%[p], %[xs_at]]\n\t"
+      "add %[u], %[u], %[n]\n\t"
+      "add %[q], %[q], %[n]\n\t"
+      "ldr %[n], [%[p], %[ws_at]]\n\t"
+      "add %[v], %[v], %[n]\n\t"
+      "add %[g], %[g], %[n]\n\t"
+      "subs %[rows], %[rows], #1\n\t"
+      "bne 1b\n\t"
+      : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [rows] "+r"(rows), [n] "=&r"(n)
+      : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [d] "r"(d), [cols_at] "I"(offsetof(DwTaps, cols)),
+        [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)), [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+        "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
+#undef TFLM_TRAIN_DW8_GROUP
+}
+
+// The eight channels' forward sums over a pixel's taps p (x and w at the first
+// tap's first channel), each from +0 in the reference's tap order, plus the
+// bias b (null: none), stored to y[0 .. 8). p.rows > 0.
+void Sums8Vfp(const float* u, const float* v, const DwTaps& p, const float* b, float* y) {
+  static const float kZeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  const int32_t f = static_cast<int32_t>(sizeof(float));
+  const int32_t x_col = p.x_col * f, w_col = p.w_col * f;
+  int32_t rows = p.rows;
+  int32_t n;
+  __asm__ volatile(
+      "vldm %[z], {s16-s23}\n\t"
+      "1:\n\t"
+      "ldr %[n], [%[p], %[cols_at]]\n\t"
+      "2:\n\t"
+      "vldm %[u], {s0-s7}\n\t"
+      "vldm %[v], {s8-s15}\n\t"
+      "vmul.f32 s0, s0, s8\n\t" "vmul.f32 s1, s1, s9\n\t" "vmul.f32 s2, s2, s10\n\t"
+      "vmul.f32 s3, s3, s11\n\t" "vmul.f32 s4, s4, s12\n\t" "vmul.f32 s5, s5, s13\n\t"
+      "vmul.f32 s6, s6, s14\n\t" "vmul.f32 s7, s7, s15\n\t"
+      TFLM_TRAIN_DW_ADD8
+      "add %[u], %[u], %[xc]\n\t"
+      "add %[v], %[v], %[wc]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 2b\n\t"
+      "ldr %[n], [%[p], %[xs_at]]\n\t"
+      "add %[u], %[u], %[n]\n\t"
+      "ldr %[n], [%[p], %[ws_at]]\n\t"
+      "add %[v], %[v], %[n]\n\t"
+      "subs %[rows], %[rows], #1\n\t"
+      "bne 1b\n\t"
+      "cmp %[b], #0\n\t"
+      "beq 3f\n\t"
+      "vldm %[b], {s0-s7}\n\t"
+      TFLM_TRAIN_DW_ADD8
+      "3:\n\t"
+      "vstm %[y], {s16-s23}\n\t"
+      : [u] "+r"(u), [v] "+r"(v), [rows] "+r"(rows), [n] "=&r"(n)
+      : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [b] "r"(b), [y] "r"(y), [z] "r"(kZeros),
+        [cols_at] "I"(offsetof(DwTaps, cols)), [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)),
+        [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
 }
 #endif
 
@@ -138,40 +234,44 @@ inline bool FourZeros(const float* d) {
 }  // namespace
 
 // Multiplier 1, activation kAct: each channel's sum in a register over the
-// window, four channels at a time, then the bias and the activation.
+// window, eight or four channels at a time, then the bias and the activation.
 template <FusedAct kAct>
 void ForwardM1(const float* x, const ConvShape& s, const float* w, const float* bias, float* y) {
   const int32_t C = s.out_c;
-  const int32_t x_col = s.dilation_w * s.in_c, x_row = s.dilation_h * s.in_w * s.in_c;
-  const int32_t w_row = s.filter_w * C;
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
       float* y_pos = y + (oy * s.out_w + ox) * C;
-      const TapWindow v = InsideTaps(s, oy, ox);
-      const int32_t rows = v.ky1 - v.ky0, cols = v.kx1 - v.kx0;
-      const bool inside = rows > 0 && cols > 0;
-      const float* x_pix = inside ? x + (InputRow(s, oy, v.ky0) * s.in_w + InputCol(s, ox, v.kx0)) * s.in_c : x;
-      const float* w_pix = inside ? w + (v.ky0 * s.filter_w + v.kx0) * C : w;
+      const DwTaps p = DepthwiseTaps(s, oy, ox);
+      const float* x_pix = x + p.x_first;
+      const float* w_pix = w + p.w_first;
       int32_t c = 0;
+#if TFLM_TRAIN_VFP_ASM
+      if (p.rows > 0) {
+        for (; c + 8 <= C; c += 8) {
+          Sums8Vfp(x_pix + c, w_pix + c, p, bias != nullptr ? bias + c : nullptr, y_pos + c);
+          if (kAct != FusedAct::kNone) {
+            for (int32_t i = 0; i < 8; ++i) y_pos[c + i] = ApplyFusedAct(kAct, y_pos[c + i]);
+          }
+        }
+      }
+#endif
       for (; c + 4 <= C; c += 4) {
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-        if (inside) {
-          const float* xr = x_pix + c;
-          const float* wr = w_pix + c;
-          for (int32_t r = 0; r < rows; ++r) {
-            const float* xp = xr;
-            const float* wp = wr;
-            for (int32_t k = 0; k < cols; ++k) {
-              a0 += xp[0] * wp[0];
-              a1 += xp[1] * wp[1];
-              a2 += xp[2] * wp[2];
-              a3 += xp[3] * wp[3];
-              xp += x_col;
-              wp += C;
-            }
-            xr += x_row;
-            wr += w_row;
+        const float* xr = x_pix + c;
+        const float* wr = w_pix + c;
+        for (int32_t r = 0; r < p.rows; ++r) {
+          const float* xp = xr;
+          const float* wp = wr;
+          for (int32_t k = 0; k < p.cols; ++k) {
+            a0 += xp[0] * wp[0];
+            a1 += xp[1] * wp[1];
+            a2 += xp[2] * wp[2];
+            a3 += xp[3] * wp[3];
+            xp += p.x_col;
+            wp += p.w_col;
           }
+          xr += p.x_row;
+          wr += p.w_row;
         }
         if (bias != nullptr) {
           a0 += bias[c];
@@ -186,12 +286,8 @@ void ForwardM1(const float* x, const ConvShape& s, const float* w, const float* 
       }
       for (; c < C; ++c) {
         float a = 0.0f;
-        if (inside) {
-          for (int32_t r = 0; r < rows; ++r) {
-            const float* xp = x_pix + r * x_row + c;
-            const float* wp = w_pix + r * w_row + c;
-            for (int32_t k = 0; k < cols; ++k) a += xp[k * x_col] * wp[k * C];
-          }
+        for (int32_t r = 0; r < p.rows; ++r) {
+          for (int32_t k = 0; k < p.cols; ++k) a += x_pix[r * p.x_row + k * p.x_col + c] * w_pix[r * p.w_row + k * p.w_col + c];
         }
         if (bias != nullptr) a += bias[c];
         y_pos[c] = ApplyFusedAct(kAct, a);
@@ -254,10 +350,24 @@ void DepthwiseConv2DWeightAndInputGrad(const float* x, const float* w, const Con
       p = DepthwiseTaps(s, oy, ox);
     }
     const int32_t oc = e - pos_begin;
+#if TFLM_TRAIN_VFP_ASM
+    // Multiplier 1, both gradients, and the next seven kept elements the next
+    // seven channels of this pixel (the list ascends, so kept[r + 7] == e + 7
+    // says all seven): the eight together.
+    if (m == 1 && grad_w != nullptr && dx != nullptr && oc + 8 <= s.out_c && r + 8 <= num_kept &&
+        (kept == nullptr || kept[r + 7] == e + 7)) {
+      r += 7;
+      // All eight zero: adds nothing (kernels/fast/zero.h).
+      if (p.rows > 0 && !(FourZeros(delta + e) && FourZeros(delta + e + 4))) {
+        Backward8Vfp(x + p.x_first + oc, w + p.w_first + oc, grad_w + p.w_first + oc, dx + p.x_first + oc, p,
+                     delta + e);
+      }
+      continue;
+    }
+#endif
     // Multiplier 1 and the next three kept elements the next three channels of
     // this pixel: the four together.
-    if (m == 1 && oc + 4 <= s.out_c && r + 4 <= num_kept &&
-        (kept == nullptr || (kept[r + 1] == e + 1 && kept[r + 2] == e + 2 && kept[r + 3] == e + 3))) {
+    if (m == 1 && oc + 4 <= s.out_c && r + 4 <= num_kept && (kept == nullptr || kept[r + 3] == e + 3)) {
       r += 3;
       // All four zero: adds nothing (kernels/fast/zero.h).
       if (p.rows > 0 && !FourZeros(delta + e)) Backward4Channels(x, w, grad_w, dx, p, oc, delta + e);
