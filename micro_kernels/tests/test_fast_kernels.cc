@@ -467,7 +467,10 @@ TEST(DepthwiseConv2DBitIdentical) {
   for (int trial = 0; trial < 1500; ++trial) {
     const kernels::ConvShape s = RandomDepthwiseShape(rng);
     const auto x = Random(rng, s.in_h * s.in_w * s.in_c, 0.2f);
-    const auto w = Random(rng, s.filter_h * s.filter_w * s.out_c);
+    auto w = Random(rng, s.filter_h * s.filter_w * s.out_c);
+    if (rng.Coin()) {
+      for (auto& v : w) v *= 8.0f;  // sums past 6, for RELU6
+    }
     const auto b = Random(rng, s.out_c);
     const float* bias = rng.Coin() ? b.data() : nullptr;
     const FusedAct act = RandomAct(rng);

@@ -708,20 +708,6 @@ int32_t GradWKept(const float* x, const float* delta, const int32_t* kept, int32
   return r;
 }
 
-// The output columns [*lo, *hi] (or rows) whose windows lie wholly inside the
-// input along that axis (empty when *lo > *hi): the first tap moves up with the
-// pixel and so does the last, so they are one range.
-void InsideRange(int32_t out, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t pad,
-                 int32_t* lo, int32_t* hi) {
-  const int32_t reach = (filter - 1) * dilation;
-  int32_t a = 0;
-  while (a < out && a * stride - pad < 0) ++a;
-  int32_t b = out - 1;
-  while (b >= a && b * stride - pad + reach >= in) --b;
-  *lo = a;
-  *hi = b;
-}
-
 // A sparse kept list (ascending, not null, num_kept > 0) walked pixel by pixel
 // without division: each row's run of pixels whose windows are full goes to
 // span(oy, ox, pos_begin, pos_end, span_end, r) in one call (its first pixel's

@@ -22,12 +22,14 @@ inline void AddTap(const float* xp, const float* wp, int32_t in_c, int32_t m, fl
 // A pixel's inside taps: `rows` filter rows of `cols`
 // taps; offsets of the first at channel 0 in x (and dx) and in w (and grad_w);
 // steps between taps and rows in floats, and in bytes from one row's last tap + 1
-// to the next row's first.
+// to the next row's first, and from the row past the last to the first tap
+// eight channels on (Pixel8Vfp's next block).
 struct DwTaps {
   int32_t rows, cols;
   int32_t x_first, w_first;
   int32_t x_col, x_row, w_col, w_row;
   int32_t x_skip_bytes, w_skip_bytes;
+  int32_t x_next_bytes, w_next_bytes;
 };
 
 DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
@@ -45,6 +47,8 @@ DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
   const int32_t f = static_cast<int32_t>(sizeof(float));
   p.x_skip_bytes = (p.x_row - p.cols * p.x_col) * f;
   p.w_skip_bytes = (p.w_row - p.cols * p.w_col) * f;
+  p.x_next_bytes = (8 - p.rows * p.x_row) * f;
+  p.w_next_bytes = (8 - p.rows * p.w_row) * f;
   return p;
 }
 
@@ -146,17 +150,32 @@ void Backward8Vfp(const float* u, const float* v, float* g, float* q, const DwTa
 #undef TFLM_TRAIN_DW8_GROUP
 }
 
-// The eight channels' forward sums over a pixel's taps p (x and w at the first
-// tap's first channel), each from +0 in the reference's tap order, plus the
-// bias b (null: none), stored to y[0 .. 8). p.rows > 0.
-void Sums8Vfp(const float* u, const float* v, const DwTaps& p, const float* b, float* y) {
+// Multiplier 1 on a Cortex-M4F: a pixel's outputs y[0 .. 8 * groups), eight
+// channels per block, each sum from +0 over the taps p in the reference's
+// order (x and w at the first tap's channel 0), then + b (null: no bias) and
+// the activation kAct, as ApplyFusedAct: NaN, -0 and below 0 to +0. p.rows > 0.
+template <FusedAct kAct>
+void Pixel8Vfp(const float* u, const float* v, const DwTaps& p, const float* b, float* y, int32_t groups) {
   static const float kZeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
   const int32_t f = static_cast<int32_t>(sizeof(float));
   const int32_t x_col = p.x_col * f, w_col = p.w_col * f;
-  int32_t rows = p.rows;
-  int32_t n;
+  const float* z = kZeros;
+  float* const y_end = y + 8 * groups;
+  int32_t rows, n;
+#define TFLM_TRAIN_DW_CLAMP(S, COND, LIMIT)                                                \
+  "vcmpe.f32 " S ", " LIMIT "\n\t" "vmrs APSR_nzcv, fpscr\n\t" "it " COND "\n\t"           \
+  "vmov" COND ".f32 " S ", " LIMIT "\n\t"
+#define TFLM_TRAIN_DW_CLAMP8(COND, LIMIT)                                                  \
+  TFLM_TRAIN_DW_CLAMP("s16", COND, LIMIT) TFLM_TRAIN_DW_CLAMP("s17", COND, LIMIT)           \
+  TFLM_TRAIN_DW_CLAMP("s18", COND, LIMIT) TFLM_TRAIN_DW_CLAMP("s19", COND, LIMIT)           \
+  TFLM_TRAIN_DW_CLAMP("s20", COND, LIMIT) TFLM_TRAIN_DW_CLAMP("s21", COND, LIMIT)           \
+  TFLM_TRAIN_DW_CLAMP("s22", COND, LIMIT) TFLM_TRAIN_DW_CLAMP("s23", COND, LIMIT)
   __asm__ volatile(
+      "vldr s24, [%[z]]\n\t"
+      "vmov.f32 s25, #6.0\n\t"
+      "0:\n\t"
       "vldm %[z], {s16-s23}\n\t"
+      "ldr %[rows], [%[p], %[rows_at]]\n\t"
       "1:\n\t"
       "ldr %[n], [%[p], %[cols_at]]\n\t"
       "2:\n\t"
@@ -178,16 +197,34 @@ void Sums8Vfp(const float* u, const float* v, const DwTaps& p, const float* b, f
       "bne 1b\n\t"
       "cmp %[b], #0\n\t"
       "beq 3f\n\t"
-      "vldm %[b], {s0-s7}\n\t"
+      "vldm %[b]!, {s0-s7}\n\t"
       TFLM_TRAIN_DW_ADD8
       "3:\n\t"
-      "vstm %[y], {s16-s23}\n\t"
-      : [u] "+r"(u), [v] "+r"(v), [rows] "+r"(rows), [n] "=&r"(n)
-      : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [b] "r"(b), [y] "r"(y), [z] "r"(kZeros),
+      ".if %c[act] != 0\n\t"
+      // le: below or equal to +0, or unordered (NaN).
+      TFLM_TRAIN_DW_CLAMP8("le", "s24")
+      ".endif\n\t"
+      ".if %c[act] == 2\n\t"
+      // ge: 6 or more (NaN is +0 by now).
+      TFLM_TRAIN_DW_CLAMP8("ge", "s25")
+      ".endif\n\t"
+      "vstm %[y]!, {s16-s23}\n\t"
+      "ldr %[n], [%[p], %[xn_at]]\n\t"
+      "add %[u], %[u], %[n]\n\t"
+      "ldr %[n], [%[p], %[wn_at]]\n\t"
+      "add %[v], %[v], %[n]\n\t"
+      "cmp %[y], %[ye]\n\t"
+      "bne 0b\n\t"
+      : [u] "+r"(u), [v] "+r"(v), [b] "+r"(b), [y] "+r"(y), [rows] "=&r"(rows), [n] "=&r"(n)
+      : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [z] "r"(z), [ye] "r"(y_end),
+        [act] "i"(static_cast<int>(kAct)), [rows_at] "I"(offsetof(DwTaps, rows)),
         [cols_at] "I"(offsetof(DwTaps, cols)), [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)),
-        [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
+        [ws_at] "I"(offsetof(DwTaps, w_skip_bytes)), [xn_at] "I"(offsetof(DwTaps, x_next_bytes)),
+        [wn_at] "I"(offsetof(DwTaps, w_next_bytes))
       : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
-        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "cc", "memory");
+        "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "cc", "memory");
+#undef TFLM_TRAIN_DW_CLAMP8
+#undef TFLM_TRAIN_DW_CLAMP
 }
 #endif
 
@@ -238,21 +275,26 @@ inline bool FourZeros(const float* d) {
 template <FusedAct kAct>
 void ForwardM1(const float* x, const ConvShape& s, const float* w, const float* bias, float* y) {
   const int32_t C = s.out_c;
+  int32_t ox_lo, ox_hi;
+  InsideRange(s.out_w, s.in_w, s.filter_w, s.stride_w, s.dilation_w, s.pad_left, &ox_lo, &ox_hi);
+  const int32_t x_step = s.stride_w * s.in_c;
   for (int32_t oy = 0; oy < s.out_h; ++oy) {
+    DwTaps p{};
     for (int32_t ox = 0; ox < s.out_w; ++ox) {
       float* y_pos = y + (oy * s.out_w + ox) * C;
-      const DwTaps p = DepthwiseTaps(s, oy, ox);
+      // Past the first pixel whose window is whole along x, the taps only move.
+      if (ox > ox_lo && ox <= ox_hi) {
+        if (p.rows > 0) p.x_first += x_step;
+      } else {
+        p = DepthwiseTaps(s, oy, ox);
+      }
       const float* x_pix = x + p.x_first;
       const float* w_pix = w + p.w_first;
       int32_t c = 0;
 #if TFLM_TRAIN_VFP_ASM
       if (p.rows > 0) {
-        for (; c + 8 <= C; c += 8) {
-          Sums8Vfp(x_pix + c, w_pix + c, p, bias != nullptr ? bias + c : nullptr, y_pos + c);
-          if (kAct != FusedAct::kNone) {
-            for (int32_t i = 0; i < 8; ++i) y_pos[c + i] = ApplyFusedAct(kAct, y_pos[c + i]);
-          }
-        }
+        c = C & ~7;
+        if (c > 0) Pixel8Vfp<kAct>(x_pix, w_pix, p, bias, y_pos, c / 8);
       }
 #endif
       for (; c + 4 <= C; c += 4) {

@@ -22,6 +22,20 @@ inline void ValidTaps(int32_t first, int32_t dilation, int32_t taps, int32_t siz
   *hi = b;
 }
 
+// The output columns [*lo, *hi] (or rows) whose windows lie wholly inside the
+// input along that axis (empty when *lo > *hi): the first tap moves up with the
+// pixel and so does the last, so they are one range.
+inline void InsideRange(int32_t out, int32_t in, int32_t filter, int32_t stride, int32_t dilation, int32_t pad,
+                        int32_t* lo, int32_t* hi) {
+  const int32_t reach = (filter - 1) * dilation;
+  int32_t a = 0;
+  while (a < out && a * stride - pad < 0) ++a;
+  int32_t b = out - 1;
+  while (b >= a && b * stride - pad + reach >= in) --b;
+  *lo = a;
+  *hi = b;
+}
+
 // The inside taps of one output pixel's window (a depthwise filter, a pool):
 // filter rows [ky0, ky1) x columns [kx0, kx1), either range possibly empty.
 struct TapWindow {
