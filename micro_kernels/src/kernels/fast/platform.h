@@ -7,7 +7,8 @@
 // VMLA/VMLS, Arm's chained multiply-accumulate, which rounds as a separate
 // multiply and add would: one instruction for two, but on a Cortex-M4 it takes 3
 // cycles where a VMUL and a VADD take 2.) Not when the library is built to fuse
-// (MICRO_KERNELS_FMA defines TFLM_TRAIN_NO_VFP_ASM).
+// (MICRO_KERNELS_FMA defines TFLM_TRAIN_NO_VFP_ASM), nor unoptimized (-O0): the
+// loops hold up to a dozen core registers, more than GCC finds at -O0.
 //
 // TFLM_TRAIN_SSE: a host with SSE (every x86-64): the blocked FC loops use
 // four-lane vectors, lane j holding the reference's partial sum or element j of
@@ -18,7 +19,7 @@
 #define TFLM_TRAIN_KERNELS_FAST_PLATFORM_H_
 
 #if defined(__GNUC__) && defined(__arm__) && defined(__ARM_FP) && (__ARM_FP & 4) && \
-    !defined(TFLM_TRAIN_NO_VFP_ASM)
+    defined(__OPTIMIZE__) && !defined(TFLM_TRAIN_NO_VFP_ASM)
 #define TFLM_TRAIN_VFP_ASM 1
 #else
 #define TFLM_TRAIN_VFP_ASM 0
