@@ -35,12 +35,14 @@ inline float RowResult(float s0, float s1, float s2, float s3, const float* bias
 // reference's VMUL and VADD per weight in its order. dx's four values live in
 // s4-s7, a row's weights in s8-s11 and its products in s12-s15, leaving s0-s3 to
 // the errors where the calling convention passes them.
-#define TFLM_TRAIN_DX_ROW(W, D)                                          \
-  "vldmia %[" W "]!, {s8-s11}\n\t"                                       \
-  "vmul.f32 s12, s8, %[" D "]\n\t" "vmul.f32 s13, s9, %[" D "]\n\t"      \
-  "vmul.f32 s14, s10, %[" D "]\n\t" "vmul.f32 s15, s11, %[" D "]\n\t"    \
-  "vadd.f32 s4, s4, s12\n\t" "vadd.f32 s5, s5, s13\n\t"                \
+#define TFLM_TRAIN_DX_ROW_IN(W, D)                                   \
+  "vldmia %[" W "]!, {s8-s11}\n\t"                                   \
+  "vmul.f32 s12, s8, " D "\n\t" "vmul.f32 s13, s9, " D "\n\t"        \
+  "vmul.f32 s14, s10, " D "\n\t" "vmul.f32 s15, s11, " D "\n\t"      \
+  "vadd.f32 s4, s4, s12\n\t" "vadd.f32 s5, s5, s13\n\t"            \
   "vadd.f32 s6, s6, s14\n\t" "vadd.f32 s7, s7, s15\n\t"
+// The error D an operand, or (TFLM_TRAIN_DX_ROW_IN) a register named in the asm.
+#define TFLM_TRAIN_DX_ROW(W, D) TFLM_TRAIN_DX_ROW_IN(W, "%[" D "]")
 // The loop over blocks of four columns around the rows' ROWS.
 #define TFLM_TRAIN_DX_LOOP(ROWS)   \
   "1:\n\t"                         \
@@ -79,6 +81,49 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
       : [d0] "t"(d0)
       : TFLM_TRAIN_DX_CLOBBERS);
 }
+
+// Every row of the input gradient (rows == null, none skipped; n_in a positive
+// multiple of 4) on a Cortex-M4F in one asm: InputGradRows4Vfp's loop for each
+// group of four rows in turn, then two rows, then one, as num_rows needs; the
+// errors loaded into s0-s3, dx and the row pointers stepped back and on in the
+// asm. stride is n_in in bytes.
+void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
+  const int stride = n_in * static_cast<int>(sizeof(float));
+  const float* w0 = w;
+  const float* w1 = w0 + n_in;
+  const float* w2 = w1 + n_in;
+  const float* w3 = w2 + n_in;
+  int groups, n;
+  __asm__ volatile(
+      "lsrs %[g], %[rows], #2\n\t"
+      "beq 4f\n\t"
+      "0:\n\t"
+      "vldmia %[d]!, {s0-s3}\n\t"
+      "lsr %[n], %[stride], #4\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1")
+                         TFLM_TRAIN_DX_ROW_IN("w2", "s2") TFLM_TRAIN_DX_ROW_IN("w3", "s3"))
+      TFLM_TRAIN_NEXT_GROUP4("dx")
+      "4:\n\t"
+      "tst %[rows], #2\n\t"
+      "beq 5f\n\t"
+      "vldmia %[d]!, {s0-s1}\n\t"
+      "lsr %[n], %[stride], #4\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1"))
+      "sub %[dx], %[dx], %[stride]\n\t"
+      "mov %[w0], %[w1]\n\t"
+      "5:\n\t"
+      "tst %[rows], #1\n\t"
+      "beq 6f\n\t"
+      "vldr s0, [%[d]]\n\t"
+      "lsr %[n], %[stride], #4\n\t"
+      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0"))
+      "6:\n\t"
+      : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
+        [g] "=&r"(groups), [n] "=&r"(n)
+      : [stride] "r"(stride), [rows] "r"(num_rows)
+      : "s0", "s1", "s2", "s3", TFLM_TRAIN_DX_CLOBBERS);
+}
+#undef TFLM_TRAIN_DX_ROW_IN
 #undef TFLM_TRAIN_DX_ROW
 #undef TFLM_TRAIN_DX_LOOP
 #undef TFLM_TRAIN_DX_CLOBBERS
@@ -622,6 +667,13 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
 // skipped (exact: see kernels/fast/zero.h).
 void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const int32_t* rows, int num_rows,
                              float* dx) {
+#if TFLM_TRAIN_VFP_ASM
+  // Every row and no zero error: all in one assembly loop.
+  if (rows == nullptr && num_rows > 0 && n_in > 0 && (n_in & 3) == 0 && NoZeros(delta, num_rows)) {
+    InputGradAllVfp(w, n_in, delta, num_rows, dx);
+    return;
+  }
+#endif
   int32_t block[4];
   int m = 0;
   for (int r = 0; r < num_rows; ++r) {

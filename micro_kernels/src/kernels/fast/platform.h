@@ -25,6 +25,21 @@
 #define TFLM_TRAIN_VFP_ASM 0
 #endif
 
+#if TFLM_TRAIN_VFP_ASM
+// The end of one group of four rows in the FC input gradient's and the fused
+// SGD's whole-matrix loops (operands stride: a row in bytes; w0-w3: the rows;
+// g: groups left): V (dx or x) back by a row, w0-w3 on to the next four rows
+// (w3 ends at the next group's first row), then the next group.
+#define TFLM_TRAIN_NEXT_GROUP4(V)           \
+  "sub %[" V "], %[" V "], %[stride]\n\t" \
+  "mov %[w0], %[w3]\n\t"                 \
+  "add %[w1], %[w0], %[stride]\n\t"      \
+  "add %[w2], %[w1], %[stride]\n\t"      \
+  "add %[w3], %[w2], %[stride]\n\t"      \
+  "subs %[g], %[g], #1\n\t"              \
+  "bne 0b\n\t"
+#endif
+
 #if (defined(__SSE2__) || defined(_M_X64)) && !TFLM_TRAIN_VFP_ASM
 #define TFLM_TRAIN_SSE 1
 #include <emmintrin.h>

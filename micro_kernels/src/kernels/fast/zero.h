@@ -40,6 +40,14 @@ inline bool XHasNoSignBit(const float* x, int n) {
   return (any & 0x80000000u) == 0;
 }
 
+// True when no d[i] is +-0 (so no row of d is one a kernel would skip).
+inline bool NoZeros(const float* d, int n) {
+  for (int i = 0; i < n; ++i) {
+    if ((FloatBits(d[i]) << 1) == 0u) return false;
+  }
+  return true;
+}
+
 }  // namespace fast
 }  // namespace kernels
 }  // namespace tflm_train
