@@ -3,22 +3,12 @@
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
-// The forward's inline assembly takes up to ten register operands, more than GCC
-// can allocate without optimization (-O0 keeps a frame pointer and reloads each
-// reference operand through a register of its own): unoptimized builds run the C
-// loops below instead, which give the same bits.
-#if TFLM_TRAIN_VFP_ASM && defined(__OPTIMIZE__)
-#define TFLM_TRAIN_FC_FORWARD_ASM 1
-#else
-#define TFLM_TRAIN_FC_FORWARD_ASM 0
-#endif
-
 namespace tflm_train {
 namespace kernels {
 namespace fast {
 namespace {
 
-#if !TFLM_TRAIN_FC_FORWARD_ASM
+#if !TFLM_TRAIN_VFP_ASM
 // The reference's last steps of one row: (s0 + s1) + (s2 + s3), then the bias.
 inline float RowResult(float s0, float s1, float s2, float s3, const float* bias, int o, FusedAct act) {
   float total = (s0 + s1) + (s2 + s3);
@@ -82,7 +72,7 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
       : TFLM_TRAIN_DX_CLOBBERS);
 }
 
-// Every row of the input gradient (rows == null, none skipped; n_in a positive
+// Every row of the input gradient (none skipped; n_in a positive
 // multiple of 4) on a Cortex-M4F in one asm: InputGradRows4Vfp's loop for each
 // group of four rows in turn, then two rows, then one, as num_rows needs; the
 // errors loaded into s0-s3, dx and the row pointers stepped back and on in the
@@ -182,7 +172,7 @@ void InputGradRows4(const float* w0, const float* w1, const float* w2, const flo
   }
 }
 
-#if TFLM_TRAIN_FC_FORWARD_ASM
+#if TFLM_TRAIN_VFP_ASM
 // FullyConnected on a Cortex-M4F: one inline-assembly block per group of six
 // output rows (then four, two, one) does the whole rows: it zeroes the rows' partial
 // sums, runs the blocks of four columns (per block one VLDM of x, per row one
@@ -587,7 +577,7 @@ __attribute__((target("avx"))) void Rows8Avx(const float* x, int n4, const float
 // first), so every output is bit-identical to the reference.
 void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
                     float* y) {
-#if TFLM_TRAIN_FC_FORWARD_ASM
+#if TFLM_TRAIN_VFP_ASM
   FullyConnectedVfp(x, n_in, w, bias, n_out, act, y);
 #else
   const int n4 = n_in & ~3;
@@ -664,12 +654,13 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
 }
 
 // Kept rows four at a time, in ascending order; rows whose error is zero are
-// skipped (exact: see kernels/fast/zero.h).
+// skipped (exact: see kernels/fast/zero.h). On the M4F, every row with no zero
+// error (EveryRowNoZero) runs in one assembly loop.
 void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const int32_t* rows, int num_rows,
                              float* dx) {
 #if TFLM_TRAIN_VFP_ASM
   // Every row and no zero error: all in one assembly loop.
-  if (rows == nullptr && num_rows > 0 && n_in > 0 && (n_in & 3) == 0 && NoZeros(delta, num_rows)) {
+  if (n_in > 0 && (n_in & 3) == 0 && EveryRowNoZero(rows, num_rows, delta)) {
     InputGradAllVfp(w, n_in, delta, num_rows, dx);
     return;
   }

@@ -8,7 +8,9 @@
 // multiply and add would: one instruction for two, but on a Cortex-M4 it takes 3
 // cycles where a VMUL and a VADD take 2.) Not when the library is built to fuse
 // (MICRO_KERNELS_FMA defines TFLM_TRAIN_NO_VFP_ASM), nor unoptimized (-O0): the
-// loops hold up to a dozen core registers, more than GCC finds at -O0.
+// loops take up to a dozen core registers, more than GCC can allocate without
+// optimization (it keeps a frame pointer and reloads each reference operand
+// through a register of its own); the C loops there give the same bits.
 //
 // TFLM_TRAIN_SSE: a host with SSE (every x86-64): the blocked FC loops use
 // four-lane vectors, lane j holding the reference's partial sum or element j of

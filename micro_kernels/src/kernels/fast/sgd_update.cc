@@ -51,12 +51,12 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
 // x's eight values live in s8-s15, a row's weights in s16-s23 and its products
 // in s24-s31, leaving s0-s7 to d_r and lr where the calling convention passes
 // them (no moves before the loop).
-#define TFLM_TRAIN_SGD_ROW(W, D)                                                     \
+#define TFLM_TRAIN_SGD_ROW_IN(W, D)                                                     \
   "vldm %[" W "], {s16-s23}\n\t"                                                     \
-  "vmul.f32 s24, %[" D "], s8\n\t" "vmul.f32 s25, %[" D "], s9\n\t"                \
-  "vmul.f32 s26, %[" D "], s10\n\t" "vmul.f32 s27, %[" D "], s11\n\t"              \
-  "vmul.f32 s28, %[" D "], s12\n\t" "vmul.f32 s29, %[" D "], s13\n\t"              \
-  "vmul.f32 s30, %[" D "], s14\n\t" "vmul.f32 s31, %[" D "], s15\n\t"              \
+  "vmul.f32 s24, " D ", s8\n\t" "vmul.f32 s25, " D ", s9\n\t"                \
+  "vmul.f32 s26, " D ", s10\n\t" "vmul.f32 s27, " D ", s11\n\t"              \
+  "vmul.f32 s28, " D ", s12\n\t" "vmul.f32 s29, " D ", s13\n\t"              \
+  "vmul.f32 s30, " D ", s14\n\t" "vmul.f32 s31, " D ", s15\n\t"              \
   "vmul.f32 s24, s24, %[lr]\n\t" "vmul.f32 s25, s25, %[lr]\n\t"                    \
   "vmul.f32 s26, s26, %[lr]\n\t" "vmul.f32 s27, s27, %[lr]\n\t"                    \
   "vmul.f32 s28, s28, %[lr]\n\t" "vmul.f32 s29, s29, %[lr]\n\t"                    \
@@ -66,6 +66,8 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
   "vsub.f32 s20, s20, s28\n\t" "vsub.f32 s21, s21, s29\n\t"                        \
   "vsub.f32 s22, s22, s30\n\t" "vsub.f32 s23, s23, s31\n\t"                        \
   "vstmia %[" W "]!, {s16-s23}\n\t"
+// The error D an operand, or (TFLM_TRAIN_SGD_ROW_IN) a register named in the asm.
+#define TFLM_TRAIN_SGD_ROW(W, D) TFLM_TRAIN_SGD_ROW_IN(W, "%[" D "]")
 // The loop over blocks of eight columns around the rows' ROWS.
 #define TFLM_TRAIN_SGD_LOOP(ROWS)   \
   "1:\n\t"                          \
@@ -104,6 +106,49 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
       : [d0] "t"(d0), [lr] "t"(lr)
       : TFLM_TRAIN_SGD_CLOBBERS);
 }
+
+// Every row (none skipped; n_in a positive multiple of 8) on a
+// Cortex-M4F in one asm: PlainRows4Vfp's loop for each group of four rows in
+// turn, then two rows, then one, as num_rows needs; the errors loaded into
+// s0-s3, x and the row pointers stepped back and on in the asm. stride is n_in
+// in bytes.
+void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
+  const int stride = n_in * static_cast<int>(sizeof(float));
+  float* w0 = w;
+  float* w1 = w0 + n_in;
+  float* w2 = w1 + n_in;
+  float* w3 = w2 + n_in;
+  int groups, n;
+  __asm__ volatile(
+      "lsrs %[g], %[rows], #2\n\t"
+      "beq 4f\n\t"
+      "0:\n\t"
+      "vldmia %[d]!, {s0-s3}\n\t"
+      "lsr %[n], %[stride], #5\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1")
+                          TFLM_TRAIN_SGD_ROW_IN("w2", "s2") TFLM_TRAIN_SGD_ROW_IN("w3", "s3"))
+      TFLM_TRAIN_NEXT_GROUP4("x")
+      "4:\n\t"
+      "tst %[rows], #2\n\t"
+      "beq 5f\n\t"
+      "vldmia %[d]!, {s0-s1}\n\t"
+      "lsr %[n], %[stride], #5\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1"))
+      "sub %[x], %[x], %[stride]\n\t"
+      "mov %[w0], %[w1]\n\t"
+      "5:\n\t"
+      "tst %[rows], #1\n\t"
+      "beq 6f\n\t"
+      "vldr s0, [%[d]]\n\t"
+      "lsr %[n], %[stride], #5\n\t"
+      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0"))
+      "6:\n\t"
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
+        [g] "=&r"(groups), [n] "=&r"(n)
+      : [stride] "r"(stride), [rows] "r"(num_rows), [lr] "t"(lr)
+      : "s0", "s1", "s2", "s3", TFLM_TRAIN_SGD_CLOBBERS);
+}
+#undef TFLM_TRAIN_SGD_ROW_IN
 #undef TFLM_TRAIN_SGD_ROW
 #undef TFLM_TRAIN_SGD_LOOP
 #undef TFLM_TRAIN_SGD_CLOBBERS
@@ -208,6 +253,13 @@ void SgdUpdateRankOne(const SgdStep& s, float delta, const float* x, int n, floa
 
 void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_rows, const float* x, int n_in,
                     float* w) {
+#if TFLM_TRAIN_VFP_ASM
+  // Every row and no zero error: all in one assembly loop.
+  if (n_in > 0 && (n_in & 7) == 0 && EveryRowNoZero(rows, num_rows, delta)) {
+    PlainAllVfp(lr, delta, num_rows, x, n_in, w);
+    return;
+  }
+#endif
   int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
   int32_t block[4];
   int m = 0;

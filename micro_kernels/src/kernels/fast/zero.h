@@ -40,10 +40,14 @@ inline bool XHasNoSignBit(const float* x, int n) {
   return (any & 0x80000000u) == 0;
 }
 
-// True when no d[i] is +-0 (so no row of d is one a kernel would skip).
-inline bool NoZeros(const float* d, int n) {
-  for (int i = 0; i < n; ++i) {
-    if ((FloatBits(d[i]) << 1) == 0u) return false;
+// True when an ascending row list (null: rows 0 .. num_rows - 1) holds every row
+// 0 .. num_rows - 1 (its last is num_rows - 1) and none of their errors is +-0:
+// then no row is one a kernel would skip, and all can run in one loop.
+inline bool EveryRowNoZero(const int32_t* rows, int num_rows, const float* delta) {
+  if (num_rows <= 0 || (rows != nullptr && rows[num_rows - 1] != num_rows - 1)) return false;
+  const float* end = delta + num_rows;
+  for (const float* d = delta; d != end; ++d) {
+    if ((FloatBits(*d) << 1) == 0u) return false;
   }
   return true;
 }
