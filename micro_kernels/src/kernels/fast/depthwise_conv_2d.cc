@@ -59,6 +59,30 @@ DwTaps DepthwiseTaps(const ConvShape& s, int32_t oy, int32_t ox) {
   "vadd.f32 s19, s19, s3\n\t" "vadd.f32 s20, s20, s4\n\t" "vadd.f32 s21, s21, s5\n\t"      \
   "vadd.f32 s22, s22, s6\n\t" "vadd.f32 s23, s23, s7\n\t"
 
+// Both gradients' loop over a pixel's taps p (operand p: its DwTaps): per tap
+// GROUP(x, grad_w) and GROUP(w, dx) at u, g and v, q, then the four pointers on
+// by a tap, and by a row's skip after its last.
+#define TFLM_TRAIN_DW_BOTH_TAPS(GROUP)     \
+  "1:\n\t"                                \
+  "ldr %[n], [%[p], %[cols_at]]\n\t"      \
+  "2:\n\t"                                \
+  GROUP("u", "g")                          \
+  GROUP("v", "q")                          \
+  "add %[u], %[u], %[xc]\n\t"             \
+  "add %[q], %[q], %[xc]\n\t"             \
+  "add %[v], %[v], %[wc]\n\t"             \
+  "add %[g], %[g], %[wc]\n\t"             \
+  "subs %[n], %[n], #1\n\t"               \
+  "bne 2b\n\t"                            \
+  "ldr %[n], [%[p], %[xs_at]]\n\t"        \
+  "add %[u], %[u], %[n]\n\t"              \
+  "add %[q], %[q], %[n]\n\t"              \
+  "ldr %[n], [%[p], %[ws_at]]\n\t"        \
+  "add %[v], %[v], %[n]\n\t"              \
+  "add %[g], %[g], %[n]\n\t"              \
+  "subs %[rows], %[rows], #1\n\t"         \
+  "bne 1b\n\t"
+
 // Backward4Channels with both gradients on a Cortex-M4F: the four errors stay in
 // VFP registers; per tap one VLDM/VSTM of each four-float group (x and grad_w,
 // w and dx) and the reference's VMUL and VADD per element. p.rows > 0.
@@ -77,25 +101,7 @@ void Backward4Vfp(const float* u, const float* v, float* g, float* q, const DwTa
   "vadd.f32 s11, s11, s15\n\t"                                                                  \
   "vstm %[" ACC "], {s8-s11}\n\t"
   __asm__ volatile(
-      "1:\n\t"
-      "ldr %[n], [%[p], %[cols_at]]\n\t"
-      "2:\n\t"
-      TFLM_TRAIN_DW4_GROUP("u", "g")
-      TFLM_TRAIN_DW4_GROUP("v", "q")
-      "add %[u], %[u], %[xc]\n\t"
-      "add %[q], %[q], %[xc]\n\t"
-      "add %[v], %[v], %[wc]\n\t"
-      "add %[g], %[g], %[wc]\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 2b\n\t"
-      "ldr %[n], [%[p], %[xs_at]]\n\t"
-      "add %[u], %[u], %[n]\n\t"
-      "add %[q], %[q], %[n]\n\t"
-      "ldr %[n], [%[p], %[ws_at]]\n\t"
-      "add %[v], %[v], %[n]\n\t"
-      "add %[g], %[g], %[n]\n\t"
-      "subs %[rows], %[rows], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_DW_BOTH_TAPS(TFLM_TRAIN_DW4_GROUP)
       : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [rows] "+r"(rows), [n] "=&r"(n)
       : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [d0] "t"(d0), [d1] "t"(d1), [d2] "t"(d2), [d3] "t"(d3),
         [cols_at] "I"(offsetof(DwTaps, cols)), [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)),
@@ -123,31 +129,14 @@ void Backward8Vfp(const float* u, const float* v, float* g, float* q, const DwTa
   "vstm %[" ACC "], {s16-s23}\n\t"
   __asm__ volatile(
       "vldm %[d], {s24-s31}\n\t"
-      "1:\n\t"
-      "ldr %[n], [%[p], %[cols_at]]\n\t"
-      "2:\n\t"
-      TFLM_TRAIN_DW8_GROUP("u", "g")
-      TFLM_TRAIN_DW8_GROUP("v", "q")
-      "add %[u], %[u], %[xc]\n\t"
-      "add %[q], %[q], %[xc]\n\t"
-      "add %[v], %[v], %[wc]\n\t"
-      "add %[g], %[g], %[wc]\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 2b\n\t"
-      "ldr %[n], [%[p], %[xs_at]]\n\t"
-      "add %[u], %[u], %[n]\n\t"
-      "add %[q], %[q], %[n]\n\t"
-      "ldr %[n], [%[p], %[ws_at]]\n\t"
-      "add %[v], %[v], %[n]\n\t"
-      "add %[g], %[g], %[n]\n\t"
-      "subs %[rows], %[rows], #1\n\t"
-      "bne 1b\n\t"
+      TFLM_TRAIN_DW_BOTH_TAPS(TFLM_TRAIN_DW8_GROUP)
       : [u] "+r"(u), [v] "+r"(v), [g] "+r"(g), [q] "+r"(q), [rows] "+r"(rows), [n] "=&r"(n)
       : [xc] "r"(x_col), [wc] "r"(w_col), [p] "r"(&p), [d] "r"(d), [cols_at] "I"(offsetof(DwTaps, cols)),
         [xs_at] "I"(offsetof(DwTaps, x_skip_bytes)), [ws_at] "I"(offsetof(DwTaps, w_skip_bytes))
       : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
         "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
 #undef TFLM_TRAIN_DW8_GROUP
+#undef TFLM_TRAIN_DW_BOTH_TAPS
 }
 
 // Multiplier 1 on a Cortex-M4F: a pixel's outputs y[0 .. 8 * groups), eight
@@ -329,7 +318,9 @@ void ForwardM1(const float* x, const ConvShape& s, const float* w, const float* 
       for (; c < C; ++c) {
         float a = 0.0f;
         for (int32_t r = 0; r < p.rows; ++r) {
-          for (int32_t k = 0; k < p.cols; ++k) a += x_pix[r * p.x_row + k * p.x_col + c] * w_pix[r * p.w_row + k * p.w_col + c];
+          for (int32_t k = 0; k < p.cols; ++k) {
+            a += x_pix[r * p.x_row + k * p.x_col + c] * w_pix[r * p.w_row + k * p.w_col + c];
+          }
         }
         if (bias != nullptr) a += bias[c];
         y_pos[c] = ApplyFusedAct(kAct, a);

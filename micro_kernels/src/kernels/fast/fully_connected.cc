@@ -72,11 +72,9 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
       : TFLM_TRAIN_DX_CLOBBERS);
 }
 
-// Every row of the input gradient (none skipped; n_in a positive
-// multiple of 4) on a Cortex-M4F in one asm: InputGradRows4Vfp's loop for each
-// group of four rows in turn, then two rows, then one, as num_rows needs; the
-// errors loaded into s0-s3, dx and the row pointers stepped back and on in the
-// asm. stride is n_in in bytes.
+// Every row of the input gradient (none skipped; n_in a positive multiple of 4)
+// on a Cortex-M4F in one asm: TFLM_TRAIN_ALL_ROWS (platform.h) around
+// InputGradRows4Vfp's loops.
 void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
   const int stride = n_in * static_cast<int>(sizeof(float));
   const float* w0 = w;
@@ -85,29 +83,11 @@ void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows,
   const float* w3 = w2 + n_in;
   int groups, n;
   __asm__ volatile(
-      "lsrs %[g], %[rows], #2\n\t"
-      "beq 4f\n\t"
-      "0:\n\t"
-      "vldmia %[d]!, {s0-s3}\n\t"
-      "lsr %[n], %[stride], #4\n\t"
-      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1")
-                         TFLM_TRAIN_DX_ROW_IN("w2", "s2") TFLM_TRAIN_DX_ROW_IN("w3", "s3"))
-      TFLM_TRAIN_NEXT_GROUP4("dx")
-      "4:\n\t"
-      "tst %[rows], #2\n\t"
-      "beq 5f\n\t"
-      "vldmia %[d]!, {s0-s1}\n\t"
-      "lsr %[n], %[stride], #4\n\t"
-      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1"))
-      "sub %[dx], %[dx], %[stride]\n\t"
-      "mov %[w0], %[w1]\n\t"
-      "5:\n\t"
-      "tst %[rows], #1\n\t"
-      "beq 6f\n\t"
-      "vldr s0, [%[d]]\n\t"
-      "lsr %[n], %[stride], #4\n\t"
-      TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0"))
-      "6:\n\t"
+      TFLM_TRAIN_ALL_ROWS("dx", "4",
+          TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1")
+                             TFLM_TRAIN_DX_ROW_IN("w2", "s2") TFLM_TRAIN_DX_ROW_IN("w3", "s3")),
+          TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1")),
+          TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0")))
       : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
         [g] "=&r"(groups), [n] "=&r"(n)
       : [stride] "r"(stride), [rows] "r"(num_rows)

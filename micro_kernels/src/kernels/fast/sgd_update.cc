@@ -107,11 +107,8 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
       : TFLM_TRAIN_SGD_CLOBBERS);
 }
 
-// Every row (none skipped; n_in a positive multiple of 8) on a
-// Cortex-M4F in one asm: PlainRows4Vfp's loop for each group of four rows in
-// turn, then two rows, then one, as num_rows needs; the errors loaded into
-// s0-s3, x and the row pointers stepped back and on in the asm. stride is n_in
-// in bytes.
+// Every row (none skipped; n_in a positive multiple of 8) on a Cortex-M4F in
+// one asm: TFLM_TRAIN_ALL_ROWS (platform.h) around PlainRows4Vfp's loops.
 void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
   const int stride = n_in * static_cast<int>(sizeof(float));
   float* w0 = w;
@@ -120,29 +117,11 @@ void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int
   float* w3 = w2 + n_in;
   int groups, n;
   __asm__ volatile(
-      "lsrs %[g], %[rows], #2\n\t"
-      "beq 4f\n\t"
-      "0:\n\t"
-      "vldmia %[d]!, {s0-s3}\n\t"
-      "lsr %[n], %[stride], #5\n\t"
-      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1")
-                          TFLM_TRAIN_SGD_ROW_IN("w2", "s2") TFLM_TRAIN_SGD_ROW_IN("w3", "s3"))
-      TFLM_TRAIN_NEXT_GROUP4("x")
-      "4:\n\t"
-      "tst %[rows], #2\n\t"
-      "beq 5f\n\t"
-      "vldmia %[d]!, {s0-s1}\n\t"
-      "lsr %[n], %[stride], #5\n\t"
-      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1"))
-      "sub %[x], %[x], %[stride]\n\t"
-      "mov %[w0], %[w1]\n\t"
-      "5:\n\t"
-      "tst %[rows], #1\n\t"
-      "beq 6f\n\t"
-      "vldr s0, [%[d]]\n\t"
-      "lsr %[n], %[stride], #5\n\t"
-      TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0"))
-      "6:\n\t"
+      TFLM_TRAIN_ALL_ROWS("x", "5",
+          TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1")
+                              TFLM_TRAIN_SGD_ROW_IN("w2", "s2") TFLM_TRAIN_SGD_ROW_IN("w3", "s3")),
+          TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1")),
+          TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0")))
       : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
         [g] "=&r"(groups), [n] "=&r"(n)
       : [stride] "r"(stride), [rows] "r"(num_rows), [lr] "t"(lr)
