@@ -34,14 +34,14 @@ inline void List(uint32_t b, int32_t i, uint32_t lo2, uint32_t hi, int32_t** out
 #if defined(__GNUC__) && defined(__thumb2__)
 #define TFLM_TRAIN_TOP_K_ASM 1
 
-// Step 2 for rows [0, n16), n16 a positive multiple of 16, as List does it:
-// an LDM of four rows four times per sixteen (its registers are named so that
-// the list ascends; sixteen rows a loop, for 7 instructions of loads and loop
-// per 16); a row below lo costs a compare and a taken branch, a row above hi
-// four more instructions, a candidate (out of line) a few more.
-void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
+// Step 2 for rows [0, n32), n32 a positive multiple of 32, as List does it:
+// an LDM of four rows eight times per 32 (its registers are named so that the
+// list ascends; 32 rows a loop, for 11 instructions of loads and loop per 32);
+// a row below lo costs a compare and a taken branch, a row above hi four more
+// instructions, a candidate (out of line) a few more.
+void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_t** out, uint32_t** cand) {
   const float* p = values;
-  const float* const end = values + n16;
+  const float* const end = values + n32;
   int32_t* o = *out;
   uint32_t* c = *cand;
   int32_t i = 0;
@@ -91,7 +91,11 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_FOUR("4", "5", "6", "7")
       TFLM_TRAIN_LIST_FOUR("8", "9", "10", "11")
       TFLM_TRAIN_LIST_FOUR("12", "13", "14", "15")
-      "adds %[i], %[i], #16\n\t"
+      TFLM_TRAIN_LIST_FOUR("16", "17", "18", "19")
+      TFLM_TRAIN_LIST_FOUR("20", "21", "22", "23")
+      TFLM_TRAIN_LIST_FOUR("24", "25", "26", "27")
+      TFLM_TRAIN_LIST_FOUR("28", "29", "30", "31")
+      "adds %[i], %[i], #32\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
       "b 9f\n\t"
@@ -102,6 +106,10 @@ void ListBlocks(const float* values, int n16, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_CANDIDATES("4", "5", "6", "7")
       TFLM_TRAIN_LIST_CANDIDATES("8", "9", "10", "11")
       TFLM_TRAIN_LIST_CANDIDATES("12", "13", "14", "15")
+      TFLM_TRAIN_LIST_CANDIDATES("16", "17", "18", "19")
+      TFLM_TRAIN_LIST_CANDIDATES("20", "21", "22", "23")
+      TFLM_TRAIN_LIST_CANDIDATES("24", "25", "26", "27")
+      TFLM_TRAIN_LIST_CANDIDATES("28", "29", "30", "31")
       "9:\n\t"
       : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
@@ -341,7 +349,7 @@ Listed ListRows(const float* values, int n, int k, uint32_t lo, uint32_t hi, uin
   uint32_t* cand = key;
   int i = 0;
 #if TFLM_TRAIN_TOP_K_ASM
-  i = n & ~15;
+  i = n & ~31;
   if (i > 0) ListBlocks(values, i, lo2, hi << 1, &out, &cand);
 #endif
   for (; i + 4 <= n; i += 4) {
