@@ -193,8 +193,10 @@ TEST(SgdRankOneRowsBitIdentical) {
       tflm_train::SgdUpdateRankOne(tflm_train::SgdStep{lr, 0.0f, 0.0f}, delta[o], x.data(), n_in,
                                    ref.data() + o * n_in, nullptr);
     }
-    fast::SgdRankOneRows(lr, delta.data(), kept.data(), static_cast<int>(kept.size()), x.data(), n_in,
-                         got.data());
+    // Every row kept: as a list, or as null.
+    const bool all_null = static_cast<int>(kept.size()) == n_out && rng.Coin();
+    fast::SgdRankOneRows(lr, delta.data(), all_null ? nullptr : kept.data(), static_cast<int>(kept.size()), x.data(),
+                         n_in, got.data());
     CHECK_MSG(Same(ref, got), "trial %d x_kind %d", trial, x_kind);
   }
 }
@@ -485,8 +487,14 @@ TEST(DepthwiseConv2DBitIdentical) {
     CHECK_MSG(Same(ref, got), "forward trial %d in %dx%dx%d m %d f %dx%d s %d,%d d %d,%d", trial, s.in_h, s.in_w,
               s.in_c, s.depth_multiplier, s.filter_h, s.filter_w, s.stride_h, s.stride_w, s.dilation_h,
               s.dilation_w);
-    // Both gradients over a random kept list, zero errors among them.
-    const GradCase c = RandomGradCase(rng, n_out, w.size(), x.size());
+    // Both gradients over a random kept list, zero errors among them (a quarter of
+    // the time nine in ten, so that whole blocks of eight are zero).
+    GradCase c = RandomGradCase(rng, n_out, w.size(), x.size());
+    if (rng.Int(0, 3) == 0) {
+      for (auto& d : c.delta) {
+        if (rng.Int(0, 9) != 0) d = 0.0f;
+      }
+    }
     std::vector<float> gw_ref = c.gw0, gw_got = c.gw0, dx_ref = c.dx0, dx_got = c.dx0;
     kernels::DepthwiseConv2DWeightAndInputGrad(x.data(), w.data(), s, c.delta.data(), c.kept_or_null(), c.num,
                                                c.which == 2 ? nullptr : gw_ref.data(),
@@ -495,6 +503,38 @@ TEST(DepthwiseConv2DBitIdentical) {
                                             c.which == 2 ? nullptr : gw_got.data(),
                                             c.which == 1 ? nullptr : dx_got.data());
     CHECK_MSG(Same(gw_ref, gw_got) && Same(dx_ref, dx_got), "gradient trial %d which %d", trial, c.which);
+  }
+}
+
+// The depthwise forward with special values in x, w and the bias (NaN, infinities,
+// signed zeros, 6 and its neighbours, huge values) under every activation: RELU
+// and RELU6 take NaN and -0 to +0 as the reference does.
+TEST(DepthwiseConv2DForwardSpecialsBitIdentical) {
+  Lcg rng(31);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), inf, -inf, 0.0f, -0.0f, 6.0f,
+                            nextafterf(6.0f, inf), nextafterf(6.0f, 0.0f), 1e30f, -1e30f};
+  for (int trial = 0; trial < 400; ++trial) {
+    const kernels::ConvShape s = RandomDepthwiseShape(rng);
+    const float special_share = rng.Int(1, 3) * 0.1f;
+    auto pick = [&](size_t n) {
+      std::vector<float> v = Random(rng, n);
+      for (auto& e : v) {
+        if (rng.Uniform(0.0f, 1.0f) < special_share) e = specials[rng.Int(0, 9)];
+      }
+      return v;
+    };
+    const auto x = pick(static_cast<size_t>(s.in_h * s.in_w * s.in_c));
+    const auto w = pick(static_cast<size_t>(s.filter_h * s.filter_w * s.out_c));
+    const auto b = pick(static_cast<size_t>(s.out_c));
+    const float* bias = rng.Coin() ? b.data() : nullptr;
+    const FusedAct act = RandomAct(rng);
+    const int n_out = s.out_h * s.out_w * s.out_c;
+    std::vector<float> ref(n_out), got(n_out, 7.0f);
+    kernels::DepthwiseConv2D(x.data(), s, w.data(), bias, act, ref.data());
+    fast::DepthwiseConv2D(x.data(), s, w.data(), bias, act, got.data());
+    CHECK_MSG(Same(ref, got), "trial %d in %dx%dx%d m %d act %d bias %d", trial, s.in_h, s.in_w, s.in_c,
+              s.depth_multiplier, static_cast<int>(act), bias != nullptr);
   }
 }
 

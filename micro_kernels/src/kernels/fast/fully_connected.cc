@@ -77,10 +77,11 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
 // InputGradRows4Vfp's loops.
 void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
   const int stride = n_in * static_cast<int>(sizeof(float));
+  // The rows the first group or pair takes (pointers only within the matrix).
   const float* w0 = w;
-  const float* w1 = w0 + n_in;
-  const float* w2 = w1 + n_in;
-  const float* w3 = w2 + n_in;
+  const float* w1 = num_rows >= 2 ? w0 + n_in : w0;
+  const float* w2 = num_rows >= 4 ? w1 + n_in : w1;
+  const float* w3 = num_rows >= 4 ? w2 + n_in : w2;
   int groups, n;
   __asm__ volatile(
       TFLM_TRAIN_ALL_ROWS("dx", "4",

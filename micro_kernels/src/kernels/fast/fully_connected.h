@@ -17,8 +17,8 @@ namespace fast {
 void FullyConnected(const float* x, int n_in, const float* w, const float* bias, int n_out, FusedAct act,
                     float* y);
 
-// As kernels::FullyConnectedInputGrad; rows ascending (null = all), as every
-// kept list is.
+// As kernels::FullyConnectedInputGrad; rows strictly ascending (null = all), as
+// every kept list is.
 void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const int32_t* rows, int num_rows,
                              float* dx);
 

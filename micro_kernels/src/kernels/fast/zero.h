@@ -42,8 +42,9 @@ inline bool XHasNoSignBit(const float* x, int n) {
   return (any & 0x80000000u) == 0;
 }
 
-// True when an ascending row list (null: rows 0 .. num_rows - 1) holds every row
-// 0 .. num_rows - 1 (its last is num_rows - 1) and none of their errors is +-0:
+// True when a row list (strictly ascending, non-negative, as every kept list is;
+// null: rows 0 .. num_rows - 1) holds every row 0 .. num_rows - 1 (then its last
+// is num_rows - 1) and none of their errors is +-0:
 // then no row is one a kernel would skip, and all can run in one loop.
 inline bool EveryRowNoZero(const int32_t* rows, int num_rows, const float* delta) {
   if (num_rows <= 0 || (rows != nullptr && rows[num_rows - 1] != num_rows - 1)) return false;
