@@ -1,5 +1,7 @@
 #include "kernels/fast/fully_connected.h"
 
+#include <stdint.h>
+
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
@@ -77,11 +79,10 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
 // InputGradRows4Vfp's loops.
 void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
   const int stride = n_in * static_cast<int>(sizeof(float));
-  // The rows the first group or pair takes (pointers only within the matrix).
-  const float* w0 = w;
-  const float* w1 = num_rows >= 2 ? w0 + n_in : w0;
-  const float* w2 = num_rows >= 4 ? w1 + n_in : w1;
-  const float* w3 = num_rows >= 4 ? w2 + n_in : w2;
+  // The first group's rows as addresses (integers: for fewer than four rows some
+  // lie past the matrix, which the asm never reads and C++ may not point to).
+  uintptr_t w0 = reinterpret_cast<uintptr_t>(w);
+  uintptr_t w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
   int groups, n;
   __asm__ volatile(
       TFLM_TRAIN_ALL_ROWS("dx", "4",

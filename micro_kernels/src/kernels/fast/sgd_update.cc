@@ -1,5 +1,7 @@
 #include "kernels/fast/sgd_update.h"
 
+#include <stdint.h>
+
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
@@ -111,11 +113,10 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
 // one asm: TFLM_TRAIN_ALL_ROWS (platform.h) around PlainRows4Vfp's loops.
 void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
   const int stride = n_in * static_cast<int>(sizeof(float));
-  // The rows the first group or pair takes (pointers only within the matrix).
-  float* w0 = w;
-  float* w1 = num_rows >= 2 ? w0 + n_in : w0;
-  float* w2 = num_rows >= 4 ? w1 + n_in : w1;
-  float* w3 = num_rows >= 4 ? w2 + n_in : w2;
+  // The first group's rows as addresses (integers: for fewer than four rows some
+  // lie past the matrix, which the asm never reads and C++ may not point to).
+  uintptr_t w0 = reinterpret_cast<uintptr_t>(w);
+  uintptr_t w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
   int groups, n;
   __asm__ volatile(
       TFLM_TRAIN_ALL_ROWS("x", "5",
