@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 
+#include "kernels/fast/all_rows_vfp.h"
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
@@ -75,7 +76,7 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
 }
 
 // Every row of the input gradient (none skipped; n_in a positive multiple of 4)
-// on a Cortex-M4F in one asm: TFLM_TRAIN_ALL_ROWS (platform.h) around
+// on a Cortex-M4F in one asm: TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h) around
 // InputGradRows4Vfp's loops.
 void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
   const int stride = n_in * static_cast<int>(sizeof(float));

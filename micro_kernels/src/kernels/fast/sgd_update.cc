@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 
+#include "kernels/fast/all_rows_vfp.h"
 #include "kernels/fast/platform.h"
 #include "kernels/fast/zero.h"
 
@@ -53,20 +54,20 @@ void RankOneLoop(const SgdStep& s, float delta, const float* x, int n, float* w,
 // x's eight values live in s8-s15, a row's weights in s16-s23 and its products
 // in s24-s31, leaving s0-s7 to d_r and lr where the calling convention passes
 // them (no moves before the loop).
-#define TFLM_TRAIN_SGD_ROW_IN(W, D)                                                     \
-  "vldm %[" W "], {s16-s23}\n\t"                                                     \
-  "vmul.f32 s24, " D ", s8\n\t" "vmul.f32 s25, " D ", s9\n\t"                \
-  "vmul.f32 s26, " D ", s10\n\t" "vmul.f32 s27, " D ", s11\n\t"              \
-  "vmul.f32 s28, " D ", s12\n\t" "vmul.f32 s29, " D ", s13\n\t"              \
-  "vmul.f32 s30, " D ", s14\n\t" "vmul.f32 s31, " D ", s15\n\t"              \
-  "vmul.f32 s24, s24, %[lr]\n\t" "vmul.f32 s25, s25, %[lr]\n\t"                    \
-  "vmul.f32 s26, s26, %[lr]\n\t" "vmul.f32 s27, s27, %[lr]\n\t"                    \
-  "vmul.f32 s28, s28, %[lr]\n\t" "vmul.f32 s29, s29, %[lr]\n\t"                    \
-  "vmul.f32 s30, s30, %[lr]\n\t" "vmul.f32 s31, s31, %[lr]\n\t"                    \
-  "vsub.f32 s16, s16, s24\n\t" "vsub.f32 s17, s17, s25\n\t"                        \
-  "vsub.f32 s18, s18, s26\n\t" "vsub.f32 s19, s19, s27\n\t"                        \
-  "vsub.f32 s20, s20, s28\n\t" "vsub.f32 s21, s21, s29\n\t"                        \
-  "vsub.f32 s22, s22, s30\n\t" "vsub.f32 s23, s23, s31\n\t"                        \
+#define TFLM_TRAIN_SGD_ROW_IN(W, D)                                                   \
+  "vldm %[" W "], {s16-s23}\n\t"                                                      \
+  "vmul.f32 s24, " D ", s8\n\t" "vmul.f32 s25, " D ", s9\n\t"                         \
+  "vmul.f32 s26, " D ", s10\n\t" "vmul.f32 s27, " D ", s11\n\t"                       \
+  "vmul.f32 s28, " D ", s12\n\t" "vmul.f32 s29, " D ", s13\n\t"                       \
+  "vmul.f32 s30, " D ", s14\n\t" "vmul.f32 s31, " D ", s15\n\t"                       \
+  "vmul.f32 s24, s24, %[lr]\n\t" "vmul.f32 s25, s25, %[lr]\n\t"                       \
+  "vmul.f32 s26, s26, %[lr]\n\t" "vmul.f32 s27, s27, %[lr]\n\t"                       \
+  "vmul.f32 s28, s28, %[lr]\n\t" "vmul.f32 s29, s29, %[lr]\n\t"                       \
+  "vmul.f32 s30, s30, %[lr]\n\t" "vmul.f32 s31, s31, %[lr]\n\t"                       \
+  "vsub.f32 s16, s16, s24\n\t" "vsub.f32 s17, s17, s25\n\t"                           \
+  "vsub.f32 s18, s18, s26\n\t" "vsub.f32 s19, s19, s27\n\t"                           \
+  "vsub.f32 s20, s20, s28\n\t" "vsub.f32 s21, s21, s29\n\t"                           \
+  "vsub.f32 s22, s22, s30\n\t" "vsub.f32 s23, s23, s31\n\t"                           \
   "vstmia %[" W "]!, {s16-s23}\n\t"
 // The error D an operand, or (TFLM_TRAIN_SGD_ROW_IN) a register named in the asm.
 #define TFLM_TRAIN_SGD_ROW(W, D) TFLM_TRAIN_SGD_ROW_IN(W, "%[" D "]")
@@ -110,7 +111,7 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
 }
 
 // Every row (none skipped; n_in a positive multiple of 8) on a Cortex-M4F in
-// one asm: TFLM_TRAIN_ALL_ROWS (platform.h) around PlainRows4Vfp's loops.
+// one asm: TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h) around PlainRows4Vfp's loops.
 void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
   const int stride = n_in * static_cast<int>(sizeof(float));
   // The first group's rows as addresses (integers: for fewer than four rows some

@@ -21,8 +21,8 @@ void SgdUpdateRankOne(const SgdStep& s, float delta, const float* x, int n, floa
 
 // Plain SGD (no momentum, no weight decay) of the listed rows of a [rows, n_in]
 // weight matrix whose gradient is rank one: w[o, i] -= (delta[o] * x[i]) * lr for
-// each o in rows (strictly ascending; null = rows 0..num_rows-1). A row with delta +0 is skipped when
-// that is exact (kernels/fast/zero.h).
+// each o in rows (strictly ascending; null = rows 0..num_rows-1). A row with
+// delta +0 is skipped when that is exact (kernels/fast/zero.h).
 void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_rows, const float* x, int n_in,
                     float* w);
 
