@@ -75,15 +75,17 @@ void InputGradRow1Vfp(const float* w0, float d0, int n4, float* dx) {
       : TFLM_TRAIN_DX_CLOBBERS);
 }
 
-// Every row of the input gradient (none skipped; n_in a positive multiple of 4)
-// on a Cortex-M4F in one asm: TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h) around
-// InputGradRows4Vfp's loops.
-void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
+// Every row of the input gradient in turn (n_in a positive multiple of 4) on a
+// Cortex-M4F in one asm, up to the first group with a +-0 error:
+// TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h) around InputGradRows4Vfp's loops.
+// Returns the rows done.
+int InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows, float* dx) {
   const int stride = n_in * static_cast<int>(sizeof(float));
   // The first group's rows as addresses (integers: for fewer than four rows some
   // lie past the matrix, which the asm never reads and C++ may not point to).
   uintptr_t w0 = reinterpret_cast<uintptr_t>(w);
   uintptr_t w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
+  const float* d = delta;
   int groups, n;
   __asm__ volatile(
       TFLM_TRAIN_ALL_ROWS("dx", "4",
@@ -91,10 +93,11 @@ void InputGradAllVfp(const float* w, int n_in, const float* delta, int num_rows,
                              TFLM_TRAIN_DX_ROW_IN("w2", "s2") TFLM_TRAIN_DX_ROW_IN("w3", "s3")),
           TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0") TFLM_TRAIN_DX_ROW_IN("w1", "s1")),
           TFLM_TRAIN_DX_LOOP(TFLM_TRAIN_DX_ROW_IN("w0", "s0")))
-      : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
+      : [dx] "+r"(dx), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(d),
         [g] "=&r"(groups), [n] "=&r"(n)
       : [stride] "r"(stride), [rows] "r"(num_rows)
       : "s0", "s1", "s2", "s3", TFLM_TRAIN_DX_CLOBBERS);
+  return static_cast<int>(d - delta);
 }
 #undef TFLM_TRAIN_DX_ROW_IN
 #undef TFLM_TRAIN_DX_ROW
@@ -637,20 +640,21 @@ void FullyConnected(const float* x, int n_in, const float* w, const float* bias,
 }
 
 // Kept rows four at a time, in ascending order; rows whose error is zero are
-// skipped (exact: see kernels/fast/zero.h). On the M4F, every row with no zero
-// error (EveryRowNoZero) runs in one assembly loop.
+// skipped (exact: see kernels/fast/zero.h). On the M4F, when the list holds
+// every row, the rows up to the first group with a zero error run in one
+// assembly loop.
 void FullyConnectedInputGrad(const float* w, int n_in, const float* delta, const int32_t* rows, int num_rows,
                              float* dx) {
+  int r = 0;
 #if TFLM_TRAIN_VFP_ASM
-  // Every row and no zero error: all in one assembly loop.
-  if (n_in > 0 && (n_in & 3) == 0 && EveryRowNoZero(rows, num_rows, delta)) {
-    InputGradAllVfp(w, n_in, delta, num_rows, dx);
-    return;
+  if (n_in > 0 && (n_in & 3) == 0 && ListsEveryRow(rows, num_rows)) {
+    r = InputGradAllVfp(w, n_in, delta, num_rows, dx);
+    if (r == num_rows) return;
   }
 #endif
   int32_t block[4];
   int m = 0;
-  for (int r = 0; r < num_rows; ++r) {
+  for (; r < num_rows; ++r) {
     const int32_t o = rows != nullptr ? rows[r] : r;
     if (delta[o] == 0.0f) continue;
     block[m++] = o;

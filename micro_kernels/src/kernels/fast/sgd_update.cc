@@ -110,14 +110,16 @@ void PlainRows1Vfp(float lr, const float* x, int n8, float d0, float* w0) {
       : TFLM_TRAIN_SGD_CLOBBERS);
 }
 
-// Every row (none skipped; n_in a positive multiple of 8) on a Cortex-M4F in
-// one asm: TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h) around PlainRows4Vfp's loops.
-void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
+// Every row in turn (n_in a positive multiple of 8) on a Cortex-M4F in one asm,
+// up to the first group with a +-0 error: TFLM_TRAIN_ALL_ROWS (all_rows_vfp.h)
+// around PlainRows4Vfp's loops. Returns the rows done.
+int PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int n_in, float* w) {
   const int stride = n_in * static_cast<int>(sizeof(float));
   // The first group's rows as addresses (integers: for fewer than four rows some
   // lie past the matrix, which the asm never reads and C++ may not point to).
   uintptr_t w0 = reinterpret_cast<uintptr_t>(w);
   uintptr_t w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
+  const float* d = delta;
   int groups, n;
   __asm__ volatile(
       TFLM_TRAIN_ALL_ROWS("x", "5",
@@ -125,10 +127,11 @@ void PlainAllVfp(float lr, const float* delta, int num_rows, const float* x, int
                               TFLM_TRAIN_SGD_ROW_IN("w2", "s2") TFLM_TRAIN_SGD_ROW_IN("w3", "s3")),
           TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0") TFLM_TRAIN_SGD_ROW_IN("w1", "s1")),
           TFLM_TRAIN_SGD_LOOP(TFLM_TRAIN_SGD_ROW_IN("w0", "s0")))
-      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(delta),
+      : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [d] "+r"(d),
         [g] "=&r"(groups), [n] "=&r"(n)
       : [stride] "r"(stride), [rows] "r"(num_rows), [lr] "t"(lr)
-      : "s0", "s1", "s2", "s3", TFLM_TRAIN_SGD_CLOBBERS);
+      : "s0", "s1", "s2", "s3", "s4", "s5", TFLM_TRAIN_SGD_CLOBBERS);
+  return static_cast<int>(d - delta);
 }
 #undef TFLM_TRAIN_SGD_ROW_IN
 #undef TFLM_TRAIN_SGD_ROW
@@ -193,6 +196,48 @@ void PlainRows2(float lr, const float* x, int n, float d0, float d1, float* w0, 
   PlainRow(lr, x + i, n - i, d1, w1 + i);
 }
 
+// SgdRankOneRows' rows first .. num_rows - 1, in groups of four when none of
+// their errors is +0 (rows are independent, so updating them in another grouping
+// gives the same bits) and skipping the +0 rows that change no weight. Not
+// inlined, so that the whole-matrix path does not pay for its registers.
+__attribute__((noinline)) void RowByRow(float lr, const float* delta, const int32_t* rows, int first,
+                                        int num_rows, const float* x, int n_in, float* w) {
+  int r = first;
+  int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
+  int32_t block[4];
+  int m = 0;
+  while (r < num_rows) {
+    if (m == 0 && r + 4 <= num_rows) {
+      const int32_t o0 = rows != nullptr ? rows[r] : r, o1 = rows != nullptr ? rows[r + 1] : r + 1;
+      const int32_t o2 = rows != nullptr ? rows[r + 2] : r + 2, o3 = rows != nullptr ? rows[r + 3] : r + 3;
+      const float e0 = delta[o0], e1 = delta[o1], e2 = delta[o2], e3 = delta[o3];
+      if (FloatBits(e0) != 0u && FloatBits(e1) != 0u && FloatBits(e2) != 0u && FloatBits(e3) != 0u) {
+        PlainRows4(lr, x, n_in, e0, e1, e2, e3, w + o0 * n_in, w + o1 * n_in, w + o2 * n_in, w + o3 * n_in);
+        r += 4;
+        continue;
+      }
+    }
+    const int32_t o = rows != nullptr ? rows[r] : r;
+    ++r;
+    if (FloatBits(delta[o]) == 0u) {  // +0: changes no weight when no x[i] has a sign bit
+      if (skip_zero_rows < 0) skip_zero_rows = XHasNoSignBit(x, n_in) ? 1 : 0;
+      if (skip_zero_rows != 0) continue;
+    }
+    block[m++] = o;
+    if (m < 4) continue;
+    PlainRows4(lr, x, n_in, delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]],
+               w + block[0] * n_in, w + block[1] * n_in, w + block[2] * n_in, w + block[3] * n_in);
+    m = 0;
+  }
+  int j = 0;
+  if (m >= 2) {
+    PlainRows2(lr, x, n_in, delta[block[0]], delta[block[1]], w + block[0] * n_in, w + block[1] * n_in);
+    j = 2;
+  }
+  if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
+}
+
+
 }  // namespace
 
 void SgdUpdate(const SgdStep& s, const float* g, float g_scale, int n, float* w, float* velocity) {
@@ -235,48 +280,15 @@ void SgdUpdateRankOne(const SgdStep& s, float delta, const float* x, int n, floa
 
 void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_rows, const float* x, int n_in,
                     float* w) {
+  int r = 0;
 #if TFLM_TRAIN_VFP_ASM
-  // Every row and no zero error: all in one assembly loop.
-  if (n_in > 0 && (n_in & 7) == 0 && EveryRowNoZero(rows, num_rows, delta)) {
-    PlainAllVfp(lr, delta, num_rows, x, n_in, w);
-    return;
+  // Every row listed: all in one assembly loop, up to the first zero error.
+  if (n_in > 0 && (n_in & 7) == 0 && ListsEveryRow(rows, num_rows)) {
+    r = PlainAllVfp(lr, delta, num_rows, x, n_in, w);
+    if (r == num_rows) return;
   }
 #endif
-  int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
-  int32_t block[4];
-  int m = 0;
-  int r = 0;
-  while (r < num_rows) {
-    // Four rows at once when none of their errors is +0 (rows are independent,
-    // so updating them in another grouping gives the same bits).
-    if (m == 0 && r + 4 <= num_rows) {
-      const int32_t o0 = rows != nullptr ? rows[r] : r, o1 = rows != nullptr ? rows[r + 1] : r + 1;
-      const int32_t o2 = rows != nullptr ? rows[r + 2] : r + 2, o3 = rows != nullptr ? rows[r + 3] : r + 3;
-      const float e0 = delta[o0], e1 = delta[o1], e2 = delta[o2], e3 = delta[o3];
-      if (FloatBits(e0) != 0u && FloatBits(e1) != 0u && FloatBits(e2) != 0u && FloatBits(e3) != 0u) {
-        PlainRows4(lr, x, n_in, e0, e1, e2, e3, w + o0 * n_in, w + o1 * n_in, w + o2 * n_in, w + o3 * n_in);
-        r += 4;
-        continue;
-      }
-    }
-    const int32_t o = rows != nullptr ? rows[r] : r;
-    ++r;
-    if (FloatBits(delta[o]) == 0u) {  // +0: changes no weight when no x[i] has a sign bit
-      if (skip_zero_rows < 0) skip_zero_rows = XHasNoSignBit(x, n_in) ? 1 : 0;
-      if (skip_zero_rows != 0) continue;
-    }
-    block[m++] = o;
-    if (m < 4) continue;
-    PlainRows4(lr, x, n_in, delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]],
-               w + block[0] * n_in, w + block[1] * n_in, w + block[2] * n_in, w + block[3] * n_in);
-    m = 0;
-  }
-  int j = 0;
-  if (m >= 2) {
-    PlainRows2(lr, x, n_in, delta[block[0]], delta[block[1]], w + block[0] * n_in, w + block[1] * n_in);
-    j = 2;
-  }
-  if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
+  RowByRow(lr, delta, rows, r, num_rows, x, n_in, w);
 }
 
 }  // namespace fast
