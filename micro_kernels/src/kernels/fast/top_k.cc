@@ -175,41 +175,39 @@ int32_t* DropCandidatesAsm(const float* values, uint32_t t2, int32_t* rows) {
 // Below this size a plain quickselect is as cheap as sampling a bracket.
 constexpr int kMinBracketed = 512;
 
-// The median of key[lo], key[mid], key[hi], moved to lo (its slot gets key[lo]):
-// Hoare's scans then stop at lo at the latest, so each round shrinks the range.
-uint32_t MedianToFront(uint32_t* key, int lo, int hi) {
-  const int mid = lo + (hi - lo) / 2;
-  uint32_t a = key[lo], b = key[mid], c = key[hi];
-  if (a < b) { const uint32_t s = a; a = b; b = s; }
-  if (b < c) { const uint32_t s = b; b = c; c = s; }
-  if (a < b) { const uint32_t s = a; a = b; b = s; }
-  const int at = key[mid] == b ? mid : (key[hi] == b ? hi : lo);
-  key[at] = key[lo];
-  key[lo] = b;
-  return b;
-}
-
-// Hoare quickselect (larger keys first, median-of-three pivot moved to lo):
-// afterwards key[target] is the (target + 1)-th largest of key[0..n), every key
-// before it is >= it and every key after it <= it. Equal keys split evenly, so
-// many ties (ReLU-zeroed errors) cost no more than distinct values. Adds the
-// keys partitioned to *comparisons.
+// Hoare quickselect (larger keys first): afterwards key[target] is the
+// (target + 1)-th largest of key[0..n), every key before it is >= it and every
+// key after it <= it. Each round puts key[lo], key[mid], key[hi] in order,
+// largest first, and partitions around the middle one, their median: the ends
+// then already lie on their sides and stop the scans, which start inside them,
+// and both sides keep at least one key, so each round shrinks the range. Equal
+// keys split evenly, so many ties (ReLU-zeroed errors) cost no more than
+// distinct values. Adds the keys partitioned to *comparisons.
 uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
   int lo = 0, hi = n - 1;
+  uint32_t partitioned = 0;  // summed here, added once
   while (lo < hi) {
-    const uint32_t pivot = MedianToFront(key, lo, hi);
-    *comparisons += static_cast<uint64_t>(hi - lo + 1);
+    const int mid = lo + (hi - lo) / 2;
+    uint32_t a = key[lo], b = key[mid], c = key[hi];
+    if (a < b) { const uint32_t t = a; a = b; b = t; }
+    if (b < c) { const uint32_t t = b; b = c; c = t; }
+    if (a < b) { const uint32_t t = a; a = b; b = t; }
+    // Stored in this order so that two keys (mid == lo) end as a, c.
+    key[hi] = c;
+    key[mid] = b;
+    key[lo] = a;
+    partitioned += static_cast<uint32_t>(hi - lo + 1);
     // Pointers, not indices: each scan step is then a load with writeback, a
     // compare and a branch.
-    uint32_t* pi = key + lo - 1;
-    uint32_t* pj = key + hi + 1;
+    uint32_t* pi = key + lo;
+    uint32_t* pj = key + hi;
     for (;;) {
-      do ++pi; while (*pi > pivot);
-      do --pj; while (*pj < pivot);
+      do ++pi; while (*pi > b);
+      do --pj; while (*pj < b);
       if (pi >= pj) break;
-      const uint32_t s = *pi;
+      const uint32_t t = *pi;
       *pi = *pj;
-      *pj = s;
+      *pj = t;
     }
     const int j = static_cast<int>(pj - key);
     if (target <= j) {
@@ -218,6 +216,7 @@ uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
       lo = j + 1;
     }
   }
+  *comparisons += partitioned;
   return key[target];
 }
 
@@ -266,15 +265,23 @@ int SmallSqrt(int v) {
 
 // Fills key[0..s) with a sample of the keys of values[0..n): one per stratum of
 // n / s, at a fixed pseudo-random offset so strided layouts such as NHWC
-// channels do not bias it. Deterministic: the same sample every call.
-void TakeSample(const float* values, int n, int s, uint32_t* key) {
+// channels do not bias it. Deterministic: the same sample every call. Not
+// inlined: inside SelectTopKRows GCC widened the stride to 64 bits, one more
+// multiply per key.
+__attribute__((noinline)) void TakeSample(const float* values, int n, int s, uint32_t* key) {
   const int stride = n / s;
+  const uint32_t width = static_cast<uint32_t>(stride);
+  const float* stratum = values;
+  uint32_t* const end = key + s;
   uint32_t lcg = 12345u;
-  for (int j = 0; j < s; ++j) {
+  // A pointer to each stratum and one to the key (s >= 1): a multiply-add, a
+  // widening multiply, a load, a mask, a store and an add per key.
+  do {
     lcg = lcg * 1664525u + 1013904223u;
-    const int offset = static_cast<int>((static_cast<uint64_t>(lcg) * static_cast<uint32_t>(stride)) >> 32);
-    key[j] = Key(values[j * stride + offset]);
-  }
+    const uint32_t offset = static_cast<uint32_t>((static_cast<uint64_t>(lcg) * width) >> 32);
+    *key++ = Key(stratum[offset]);
+    stratum += stride;
+  } while (key != end);
 }
 
 // The key of sample rank `rank` (0 = largest) of key[0..s), with the edges for
