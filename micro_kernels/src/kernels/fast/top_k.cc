@@ -45,6 +45,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
   int32_t* o = *out;
   uint32_t* c = *cand;
   int32_t i = 0;
+  int32_t ni = ~0;  // ~i, for the candidates' marks
   register uint32_t v0 __asm__("r4");
   register uint32_t v1 __asm__("r5");
   register uint32_t v2 __asm__("r6");
@@ -66,9 +67,9 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
   MARK                                            \
   "str %[" V "], [%[o]], #4\n\t"                 \
   "b 1" J "1b\n\t"
-// ~(i + J) into V (for J = 0, ~i).
-#define TFLM_TRAIN_LIST_MARK(V, J) "add %[" V "], %[i], #" J "\n\t" "mvn %[" V "], %[" V "]\n\t"
-#define TFLM_TRAIN_LIST_MARK0 "mvn %[v0], %[i]\n\t"
+// ~(i + J) = ~i - J into V, from ni = ~i (for J = 0, ~i itself).
+#define TFLM_TRAIN_LIST_MARK(V, J) "sub %[" V "], %[ni], #" J "\n\t"
+#define TFLM_TRAIN_LIST_MARK0 "mov %[v0], %[ni]\n\t"
 // Rows i + J0 .. i + J3 (J0 > 0): their load, tests and keeps; their candidates.
 #define TFLM_TRAIN_LIST_FOUR(J0, J1, J2, J3)                        \
   "ldm %[p]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"                    \
@@ -96,6 +97,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_FOUR("24", "25", "26", "27")
       TFLM_TRAIN_LIST_FOUR("28", "29", "30", "31")
       "adds %[i], %[i], #32\n\t"
+      "subs %[ni], %[ni], #32\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
       "b 9f\n\t"
@@ -111,7 +113,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_CANDIDATES("24", "25", "26", "27")
       TFLM_TRAIN_LIST_CANDIDATES("28", "29", "30", "31")
       "9:\n\t"
-      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
+      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [ni] "+r"(ni), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
       : [end] "r"(end), [lo2] "r"(lo2), [hi2] "r"(hi2)
       : "cc", "memory");
@@ -129,7 +131,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
 
 // Step 4's loop (see ListRows) from rows[0]: LDRD two entries, and when
 // neither is a candidate (the OR of the two is not negative) STRD them back at
-// the write position; else one by one: a candidate ~row is kept when its key is
+// the write position (two pairs a loop); else one by one: a candidate ~row is kept when its key is
 // at least t (t2 = t << 1, compared with the shifted bits); INT32_MIN (the
 // sentinel at rows[listed]) ends it. Needs rows[listed + 1] to be readable.
 // Returns the end of the kept list.
@@ -150,12 +152,16 @@ int32_t* DropCandidatesAsm(const float* values, uint32_t t2, int32_t* rows) {
   L "4:\n\t"                                               \
   "str %[" E "], [%[w]], #4\n\t"                           \
   L "5:\n\t"
+// Two entries with no candidate stored back (two pairs a loop, one branch back).
+#define TFLM_TRAIN_DROP_PAIR                         \
+  "ldrd %[e0], %[e1], [%[p]], #8\n\t"                \
+  "orrs %[x], %[e0], %[e1]\n\t"                      \
+  "bmi 1f\n\t"                                       \
+  "strd %[e0], %[e1], [%[w]], #8\n\t"
   __asm__ volatile(
       "0:\n\t"
-      "ldrd %[e0], %[e1], [%[p]], #8\n\t"
-      "orrs %[x], %[e0], %[e1]\n\t"
-      "bmi 1f\n\t"
-      "strd %[e0], %[e1], [%[w]], #8\n\t"
+      TFLM_TRAIN_DROP_PAIR
+      TFLM_TRAIN_DROP_PAIR
       "b 0b\n\t"
       "1:\n\t"
       TFLM_TRAIN_DROP_ONE("e0", "2")
@@ -166,6 +172,7 @@ int32_t* DropCandidatesAsm(const float* values, uint32_t t2, int32_t* rows) {
       : [vals] "r"(values), [t2] "r"(t2)
       : "cc", "memory");
 #undef TFLM_TRAIN_DROP_ONE
+#undef TFLM_TRAIN_DROP_PAIR
   return w;
 }
 #else
