@@ -198,10 +198,9 @@ void PlainRows2(float lr, const float* x, int n, float d0, float d1, float* w0, 
 
 // SgdRankOneRows' rows first .. num_rows - 1, in groups of four when none of
 // their errors is +0 (rows are independent, so updating them in another grouping
-// gives the same bits) and skipping the +0 rows that change no weight. Not
-// inlined, so that the whole-matrix path does not pay for its registers.
-__attribute__((noinline)) void RowByRow(float lr, const float* delta, const int32_t* rows, int first,
-                                        int num_rows, const float* x, int n_in, float* w) {
+// gives the same bits) and skipping the +0 rows that change no weight.
+void RowByRow(float lr, const float* delta, const int32_t* rows, int first, int num_rows, const float* x, int n_in,
+              float* w) {
   int r = first;
   int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
   int32_t block[4];
