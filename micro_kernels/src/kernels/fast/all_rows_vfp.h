@@ -26,13 +26,15 @@ inline bool ListsEveryRow(const int32_t* rows, int num_rows) {
 // The whole-matrix loop of the FC input gradient and the fused SGD, every row in
 // turn: groups of four rows (their errors into s0-s3 by one VLDM, then LOOP4),
 // then two rows (LOOP2), then one (LOOP1), as the operand rows needs. The loop
-// stops, with d back at that group's first error, at the first group whose
-// errors multiply to +-0 (s4, s5: a +-0 error, or errors so small that their
-// product underflows), and the caller's row-by-row loop, which skips just the
-// zero rows, takes the rest: three VMULs and one compare per four rows where
-// testing each error takes two instructions. (Either way is the reference's
-// arithmetic, so the bits do not depend on where the loop stops; a zero times an
-// infinite error is NaN, compares unequal and is run here.) Operands: d the
+// stops, with d back at that group's (or pair's, or row's) first error, at the
+// first whose errors multiply to +-0 (s4, s5: a +-0 error, or errors so small
+// that their product underflows), and the caller's row-by-row loop, which may
+// skip zero rows (kernels/fast/zero.h), takes the rest: three VMULs and one
+// compare per four rows where testing each error takes two instructions. Both
+// give the reference's bits (zero.h's one exception aside, where this loop,
+// which skips nothing, is the one that matches), so where it stops changes no
+// result; a zero beside an infinite error multiplies to NaN, compares unequal
+// and is run here. Operands: d the
 // errors, w0-w3 the rows' pointers, stride a row in bytes, n the blocks of a row
 // (stride >> SHIFT), g the groups left. After each group (or pair) V, dx or x,
 // goes back by a row and the row pointers on to the next rows (w3 ends at the

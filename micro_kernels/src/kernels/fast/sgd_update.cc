@@ -236,7 +236,6 @@ void RowByRow(float lr, const float* delta, const int32_t* rows, int first, int 
   if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
 }
 
-
 }  // namespace
 
 void SgdUpdate(const SgdStep& s, const float* g, float g_scale, int n, float* w, float* velocity) {

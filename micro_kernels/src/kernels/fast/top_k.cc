@@ -44,8 +44,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
   const float* const end = values + n32;
   int32_t* o = *out;
   uint32_t* c = *cand;
-  int32_t i = 0;
-  int32_t ni = ~0;  // ~i, for the candidates' marks
+  int32_t ni = ~0;  // ~i for the loop's first row i: rows and marks both come from it
   register uint32_t v0 __asm__("r4");
   register uint32_t v1 __asm__("r5");
   register uint32_t v2 __asm__("r6");
@@ -57,9 +56,9 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
   "bcs 1" J "0f\n\t"                              \
   INDEX                                           \
   "1" J "1:\n\t"
-// The row index i + J to the list (for J = 0, i itself).
-#define TFLM_TRAIN_LIST_KEEP(V, J) "add %[" V "], %[i], #" J "\n\t" "str %[" V "], [%[o]], #4\n\t"
-#define TFLM_TRAIN_LIST_KEEP0 "str %[i], [%[o]], #4\n\t"
+// The row index i + J = (J - 1) - ~i to the list (for J = 0, ~~i).
+#define TFLM_TRAIN_LIST_KEEP(V, J) "rsb %[" V "], %[ni], #" J "-1\n\t" "str %[" V "], [%[o]], #4\n\t"
+#define TFLM_TRAIN_LIST_KEEP0 "mvn %[v0], %[ni]\n\t" "str %[v0], [%[o]], #4\n\t"
 #define TFLM_TRAIN_LIST_CANDIDATE(V, J, MARK)     \
   "1" J "0:\n\t"                                  \
   "bic %[" V "], %[" V "], #0x80000000\n\t"      \
@@ -67,7 +66,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
   MARK                                            \
   "str %[" V "], [%[o]], #4\n\t"                 \
   "b 1" J "1b\n\t"
-// ~(i + J) = ~i - J into V, from ni = ~i (for J = 0, ~i itself).
+// The mark ~(i + J) = ~i - J into V (for J = 0, ~i itself).
 #define TFLM_TRAIN_LIST_MARK(V, J) "sub %[" V "], %[ni], #" J "\n\t"
 #define TFLM_TRAIN_LIST_MARK0 "mov %[v0], %[ni]\n\t"
 // Rows i + J0 .. i + J3 (J0 > 0): their load, tests and keeps; their candidates.
@@ -96,7 +95,6 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_FOUR("20", "21", "22", "23")
       TFLM_TRAIN_LIST_FOUR("24", "25", "26", "27")
       TFLM_TRAIN_LIST_FOUR("28", "29", "30", "31")
-      "adds %[i], %[i], #32\n\t"
       "subs %[ni], %[ni], #32\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 0b\n\t"
@@ -113,7 +111,7 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
       TFLM_TRAIN_LIST_CANDIDATES("24", "25", "26", "27")
       TFLM_TRAIN_LIST_CANDIDATES("28", "29", "30", "31")
       "9:\n\t"
-      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [i] "+r"(i), [ni] "+r"(ni), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
+      : [p] "+r"(p), [o] "+r"(o), [c] "+r"(c), [ni] "+r"(ni), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
         [v3] "=&r"(v3)
       : [end] "r"(end), [lo2] "r"(lo2), [hi2] "r"(hi2)
       : "cc", "memory");
@@ -192,7 +190,7 @@ constexpr int kMinBracketed = 512;
 // distinct values. Adds the keys partitioned to *comparisons.
 uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
   int lo = 0, hi = n - 1;
-  uint32_t partitioned = 0;  // summed here, added once
+  uint64_t partitioned = 0;  // summed here, added once
   while (lo < hi) {
     const int mid = lo + (hi - lo) / 2;
     uint32_t a = key[lo], b = key[mid], c = key[hi];
@@ -203,7 +201,7 @@ uint32_t SelectKth(uint32_t* key, int n, int target, uint64_t* comparisons) {
     key[hi] = c;
     key[mid] = b;
     key[lo] = a;
-    partitioned += static_cast<uint32_t>(hi - lo + 1);
+    partitioned += static_cast<uint64_t>(hi - lo + 1);
     // Pointers, not indices: each scan step is then a load with writeback, a
     // compare and a branch.
     uint32_t* pi = key + lo;
