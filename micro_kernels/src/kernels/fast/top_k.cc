@@ -279,19 +279,14 @@ __attribute__((noinline)) void TakeSample(const float* values, int n, int s, uin
   const float* stratum = values;
   uint32_t* const end = key + s;
   uint32_t lcg = 12345u;
-  // A pointer to each stratum and one to the key: a multiply-add, a widening
-  // multiply, a load, a mask, a store and an add per key, two keys a loop.
-  auto take = [&] {
+  // A pointer to each stratum and one to the key (s >= 1): a multiply-add, a
+  // widening multiply, a load, a mask, a store and an add per key.
+  do {
     lcg = lcg * 1664525u + 1013904223u;
     const uint32_t offset = static_cast<uint32_t>((static_cast<uint64_t>(lcg) * width) >> 32);
     *key++ = Key(stratum[offset]);
     stratum += stride;
-  };
-  if ((s & 1) != 0) take();
-  while (key != end) {
-    take();
-    take();
-  }
+  } while (key != end);
 }
 
 // The key of sample rank `rank` (0 = largest) of key[0..s), with the edges for
