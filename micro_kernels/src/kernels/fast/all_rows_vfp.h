@@ -34,11 +34,11 @@ inline bool ListsEveryRow(const int32_t* rows, int num_rows) {
 // give the reference's bits (zero.h's one exception aside, where this loop,
 // which skips nothing, is the one that matches), so where it stops changes no
 // result; a zero beside an infinite error multiplies to NaN, compares unequal
-// and is run here. Operands: d the
-// errors, w0-w3 the rows' pointers, stride a row in bytes, n the blocks of a row
-// (stride >> SHIFT), g the groups left. After each group (or pair) V, dx or x,
-// goes back by a row and the row pointers on to the next rows (w3 ends at the
-// next group's first row, w1 at the row after a pair).
+// and is run here. Operands: d the errors, w0-w3 the rows' pointers, stride a
+// row in bytes, n the blocks of a row (stride >> SHIFT), g the groups left.
+// After each group (or pair) V, dx or x, goes back by a row and the row pointers
+// on to the next rows (w3 ends at the next group's first row, w1 at the row
+// after a pair).
 #define TFLM_TRAIN_ALL_ROWS(V, SHIFT, LOOP4, LOOP2, LOOP1) \
   "lsrs %[g], %[rows], #2\n\t"                          \
   "beq 4f\n\t"                                          \

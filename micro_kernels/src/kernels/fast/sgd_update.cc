@@ -196,46 +196,6 @@ void PlainRows2(float lr, const float* x, int n, float d0, float d1, float* w0, 
   PlainRow(lr, x + i, n - i, d1, w1 + i);
 }
 
-// SgdRankOneRows' rows first .. num_rows - 1, in groups of four when none of
-// their errors is +0 (rows are independent, so updating them in another grouping
-// gives the same bits) and skipping the +0 rows that change no weight.
-void RowByRow(float lr, const float* delta, const int32_t* rows, int first, int num_rows, const float* x, int n_in,
-              float* w) {
-  int r = first;
-  int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
-  int32_t block[4];
-  int m = 0;
-  while (r < num_rows) {
-    if (m == 0 && r + 4 <= num_rows) {
-      const int32_t o0 = rows != nullptr ? rows[r] : r, o1 = rows != nullptr ? rows[r + 1] : r + 1;
-      const int32_t o2 = rows != nullptr ? rows[r + 2] : r + 2, o3 = rows != nullptr ? rows[r + 3] : r + 3;
-      const float e0 = delta[o0], e1 = delta[o1], e2 = delta[o2], e3 = delta[o3];
-      if (FloatBits(e0) != 0u && FloatBits(e1) != 0u && FloatBits(e2) != 0u && FloatBits(e3) != 0u) {
-        PlainRows4(lr, x, n_in, e0, e1, e2, e3, w + o0 * n_in, w + o1 * n_in, w + o2 * n_in, w + o3 * n_in);
-        r += 4;
-        continue;
-      }
-    }
-    const int32_t o = rows != nullptr ? rows[r] : r;
-    ++r;
-    if (FloatBits(delta[o]) == 0u) {  // +0: changes no weight when no x[i] has a sign bit
-      if (skip_zero_rows < 0) skip_zero_rows = XHasNoSignBit(x, n_in) ? 1 : 0;
-      if (skip_zero_rows != 0) continue;
-    }
-    block[m++] = o;
-    if (m < 4) continue;
-    PlainRows4(lr, x, n_in, delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]],
-               w + block[0] * n_in, w + block[1] * n_in, w + block[2] * n_in, w + block[3] * n_in);
-    m = 0;
-  }
-  int j = 0;
-  if (m >= 2) {
-    PlainRows2(lr, x, n_in, delta[block[0]], delta[block[1]], w + block[0] * n_in, w + block[1] * n_in);
-    j = 2;
-  }
-  if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
-}
-
 }  // namespace
 
 void SgdUpdate(const SgdStep& s, const float* g, float g_scale, int n, float* w, float* velocity) {
@@ -280,13 +240,46 @@ void SgdRankOneRows(float lr, const float* delta, const int32_t* rows, int num_r
                     float* w) {
   int r = 0;
 #if TFLM_TRAIN_VFP_ASM
-  // Every row listed: all in one assembly loop, up to the first zero error.
+  // Every row listed: one assembly loop, up to the first group with a zero error.
   if (n_in > 0 && (n_in & 7) == 0 && ListsEveryRow(rows, num_rows)) {
     r = PlainAllVfp(lr, delta, num_rows, x, n_in, w);
     if (r == num_rows) return;
   }
 #endif
-  RowByRow(lr, delta, rows, r, num_rows, x, n_in, w);
+  int skip_zero_rows = -1;  // XHasNoSignBit(x), found at the first +0 error
+  int32_t block[4];
+  int m = 0;
+  while (r < num_rows) {
+    // Four rows at once when none of their errors is +0 (rows are independent,
+    // so updating them in another grouping gives the same bits).
+    if (m == 0 && r + 4 <= num_rows) {
+      const int32_t o0 = rows != nullptr ? rows[r] : r, o1 = rows != nullptr ? rows[r + 1] : r + 1;
+      const int32_t o2 = rows != nullptr ? rows[r + 2] : r + 2, o3 = rows != nullptr ? rows[r + 3] : r + 3;
+      const float e0 = delta[o0], e1 = delta[o1], e2 = delta[o2], e3 = delta[o3];
+      if (FloatBits(e0) != 0u && FloatBits(e1) != 0u && FloatBits(e2) != 0u && FloatBits(e3) != 0u) {
+        PlainRows4(lr, x, n_in, e0, e1, e2, e3, w + o0 * n_in, w + o1 * n_in, w + o2 * n_in, w + o3 * n_in);
+        r += 4;
+        continue;
+      }
+    }
+    const int32_t o = rows != nullptr ? rows[r] : r;
+    ++r;
+    if (FloatBits(delta[o]) == 0u) {  // +0: changes no weight when no x[i] has a sign bit
+      if (skip_zero_rows < 0) skip_zero_rows = XHasNoSignBit(x, n_in) ? 1 : 0;
+      if (skip_zero_rows != 0) continue;
+    }
+    block[m++] = o;
+    if (m < 4) continue;
+    PlainRows4(lr, x, n_in, delta[block[0]], delta[block[1]], delta[block[2]], delta[block[3]],
+               w + block[0] * n_in, w + block[1] * n_in, w + block[2] * n_in, w + block[3] * n_in);
+    m = 0;
+  }
+  int j = 0;
+  if (m >= 2) {
+    PlainRows2(lr, x, n_in, delta[block[0]], delta[block[1]], w + block[0] * n_in, w + block[1] * n_in);
+    j = 2;
+  }
+  if (j < m) PlainRow(lr, x, n_in, delta[block[j]], w + block[j] * n_in);
 }
 
 }  // namespace fast

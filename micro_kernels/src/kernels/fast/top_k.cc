@@ -129,9 +129,9 @@ void ListBlocks(const float* values, int n32, uint32_t lo2, uint32_t hi2, int32_
 
 // Step 4's loop (see ListRows) from rows[0]: LDRD two entries, and when
 // neither is a candidate (the OR of the two is not negative) STRD them back at
-// the write position (two pairs a loop); else one by one: a candidate ~row is kept when its key is
-// at least t (t2 = t << 1, compared with the shifted bits); INT32_MIN (the
-// sentinel at rows[listed]) ends it. Needs rows[listed + 1] to be readable.
+// the write position (two pairs a loop); else one by one: a candidate ~row is
+// kept when its key is at least t (t2 = t << 1, compared with the shifted bits);
+// INT32_MIN (the sentinel at rows[listed]) ends it. Needs rows[listed + 1] to be readable.
 // Returns the end of the kept list.
 int32_t* DropCandidatesAsm(const float* values, uint32_t t2, int32_t* rows) {
   int32_t* p = rows;
